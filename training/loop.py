@@ -184,8 +184,11 @@ def build_task(recipe: Recipe, train: ImageSet) -> Task:
 
 
 def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
-          data: tuple[ImageSet, ImageSet] | None = None) -> dict:
-    """Train ``recipe`` into ``out_dir`` (checkpoint every epoch); returns the final checkpoint metadata."""
+          data: tuple[ImageSet, ImageSet] | None = None, _stop_after: int | None = None) -> dict:
+    """Train ``recipe`` into ``out_dir`` (checkpoint every epoch); returns the final checkpoint metadata.
+
+    ``_stop_after`` ends the run after that many epochs, as an interruption would (tests of resume).
+    """
     rank, world = _world()
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
@@ -255,4 +258,6 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
                                                "history": history, **info})
         if world > 1:
             dist.barrier()
+        if _stop_after is not None and epoch + 1 >= _stop_after:
+            break
     return load_checkpoint(out_dir)[1]

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny synthetic ImageFolder datasets and the real data in ../shared when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
+
+
+def make_image_folder(root: Path, per_class: int, size: int = 16, seed: int = 0) -> Path:
+    """Three learnable classes: red blobs, horizontal stripes, vertical stripes, on noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for label, name in enumerate(["blob", "hstripes", "vstripes"]):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 90, (size, size, 3)).astype(np.float32)
+            phase = rng.integers(0, 4)
+            if label == 0:
+                cy, cx = rng.integers(4, size - 4, 2)
+                img[(yy - cy) ** 2 + (xx - cx) ** 2 < 12, 2] += 160  # BGR: red
+            elif label == 1:
+                img[((yy + phase) // 2) % 2 == 0] += 150  # 2-D mask: all channels
+            else:
+                img[((xx + phase) // 2) % 2 == 0] += 150
+            cv2.imwrite(str(root / name / f"{i:03d}.png"), img.clip(0, 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    make_image_folder(root / "train", 32, seed=0)
+    make_image_folder(root / "test", 12, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def tiny_recipe(data: Path, **kw):
+    from lowres_sdk.training.loop import Recipe
+
+    base = dict(data=str(data), arch="resnet20", width=0.5, image_size=16, resolution=8, epochs=2,
+                batch_size=16, lr=0.05, seed=3)
+    base.update(kw)
+    return Recipe(**base)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))

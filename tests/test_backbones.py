@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from lowres_sdk import InputError
+from lowres_sdk.training.backbones import ARCHS, build_model, count_mflops, count_params
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_shapes_and_head_split(arch, size):
+    torch.manual_seed(0)
+    m = build_model(arch, 7, input_size=size, width=0.5 if arch == "resnet18" else 1.0).eval()
+    x = torch.randn(3, 3, size, size)
+    f = m.forward_features(x)
+    assert f.shape == (3, m.num_features)
+    logits = m(x)
+    assert logits.shape == (3, 7)
+    assert torch.allclose(logits, m.forward_head(f))
+
+
+def test_native_variants_cost_fewer_flops_than_upsampling():
+    full = count_mflops(build_model("resnet20", 10, 32), 32)
+    assert 80 < full < 83  # ResNet-20 is 41 M multiply-adds
+    assert count_mflops(build_model("resnet20", 10, 16), 16) == pytest.approx(full / 4, rel=0.02)
+    # At 8 px the last stage keeps stride 1 (4x4 map), so it saves 8x, not 16x.
+    assert count_mflops(build_model("resnet20", 10, 8), 8) < full / 7
+    # ResNet-18 (paper 002) is 0.56 G multiply-adds at 32 px; ResNet-20 is under 1/10 of it.
+    r18 = count_mflops(build_model("resnet18", 10, 32), 32)
+    assert 1100 < r18 < 1120 and full < r18 / 10
+
+
+def test_params_and_width():
+    assert count_params(build_model("resnet20", 10)) == 272_474
+    assert count_params(build_model("resnet20", 10, width=2.0)) > 3.5 * 272_474
+
+
+def test_bad_arch_and_size():
+    with pytest.raises(InputError, match="unknown arch"):
+        build_model("vgg", 10)
+    with pytest.raises(InputError, match="6n\\+2"):
+        from lowres_sdk.training.backbones import cifar_resnet
+        cifar_resnet(21, 10)
+    with pytest.raises(InputError, match="input_size"):
+        build_model("resnet20", 10, input_size=2)

@@ -1,0 +1,90 @@
+"""`lowres train` and `lowres eval` (attached to the `lowres` group lazily, so `lowres --help` and
+the runtime commands never import torch)."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+ARCH_NAMES = ["resnet20", "resnet32", "resnet56", "resnet18", "mobilenet"]
+
+
+def _resolutions(ctx, param, value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 8,16,32, got {value!r}")
+    if not out:
+        raise click.BadParameter("give at least one resolution")
+    return out
+
+
+@click.command("train")
+@click.option("--method", type=click.Choice(["lr", "hr", "dfd"]), required=True,
+              help="lr: train on degraded input; hr: HR teacher; dfd: deep feature distillation from --teacher.")
+@click.option("--data", required=True, help="Dataset folder with train/<class>/ and test/<class>/, or a .tar.gz of one.")
+@click.option("--resolution", type=int, default=8, show_default=True, help="Detail in px the model is trained for (ignored by hr).")
+@click.option("--input-mode", type=click.Choice(["upsampled", "native"]), default="upsampled", show_default=True,
+              help="upsampled: LR image resized back to --image-size (paper setting); native: the net takes the LR size directly.")
+@click.option("--arch", type=click.Choice(ARCH_NAMES), default="resnet20", show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier.")
+@click.option("--image-size", type=int, default=32, show_default=True, help="HR size the images are read at.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Peak SGD learning rate.")
+@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Disable random crop + flip.")
+@click.option("--limit-per-class", type=int, default=None, help="Use at most N images per class (quick runs).")
+@click.option("--blur", "blur_sigma", type=float, default=0.0, show_default=True, help="Gaussian blur sigma before downsampling.")
+@click.option("--noise", "noise_std", type=float, default=0.0, show_default=True, help="Gaussian noise std at LR (0-1 scale).")
+@click.option("--jpeg", "jpeg_quality", type=click.IntRange(1, 100), default=None, help="JPEG quality at LR.")
+@click.option("--teacher", default=None, help="dfd: run folder of the HR teacher (a --method hr run).")
+@click.option("--dfd-lambda", type=float, default=2.0, show_default=True, help="dfd: weight of the feature loss (paper: 2).")
+@click.option("--no-init-from-teacher", is_flag=True, help="dfd: train the student from scratch instead of the teacher's weights.")
+@click.option("--cache-teacher", is_flag=True, help="dfd: precompute teacher features once (needs --no-augment).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint written every epoch).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train_command(method, data, resolution, input_mode, arch, width, image_size, epochs, batch_size, learning_rate,
+                  schedule, weight_decay, seed, no_augment, limit_per_class, blur_sigma, noise_std, jpeg_quality,
+                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, out, resume):
+    """Train a low-resolution model (or its HR teacher). Works unchanged under
+    `torchrun --nproc_per_node N -m lowres_sdk.cli train ...`."""
+    from .loop import Recipe, train
+
+    recipe = Recipe(method=method, data=data, arch=arch, width=width, resolution=resolution, input_mode=input_mode,
+                    image_size=image_size, epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule=schedule,
+                    weight_decay=weight_decay, seed=seed, augment=not no_augment, limit_per_class=limit_per_class,
+                    blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality, teacher=teacher,
+                    dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher)
+    meta = train(recipe, out, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports
+    last = meta["history"][-1]
+    click.echo(f"{out}: {meta['epoch']} epochs, test top-1 {100 * last['test_top1']:.2f} % at {recipe.resolution} px "
+               f"({meta['params']:,} params, {meta['mflops']} MFLOPs)")
+
+
+@click.command("eval")
+@click.argument("run", type=click.Path())
+@click.option("--resolutions", callback=_resolutions, default="8,12,16,24,32", show_default=True,
+              help="Input resolutions (px) to test at: each test image is downsampled to it first.")
+@click.option("--data", default=None, help="Dataset to test on (default: the run's own).")
+@click.option("--limit-per-class", type=int, default=None, help="Use at most N test images per class.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_command(run, resolutions, data, limit_per_class, as_json):
+    """Top-1, per-class accuracy and confusion matrix of RUN at each resolution; writes RUN/eval.json
+    and RUN/eval_resolution.png."""
+    from .evaluate import evaluate
+
+    report = evaluate(run, resolutions, data, limit_per_class)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{run} ({report['method']}, {report['arch']}, trained @{report['trained_resolution']} px, "
+               f"{report['test_images']} test images)")
+    for r, rep in report["resolutions"].items():
+        click.echo(f"  {r:>3} px  top-1 {100 * rep['top1']:6.2f} %")
+    click.echo(f"wrote {run}/eval.json and {run}/eval_resolution.png")

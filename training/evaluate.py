@@ -1,0 +1,70 @@
+"""Evaluate a run on its test split at several input resolutions: top-1, per-class accuracy and
+the confusion matrix as JSON, plus an accuracy-vs-resolution PNG."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lowres_sdk.errors import InputError
+
+from .checkpoint import load_model
+from .data import read_image_folder, resolve_data_root
+from .loop import predict
+
+
+def accuracy_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    k = len(classes)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
+    return {"top1": float((labels == predicted).mean()),
+            "per_class": {c: float(a) for c, a in zip(classes, per_class)},
+            "confusion": confusion.tolist()}
+
+
+def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | None = None,
+             limit_per_class: int | None = None) -> dict:
+    """Evaluate ``run_dir`` at each resolution; writes RUN/eval.json and RUN/eval_resolution.png."""
+    run_dir = Path(run_dir)
+    model, spec, meta = load_model(run_dir)
+    recipe = meta["recipe"]
+    image_size = recipe["image_size"]
+    too_big = [r for r in resolutions if not 1 <= r <= image_size]
+    if too_big:
+        raise InputError(f"resolutions {too_big} are outside 1..{image_size} px, the size the test images are read at")
+    root = resolve_data_root(data or recipe["data"])
+    test = read_image_folder(root / "test" if (root / "test").is_dir() else root, image_size, limit_per_class,
+                             classes=meta["classes"])
+    report = {"run": str(run_dir), "method": recipe["method"], "arch": recipe["arch"], "trained_resolution": spec.resolution,
+              "input_size": spec.size, "test_images": len(test), "classes": meta["classes"], "resolutions": {}}
+    for r in resolutions:
+        predicted = predict(model, spec, test.images, resolution=r).argmax(1)
+        report["resolutions"][str(r)] = accuracy_report(test.labels, predicted, meta["classes"])
+    tmp = run_dir / ".eval.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, run_dir / "eval.json")
+    plot_accuracy_vs_resolution({run_dir.name: report}, run_dir / "eval_resolution.png")
+    return report
+
+
+def plot_accuracy_vs_resolution(reports: dict[str, dict], path: str | os.PathLike) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, rep in reports.items():
+        rs = sorted(int(r) for r in rep["resolutions"])
+        ax.plot(rs, [100 * rep["resolutions"][str(r)]["top1"] for r in rs], marker="o",
+                label=f"{name} ({rep['method']}, trained @{rep['trained_resolution']} px)")
+    ax.set_xlabel("input resolution (px)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_name("." + Path(path).name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
