@@ -4,7 +4,7 @@ Importing it pulls numpy only; training (``lowres_sdk.training``) and export
 (``lowres_sdk.export``) need torch and are imported explicitly.
 """
 from ._version import __version__
-from .errors import BundleError, CheckpointError, DataError, InputError, LowresError, SourceError
+from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, SourceError
 from .spec import InputSpec
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "BundleError",
+    "ExportError",
     "SourceError",
 ]

@@ -24,5 +24,9 @@ class BundleError(LowresError):
     """A deployable bundle is missing, corrupt, or does not verify."""
 
 
+class ExportError(LowresError):
+    """A model cannot be exported, or its export fails a check (parity, INT8 accuracy)."""
+
+
 class SourceError(LowresError):
     """A video source cannot be opened or read."""

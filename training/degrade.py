@@ -73,12 +73,6 @@ class Degrade(nn.Module):
         if blur_sigma > 0:
             self.register_buffer("blur_kernel", _gaussian_kernel(blur_sigma), persistent=False)
 
-    @classmethod
-    def for_spec(cls, spec: InputSpec) -> "Degrade":
-        """The deterministic resize a model with this spec applies to any crop."""
-        out = spec.size if spec.size != spec.resolution else None
-        return cls(spec.resolution, out, down=spec.down, up=spec.up)
-
     @property
     def is_deterministic(self) -> bool:
         return self.noise_std == 0 and self.jpeg_quality is None
@@ -131,17 +125,26 @@ class Normalize(nn.Module):
 
 
 class ModelInput(nn.Module):
-    """What a model with ``spec`` does to a [0, 1] RGB crop of any size: its resize, then normalise.
+    """What a model with ``spec`` does to a [0, 1] RGB crop of any size: resize to its resolution,
+    up to its input size, normalise.
 
     This is the pre-processing the export fuses into the graph; training and evaluation call the
-    same module, so parity holds by construction.
+    same module, so parity holds by construction. The first resize must be one graph op for any
+    crop size, so with ``down="bilinear"`` it is antialiased bilinear in either direction (the
+    antialias only acts when shrinking, which is the op training used on its HR images).
     """
 
     def __init__(self, spec: InputSpec):
         super().__init__()
         self.spec = spec
-        self.degrade = Degrade.for_spec(spec)
         self.normalize = Normalize(spec.mean, spec.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalize(self.degrade(x))
+        r, size = self.spec.resolution, self.spec.size
+        if self.spec.down == "bilinear":
+            x = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+        else:
+            x = resize(x, r, self.spec.down, self.spec.up)
+        if size != r:
+            x = resize(x, size, self.spec.down, self.spec.up)
+        return self.normalize(x)

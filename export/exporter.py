@@ -1,0 +1,108 @@
+"""`lowres export`: a training run -> a verified bundle (FP32 ONNX, parity, metrics, optional INT8)."""
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from lowres_sdk import __version__
+from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, describe, sha256_file, write_bundle
+from lowres_sdk.errors import ExportError
+from lowres_sdk.training.checkpoint import WEIGHTS, load_model
+from lowres_sdk.training.data import read_image_folder, resolve_data_root
+from lowres_sdk.training.degrade import Degrade
+from lowres_sdk.training.loop import to_float
+
+from .graph import FusedModel
+from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
+from .quantize import quantize_int8
+
+MAX_INT8_DROP = 1.0  # top-1 points
+
+
+def camera_crops(images_rgb: np.ndarray, resolution: int | None) -> np.ndarray:
+    """uint8 BGR crops as a camera at ``resolution`` px would deliver them (None: as they are)."""
+    if resolution is not None and resolution != images_rgb.shape[1]:
+        x = Degrade(resolution)(to_float(images_rgb))
+        images_rgb = (x.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return np.ascontiguousarray(images_rgb[..., ::-1])
+
+
+def onnx_top1(path: str | os.PathLike, crops: np.ndarray, labels: np.ndarray, batch: int = 256) -> float:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pred = np.concatenate([session.run(None, {"images": crops[i:i + batch]})[0].argmax(1)
+                           for i in range(0, len(crops), batch)])
+    return float(100 * (pred == labels).mean())
+
+
+def _embed_metadata(path: Path, description: dict) -> None:
+    import json
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in {ONNX_METADATA_KEY: json.dumps(description, sort_keys=True), "lowres_sdk.version": __version__}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "classify",
+               int8: bool = False, force: bool = False, data: str | None = None, eval_per_class: int = 100,
+               calib_per_class: int = 20, opset: int = OPSET, log=print) -> Bundle:
+    """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails."""
+    run_dir = Path(run_dir)
+    backbone, spec, meta = load_model(run_dir)
+    recipe = meta["recipe"]
+    fused = FusedModel(backbone, spec, task)
+    root = resolve_data_root(data or recipe["data"])
+    test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=meta["classes"])
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        log(f"exporting {run_dir} ({recipe['arch']}, {task}, input {spec.resolution} px -> {spec.size} px) to ONNX opset {opset}")
+        export_onnx(fused, fp32, opset)
+        real = [camera_crops(test.images[i:i + 64], r) for i in (0, 64) for r in (None, spec.resolution)]
+        report = parity(fused, fp32, random_crops() + real)
+        log(f"parity: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
+            f"(tolerance {PARITY_TOLERANCE:g})")
+        files = {"model.onnx": fp32}
+        metrics, variants = {"test_images": len(test), "data": str(data or recipe["data"])}, {}
+        if task == "classify":
+            for name, r in (("top1_native", None), (f"top1_at_{spec.resolution}px", spec.resolution)):
+                metrics[name] = round(onnx_top1(fp32, camera_crops(test.images, r), test.labels), 2)
+            log(f"top-1 on {len(test)} held-out images: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if k.startswith("top1")))
+        if int8:
+            if task != "classify":
+                raise ExportError("--int8 is gated on classification accuracy; export an embedder in FP32")
+            train = read_image_folder(root / "train", recipe["image_size"], calib_per_class, classes=meta["classes"])
+            calib = [camera_crops(train.images[i:i + 32], spec.resolution) for i in range(0, len(train), 32)]
+            int8_path = Path(tmp) / "model.int8.onnx"
+            log(f"INT8: calibrating on {len(train)} training crops (QDQ, per-channel S8 weights, U8 activations)")
+            quantize_int8(fp32, int8_path, calib)
+            crops = camera_crops(test.images, spec.resolution)
+            key = f"top1_at_{spec.resolution}px"
+            metrics[f"int8_{key}"] = round(onnx_top1(int8_path, crops, test.labels), 2)
+            drop = metrics[key] - metrics[f"int8_{key}"]
+            metrics["int8_top1_drop"] = round(drop, 2)
+            log(f"INT8 top-1 {metrics[f'int8_{key}']} vs FP32 {metrics[key]} (drop {drop:.2f} points)")
+            if drop > MAX_INT8_DROP and not force:
+                raise ExportError(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP}); not exported. "
+                                  f"Use --force to keep it anyway, or export without --int8")
+            files["model.int8.onnx"] = int8_path
+            variants["int8"] = "model.int8.onnx"
+        provenance = {"lowres_sdk_version": __version__, "torch_version": torch.__version__, "opset": opset,
+                      "onnxruntime_version": ort.__version__, "source_run": str(run_dir),
+                      "checkpoint_sha256": sha256_file(run_dir / WEIGHTS), "recipe": recipe,
+                      "trained_epochs": meta["epoch"], "params": meta.get("params"), "mflops": meta.get("mflops"),
+                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        description = describe(task, meta["classes"], spec, embedding_dim=backbone.num_features,
+                               provenance=provenance, metrics=metrics, parity=report, variants=variants)
+        for path in files.values():
+            _embed_metadata(path, description)
+        bundle = write_bundle(out_dir, description, files)
+    log(f"wrote {out_dir}: " + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
+    return bundle
