@@ -65,7 +65,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
         fp32 = Path(tmp) / "model.onnx"
         log(f"exporting {run_dir} ({recipe['arch']}, {task}, input {spec.resolution} px -> {spec.size} px) to ONNX opset {opset}")
         export_onnx(fused, fp32, opset)
-        real = [camera_crops(test.images[i:i + 64], r) for i in (0, 64) for r in (None, spec.resolution)]
+        real = [camera_crops(test.images[i:i + 64], r) for i in range(0, min(len(test), 128), 64)
+                for r in (None, spec.resolution)]
         report = parity(fused, fp32, random_crops() + real)
         log(f"parity: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
             f"(tolerance {PARITY_TOLERANCE:g})")

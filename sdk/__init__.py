@@ -1,14 +1,22 @@
 """lowres_sdk: recognise things in very low-resolution crops.
 
-Importing it pulls numpy only; training (``lowres_sdk.training``) and export
+``from lowres_sdk import Classifier; Classifier("bundle/")(crops)``. Importing it pulls numpy
+only (onnxruntime loads with the first model); training (``lowres_sdk.training``) and export
 (``lowres_sdk.export``) need torch and are imported explicitly.
 """
 from ._version import __version__
 from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, SourceError
+from .bundle import Bundle, load_bundle
+from .runtime import Classifier, Embedder, Predictions
 from .spec import InputSpec
 
 __all__ = [
     "__version__",
+    "Classifier",
+    "Embedder",
+    "Predictions",
+    "Bundle",
+    "load_bundle",
     "InputSpec",
     "LowresError",
     "InputError",

@@ -94,8 +94,7 @@ def write_bundle(out_dir: str | os.PathLike, description: dict, files: dict[str,
         raise BundleError("a bundle needs a model.onnx")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    _umask = os.umask(0); os.umask(_umask)
-    os.chmod(tmp, 0o777 & ~_umask)  # mkdtemp makes it 0700; the result should read like any folder
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the result should read like any folder
     try:
         for name, src in files.items():
             shutil.copyfile(src, tmp / name)

@@ -4,6 +4,7 @@ in lowres_sdk.training and are imported when invoked (click's lazy-loading patte
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -15,6 +16,8 @@ from .errors import LowresError
 LAZY_COMMANDS = {
     "train": ("lowres_sdk.training.cli", "train_command", "Train a low-res model, HR teacher or DFD student.", "train"),
     "eval": ("lowres_sdk.training.cli", "eval_command", "Accuracy of a run by input resolution (JSON + PNG).", "train"),
+    "export": ("lowres_sdk.export.cli", "export_command", "Compile a run into a bundle (ONNX + metadata).", "export"),
+    "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
 }
 
 
@@ -33,7 +36,8 @@ class LazyGroup(click.Group):
                 f"`lowres {name}` needs {e.name}, which is not installed: pip install 'lowres_sdk[{extra}]'")
 
     def format_commands(self, ctx, formatter):
-        rows = [(n, LAZY_COMMANDS[n][2]) if n in LAZY_COMMANDS else (n, super().get_command(ctx, n).get_short_help_str())
+        rows = [(n, LAZY_COMMANDS[n][2]) if n in LAZY_COMMANDS
+                else (n, click.Group.get_command(self, ctx, n).get_short_help_str(limit=60))
                 for n in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
@@ -43,6 +47,109 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="lowres")
 def cli():
     """lowres_sdk: train, export and run recognisers for 8-48 px crops."""
+
+
+def _read_images(paths) -> list:
+    import cv2
+
+    from .errors import InputError
+
+    crops = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"image not found: {path}")
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"cannot read image {path} (missing, not an image, or corrupt)")
+        crops.append(img)
+    return crops
+
+
+@cli.command("classify")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
+@click.option("--top-k", type=int, default=1, show_default=True, help="Show the k most probable classes.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
+def classify_command(images, bundle, top_k, precision, as_json):
+    """Classify IMAGES (any size; each is resized inside the model's graph)."""
+    import json
+
+    from .runtime import Classifier
+
+    clf = Classifier(bundle, precision=precision)
+    pred = clf(_read_images(images))
+    idx, labels, scores = pred.top_k(min(top_k, len(clf.labels)))
+    for path, names, s in zip(images, labels, scores):
+        if as_json:
+            click.echo(json.dumps({"image": str(path), "top": [{"label": n, "score": round(float(v), 5)}
+                                                                 for n, v in zip(names, s)]}))
+        else:
+            click.echo(f"{path}: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, s)))
+
+
+@cli.command("inspect")
+@click.argument("bundle", required=False, type=click.Path())
+def inspect_command(bundle):
+    """Print a bundle's contract, labels, metrics, parity and the providers available here."""
+    from .bundle import load_bundle
+    from .runtime import available_providers
+
+    b = load_bundle(bundle)
+    m = b.meta
+    spec = m["preprocessing"]
+    prov = m.get("provenance", {})
+    click.echo(f"bundle   {b.path}  (schema {m['schema_version']}, verified: sha256 of {len(m['files'])} files)")
+    click.echo(f"task     {m['task']} -> {m['output']['name']} {m['output']['shape']}")
+    click.echo(f"input    {m['input']['dtype']} {m['input']['layout']} {m['input']['channel_order']}, any height/width, dynamic batch")
+    click.echo(f"model    resize to {spec['resolution']} px ({spec['down']}), then to {spec['size']} px ({spec['up']}), "
+               f"{spec['channel_order']}, mean {spec['mean']} std {spec['std']}")
+    click.echo(f"labels   {', '.join(m['labels'])}")
+    if prov:
+        r = prov.get("recipe", {})
+        click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} for {prov.get('trained_epochs')} epochs "
+                   f"({prov.get('params'):,} params, {prov.get('mflops')} MFLOPs); lowres_sdk {prov.get('lowres_sdk_version')}, "
+                   f"opset {prov.get('opset')}")
+    if m.get("metrics"):
+        click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in m["metrics"].items()))
+    if m.get("parity"):
+        click.echo(f"parity   max |onnxruntime - torch| {m['parity']['max_abs_diff']:.2e} over {m['parity']['crops']} crops")
+    click.echo(f"models   {', '.join(f'{k}: {v}' for k, v in b.variants.items())}")
+    click.echo(f"providers here: {', '.join(available_providers())}")
+
+
+@cli.command("bench")
+@click.argument("bundle", required=False, type=click.Path())
+@click.option("--batch-sizes", default="1,8,64", show_default=True)
+@click.option("--size", type=int, default=32, show_default=True, help="Side of the synthetic square crops (px).")
+@click.option("--seconds", type=float, default=3.0, show_default=True, help="Time per batch size.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
+    """Crops/s and latency percentiles of BUNDLE at several batch sizes."""
+    import time
+
+    import numpy as np
+
+    from .runtime import Classifier, Embedder
+    from .bundle import load_bundle
+
+    b = load_bundle(bundle)
+    model = (Classifier if b.task == "classify" else Embedder)(b, precision=precision, threads=threads)
+    rng = np.random.default_rng(0)
+    click.echo(f"{b.path} [{precision}] on {', '.join(model.providers)}, {size}x{size} crops")
+    for bs in (int(v) for v in batch_sizes.split(",")):
+        crops = rng.integers(0, 256, (bs, size, size, 3), dtype=np.uint8)
+        model.batch_size = bs
+        model(crops)  # warm-up
+        times, start = [], time.perf_counter()
+        while time.perf_counter() - start < seconds or len(times) < 5:
+            t = time.perf_counter()
+            model(crops)
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1e3
+        click.echo(f"batch {bs:>3}: {bs * len(times) / sum(times):9.1f} crops/s   p50 {np.percentile(ms, 50):7.2f} ms   "
+                   f"p99 {np.percentile(ms, 99):7.2f} ms")
 
 
 def main(argv=None) -> None:

@@ -82,8 +82,7 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         shutil.rmtree(target)  # incomplete or tampered: extract again
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
-    _umask = os.umask(0); os.umask(_umask)
-    os.chmod(tmp, 0o777 & ~_umask)  # mkdtemp makes it 0700; the result should read like any folder
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the result should read like any folder
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(tmp, filter="data")

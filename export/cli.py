@@ -1,0 +1,61 @@
+"""`lowres export` and `lowres check` (need torch; attached to the `lowres` group lazily)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import numpy as np
+
+
+@click.command("export")
+@click.argument("run", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write (replaced atomically).")
+@click.option("--task", type=click.Choice(["classify", "embed"]), default="classify", show_default=True,
+              help="classify: softmax probabilities; embed: L2-normalised pooled features.")
+@click.option("--int8", is_flag=True, help="Also write an INT8 (QDQ) model calibrated on training crops; refused if "
+                                           "top-1 drops more than 1 point unless --force.")
+@click.option("--force", is_flag=True, help="Keep the INT8 model even if it loses more than 1 point.")
+@click.option("--data", default=None, help="Dataset for metrics and calibration (default: the run's own).")
+@click.option("--eval-per-class", type=int, default=100, show_default=True, help="Held-out test images per class for the metrics.")
+@click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra).")
+def export_command(run, out, task, int8, force, data, eval_per_class, tensorrt):
+    """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
+    crops of any size in), parity-checked against torch, with metrics and provenance."""
+    from .exporter import export_run
+
+    if tensorrt:
+        from .tensorrt_engine import require_tensorrt
+
+        require_tensorrt()
+    export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class, log=click.echo)
+
+
+@click.command("check")
+@click.argument("bundle", type=click.Path())
+@click.option("--against", "run", required=True, type=click.Path(), help="The training run the bundle was exported from.")
+@click.option("--images", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Real crops to compare on (repeatable).")
+@click.option("--tolerance", type=float, default=1e-4, show_default=True)
+def check_command(bundle, run, images, tolerance):
+    """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
+    the first diverging output."""
+    import cv2
+
+    from lowres_sdk.bundle import load_bundle
+    from lowres_sdk.errors import InputError
+    from lowres_sdk.training.checkpoint import load_model
+
+    from .graph import FusedModel
+    from .onnx_export import parity, random_crops
+
+    b = load_bundle(bundle)
+    backbone, spec, _ = load_model(run)
+    batches = random_crops(seed=1)
+    for path in images:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"cannot read image {path}")
+        batches.append(img[None])
+    report = parity(FusedModel(backbone, spec, b.task), b.file("model.onnx"), batches, tolerance)
+    click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
+               f"(tolerance {tolerance:g})")

@@ -1,0 +1,203 @@
+"""Export -> bundle -> runtime: parity, verification, INT8 gate, torch-free runtime, bad input, CLI."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lowres_sdk import BundleError, Classifier, Embedder, ExportError, InputError, load_bundle
+from lowres_sdk.export import exporter
+from lowres_sdk.export.exporter import export_run
+from lowres_sdk.export.graph import FusedModel
+from lowres_sdk.export.onnx_export import parity, random_crops
+from lowres_sdk.training.checkpoint import load_model
+from lowres_sdk.training.loop import train
+
+from conftest import tiny_recipe
+
+QUIET = dict(log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("export") / "run"
+    train(tiny_recipe(tiny_data, epochs=3, resolution=8), path, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(run, tmp_path_factory):
+    return export_run(run, tmp_path_factory.mktemp("b") / "bundle", eval_per_class=12, **QUIET)
+
+
+def mixed_crops(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(16, 16), (40, 12), (16, 16), (5, 7), (64, 64)]]
+
+
+def test_bundle_contents(bundle):
+    m = bundle.meta
+    assert m["schema_version"] == 1 and m["task"] == "classify"
+    assert m["labels"] == ["blob", "hstripes", "vstripes"]
+    assert m["input"] == {"name": "images", "dtype": "uint8", "layout": "NHWC", "channel_order": "BGR",
+                          "batch": "dynamic", "height": "any", "width": "any"}
+    assert (m["preprocessing"]["resolution"], m["preprocessing"]["size"]) == (8, 16)
+    assert m["parity"]["max_abs_diff"] <= 1e-4 and m["parity"]["crops"] > 20
+    assert 0 <= m["metrics"]["top1_at_8px"] <= 100
+    assert set(m["files"]) == {"model.onnx"} and len(m["files"]["model.onnx"]["sha256"]) == 64
+    assert m["provenance"]["opset"] == 18 and m["provenance"]["recipe"]["resolution"] == 8
+
+
+def test_runtime_equals_torch_on_mixed_sizes_in_order(bundle, run):
+    backbone, spec, _ = load_model(run)
+    fused = FusedModel(backbone, spec)
+    crops = mixed_crops()
+    pred = Classifier(bundle.path, batch_size=2)(crops)
+    with torch.no_grad():
+        expected = np.concatenate([fused(torch.from_numpy(c[None])).numpy() for c in crops])
+    assert pred.probs.shape == (5, 3) and pred.probs.dtype == np.float32
+    assert np.abs(pred.probs - expected).max() < 1e-4
+    assert pred.indices.dtype == np.int64 and list(pred.indices) == list(expected.argmax(1))
+    assert pred.labels == [bundle.labels[i] for i in pred.indices]
+    assert np.allclose(pred.scores, expected.max(1), atol=1e-4)
+    idx, names, scores = pred.top_k(2)
+    assert idx.shape == (5, 2) and (scores[:, 0] >= scores[:, 1]).all() and names[0][0] == pred.labels[0]
+    one = Classifier(bundle.path)(crops[1])  # a single array works too
+    assert np.abs(one.probs[0] - pred.probs[1]).max() < 1e-6
+
+
+def test_embedder_gives_unit_vectors(run, tmp_path):
+    b = export_run(run, tmp_path / "emb", task="embed", eval_per_class=4, **QUIET)
+    e = Embedder(b.path)(mixed_crops())
+    assert e.shape == (5, b.meta["embedding_dim"]) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(BundleError, match="'embed' bundle"):
+        Classifier(b.path)
+
+
+def test_parity_check_catches_a_broken_wrapper(bundle, run):
+    backbone, spec, _ = load_model(run)
+    broken = FusedModel(backbone, spec)
+    with torch.no_grad():
+        broken.backbone.fc.bias[0] += 0.5  # the graph on disk no longer matches this torch model
+    with pytest.raises(ExportError, match="parity check failed"):
+        parity(broken, bundle.file(), random_crops())
+
+
+def test_changed_bytes_and_drifted_metadata_are_refused(bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle.path, copy)
+    raw = bytearray((copy / "model.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (copy / "model.onnx").write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match="does not match the sha256"):
+        Classifier(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(bundle.path, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["labels"] = ["a", "b", "c"]
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="does not match bundle.json"):
+        Classifier(copy)
+    meta["schema_version"] = 99
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="schema_version 99"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="bundle not found"):
+        load_bundle(tmp_path / "nope")
+
+
+def test_int8_gate_both_ways(run, tmp_path, monkeypatch):
+    ok = export_run(run, tmp_path / "int8", int8=True, eval_per_class=12, **QUIET)
+    m = ok.meta["metrics"]
+    assert "model.int8.onnx" in ok.meta["files"] and ok.variants["int8"] == "model.int8.onnx"
+    assert m["int8_top1_drop"] == pytest.approx(m["top1_at_8px"] - m["int8_top1_at_8px"], abs=0.01)
+    assert m["int8_top1_drop"] <= 1.0
+    pred = Classifier(ok.path, precision="int8")(mixed_crops())
+    assert pred.probs.shape == (5, 3)
+    monkeypatch.setattr(exporter, "MAX_INT8_DROP", -101.0)  # any result now counts as too large a drop
+    with pytest.raises(ExportError, match="INT8 loses"):
+        export_run(run, tmp_path / "refused", int8=True, eval_per_class=12, **QUIET)
+    assert not (tmp_path / "refused").exists()  # nothing half-written
+    forced = export_run(run, tmp_path / "forced", int8=True, force=True, eval_per_class=12, **QUIET)
+    assert "model.int8.onnx" in forced.meta["files"]
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    ("path", "is a path"),
+    (np.zeros((8, 8, 3), np.int32), "dtype int32"),
+    (np.zeros((0, 8, 3), np.uint8), "empty"),
+    (np.zeros((8, 8, 2), np.uint8), "2"),
+    (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    (np.full((8, 8, 3), 300.0, np.float32), r"\[0, 255\]"),
+    (np.zeros((2, 2, 8, 8, 3), np.uint8), "shape"),
+    ([], "empty list"),
+    (42, "got int"),
+])
+def test_bad_input_raises_input_error(bundle, bad, pattern):
+    clf = Classifier(bundle.path)
+    with pytest.raises(InputError, match=pattern):
+        clf("some/image.jpg" if isinstance(bad, str) else bad)
+
+
+def test_documented_conversions(bundle):
+    clf = Classifier(bundle.path)
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    gray = bgr[:, :, 0]
+    assert np.allclose(clf(gray).probs, clf(np.dstack([gray] * 3)).probs)
+    assert np.allclose(clf(gray[:, :, None]).probs, clf(np.dstack([gray] * 3)).probs)
+    bgra = np.dstack([bgr, np.full((12, 10), 7, np.uint8)])
+    assert np.allclose(clf(bgra).probs, clf(bgr).probs)
+    assert np.allclose(clf(bgr.astype(np.float32)).probs, clf(bgr).probs)
+    big = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    view = big[::2, ::2]  # non-contiguous
+    assert np.allclose(clf(view).probs, clf(np.ascontiguousarray(view)).probs)
+
+
+def test_runtime_never_imports_torch(bundle):
+    code = f"""
+import sys
+sys.modules['torch'] = None  # any import of torch now fails
+import numpy as np
+from lowres_sdk import Classifier
+p = Classifier({str(bundle.path)!r})([np.zeros((20, 9, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)])
+assert p.probs.shape == (2, 3)
+assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules if sys.modules[m] is not None)
+print('ok')
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+def run_cli(*args):
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_export_classify_inspect_bench_check(run, tmp_path):
+    import cv2
+
+    out = tmp_path / "bundle"
+    code, stdout, err = run_cli("export", run, "--out", out, "--eval-per-class", "6")
+    assert code == 0, err
+    assert "parity" in stdout and (out / "model.onnx").is_file()
+    img = tmp_path / "crop.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 256, (30, 14, 3), dtype=np.uint8))
+    code, stdout, err = run_cli("classify", img, img, "--bundle", out, "--json", "--top-k", "2")
+    assert code == 0, err
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert len(rows) == 2 and len(rows[0]["top"]) == 2 and rows[0]["top"][0]["label"] in ("blob", "hstripes", "vstripes")
+    code, stdout, err = run_cli("inspect", out)
+    assert code == 0 and "uint8 NHWC BGR" in stdout and "blob, hstripes, vstripes" in stdout
+    code, stdout, err = run_cli("bench", out, "--seconds", "0.2", "--batch-sizes", "1,4")
+    assert code == 0 and "batch   4:" in stdout and "crops/s" in stdout
+    code, stdout, err = run_cli("check", out, "--against", run, "--images", img)
+    assert code == 0 and "parity OK" in stdout, err
+    code, _, err = run_cli("classify", tmp_path / "missing.png", "--bundle", out)
+    assert code == 1 and err.startswith("error: image not found")
+    code, _, err = run_cli("classify", img, "--bundle", tmp_path / "nobundle")
+    assert code == 1 and "bundle not found" in err
