@@ -60,7 +60,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     recipe = meta["recipe"]
     fused = FusedModel(backbone, spec, task)
     root = resolve_data_root(data or recipe["data"])
-    test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=meta["classes"])
+    test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=meta["classes"], fit=spec.fit)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         log(f"exporting {run_dir} ({recipe['arch']}, {task}, input {spec.resolution} px -> {spec.size} px) to ONNX opset {opset}")
@@ -79,7 +79,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
         if int8:
             if task != "classify":
                 raise ExportError("--int8 is gated on classification accuracy; export an embedder in FP32")
-            train = read_image_folder(root / "train", recipe["image_size"], calib_per_class, classes=meta["classes"])
+            train = read_image_folder(root / "train", recipe["image_size"], calib_per_class, classes=meta["classes"],
+                                      fit=spec.fit)
             calib = [camera_crops(train.images[i:i + 32], spec.resolution) for i in range(0, len(train), 32)]
             int8_path = Path(tmp) / "model.int8.onnx"
             log(f"INT8: calibrating on {len(train)} training crops (QDQ, per-channel S8 weights, U8 activations)")

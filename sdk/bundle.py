@@ -79,7 +79,7 @@ def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: in
     if task not in TASKS:
         raise BundleError(f"task must be one of {TASKS}, got {task!r}")
     return {"schema_version": SCHEMA_VERSION, "task": task, "labels": list(labels), "input": dict(INPUT_CONTRACT),
-            "preprocessing": {**spec.to_dict(), "fit": "stretch"},
+            "preprocessing": spec.to_dict(),
             "output": {"name": "probs" if task == "classify" else "embeddings",
                        "shape": ["N", len(labels) if task == "classify" else embedding_dim]},
             "embedding_dim": embedding_dim, "provenance": provenance, "metrics": metrics or {},
@@ -146,7 +146,7 @@ def load_bundle(path: str | os.PathLike | None = None) -> Bundle:
         if f.stat().st_size != info["bytes"] or sha256_file(f) != info["sha256"]:
             raise BundleError(f"{f} does not match the sha256 in {META_FILE}: the file was changed or damaged")
     try:
-        InputSpec.from_dict({k: v for k, v in meta["preprocessing"].items() if k != "fit"})
+        InputSpec.from_dict(meta["preprocessing"])
     except (TypeError, ValueError) as e:
         raise BundleError(f"{path / META_FILE} has an invalid preprocessing section: {e}") from e
     return Bundle(path, meta)

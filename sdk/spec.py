@@ -14,6 +14,8 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 DOWN_MODES = ("area", "bilinear")  # both antialiased when shrinking
 UP_MODES = ("bicubic", "bilinear")
+FITS = ("stretch", "letterbox")
+LETTERBOX_FILL = 128  # gray, as uint8; the fill of padded borders in training data and in the graph
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class InputSpec:
     ``size`` is the network's input side in pixels. ``resolution`` is the detail the model was
     trained for: the crop is first resized to ``resolution`` (``down`` interpolation,
     antialiased) and, when ``resolution < size``, resized back up to ``size`` (``up``
-    interpolation) -- the paper's "upsampled LR" setting. ``resolution == size`` is a plain
+    interpolation) -- the paper's "upsampled LR" setting. Non-square crops are first made square
+    by ``fit``: "stretch" (resize as is) or "letterbox" (centre on a gray square, aspect kept). ``resolution == size`` is a plain
     resize, which is also how a *native* low-res network (``size`` 8 or 16) is fed.
     """
 
@@ -35,6 +38,7 @@ class InputSpec:
     down: str = "bilinear"
     up: str = "bicubic"
     value_range: tuple[float, float] = field(default=(0.0, 1.0))
+    fit: str = "stretch"  # non-square crops: "stretch" to a square, or "letterbox" (pad to square with gray first)
 
     def __post_init__(self):
         if self.size < 1 or self.resolution < 1:
@@ -47,6 +51,8 @@ class InputSpec:
             raise InputError(f"down interpolation must be one of {DOWN_MODES}, got {self.down!r}")
         if self.up not in UP_MODES:
             raise InputError(f"up interpolation must be one of {UP_MODES}, got {self.up!r}")
+        if self.fit not in FITS:
+            raise InputError(f"fit must be one of {FITS}, got {self.fit!r}")
         if self.channel_order not in ("RGB", "BGR"):
             raise InputError(f"channel_order must be RGB or BGR, got {self.channel_order!r}")
 

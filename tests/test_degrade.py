@@ -69,3 +69,27 @@ def test_bad_arguments_raise_input_error():
         InputSpec(size=16, resolution=32)
     with pytest.raises(InputError, match="jpeg_quality"):
         Degrade(8, jpeg_quality=0)
+
+
+def test_letterbox_keeps_aspect_with_gray_borders():
+    from lowres_sdk.training.degrade import letterbox
+
+    tall = torch.ones(1, 3, 40, 10)
+    sq = letterbox(tall)
+    assert sq.shape == (1, 3, 40, 40)
+    assert torch.all(sq[..., 15:25] == 1) and torch.allclose(sq[..., :15], torch.tensor(128 / 255))
+    y = ModelInput(InputSpec(size=16, resolution=16, fit="letterbox"))(tall)
+    assert y.shape == (1, 3, 16, 16)
+    with pytest.raises(InputError, match="fit"):
+        InputSpec(fit="crop")
+
+
+def test_data_reader_letterbox_matches_graph_fill(tmp_path):
+    import cv2
+    from lowres_sdk.training.data import read_image_folder
+
+    (tmp_path / "a").mkdir()
+    cv2.imwrite(str(tmp_path / "a" / "p.png"), np.full((64, 16, 3), 255, np.uint8))
+    img = read_image_folder(tmp_path, 32, fit="letterbox").images[0]
+    assert img.shape == (32, 32, 3)
+    assert (img[:, 0] == 128).all() and (img[:, 16] == 255).all()  # gray borders, content centred

@@ -78,6 +78,19 @@ def test_embedder_gives_unit_vectors(run, tmp_path):
         Classifier(b.path)
 
 
+def test_letterbox_bundle_keeps_parity_on_tall_and_wide_crops(tiny_data, tmp_path):
+    path = tmp_path / "lb"
+    train(tiny_recipe(tiny_data, epochs=1, resolution=16, input_mode="native", fit="letterbox"), path, progress=False)
+    b = export_run(path, tmp_path / "lb_bundle", eval_per_class=4, **QUIET)
+    assert b.meta["preprocessing"]["fit"] == "letterbox"
+    assert b.meta["parity"]["max_abs_diff"] <= 1e-4 and [128, 48] in b.meta["parity"]["shapes"]
+    backbone, spec, _ = load_model(path)
+    crops = mixed_crops(1)
+    with torch.no_grad():
+        expected = np.concatenate([FusedModel(backbone, spec)(torch.from_numpy(c[None])).numpy() for c in crops])
+    assert np.abs(Classifier(b.path)(crops).probs - expected).max() < 1e-4
+
+
 def test_parity_check_catches_a_broken_wrapper(bundle, run):
     backbone, spec, _ = load_model(run)
     broken = FusedModel(backbone, spec)

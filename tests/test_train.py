@@ -117,3 +117,18 @@ def test_bad_data_raises_clear_errors(tiny_data, tmp_path):
         train(tiny_recipe(broken), tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="resolution 64 px"):
         tiny_recipe(tiny_data, resolution=64)
+
+
+def test_init_from_another_run_with_a_new_head(tiny_data, tmp_path):
+    from lowres_sdk.training.backbones import build_model
+    from lowres_sdk.training.loop import init_from_run
+
+    src = tmp_path / "src"
+    train(tiny_recipe(tiny_data, method="hr", epochs=1), src, progress=False)
+    source, _, _ = load_model(src)
+    wider_head = build_model("resnet20", 5, 16, 0.5)  # 5 classes instead of 3
+    left = init_from_run(wider_head, src)
+    assert left == ["fc.bias", "fc.weight"]
+    assert torch.equal(wider_head.stem[0].weight, source.stem[0].weight)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        init_from_run(build_model("mobilenet", 3, 16), src)

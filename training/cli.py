@@ -30,6 +30,9 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 @click.option("--arch", type=click.Choice(ARCH_NAMES), default="resnet20", show_default=True)
 @click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier.")
 @click.option("--image-size", type=int, default=32, show_default=True, help="HR size the images are read at.")
+@click.option("--fit", type=click.Choice(["stretch", "letterbox"]), default="stretch", show_default=True,
+              help="Non-square images: stretch to a square, or letterbox (pad with gray, aspect kept); the "
+                   "exported graph does the same to every crop.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Peak SGD learning rate.")
@@ -45,20 +48,23 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 @click.option("--dfd-lambda", type=float, default=2.0, show_default=True, help="dfd: weight of the feature loss (paper: 2).")
 @click.option("--no-init-from-teacher", is_flag=True, help="dfd: train the student from scratch instead of the teacher's weights.")
 @click.option("--cache-teacher", is_flag=True, help="dfd: precompute teacher features once (needs --no-augment).")
+@click.option("--init", "init_run", default=None, type=click.Path(),
+              help="Start from this run's weights (fine-tuning; a new head when the classes differ).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint written every epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train_command(method, data, resolution, input_mode, arch, width, image_size, epochs, batch_size, learning_rate,
+def train_command(method, data, resolution, input_mode, arch, width, image_size, fit, epochs, batch_size, learning_rate,
                   schedule, weight_decay, seed, no_augment, limit_per_class, blur_sigma, noise_std, jpeg_quality,
-                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, out, resume):
+                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, init_run, out, resume):
     """Train a low-resolution model (or its HR teacher). Works unchanged under
     `torchrun --nproc_per_node N -m lowres_sdk.cli train ...`."""
     from .loop import Recipe, train
 
     recipe = Recipe(method=method, data=data, arch=arch, width=width, resolution=resolution, input_mode=input_mode,
-                    image_size=image_size, epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule=schedule,
+                    image_size=image_size, fit=fit, epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule=schedule,
                     weight_decay=weight_decay, seed=seed, augment=not no_augment, limit_per_class=limit_per_class,
                     blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality, teacher=teacher,
-                    dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher)
+                    dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher,
+                    init=init_run)
     meta = train(recipe, out, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports

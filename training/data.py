@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from lowres_sdk.errors import DataError
+from lowres_sdk.spec import LETTERBOX_FILL
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
@@ -109,13 +110,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return img[:, :, ::-1]
 
 
+def letterbox(img: np.ndarray) -> np.ndarray:
+    """Centre ``img`` on a gray square (the same fill the exported graph pads with)."""
+    h, w = img.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return cv2.copyMakeBorder(img, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT,
+                              value=(LETTERBOX_FILL,) * 3)
+
+
 def read_image_folder(root: str | os.PathLike, image_size: int | None = 32,
-                      limit_per_class: int | None = None, classes: list[str] | None = None) -> ImageSet:
+                      limit_per_class: int | None = None, classes: list[str] | None = None,
+                      fit: str = "stretch") -> ImageSet:
     """Read ``root/<class>/*.jpg`` (ImageFolder layout) into memory.
 
     Images are resized to ``image_size`` square (OpenCV INTER_AREA when shrinking, cubic when
     enlarging); ``None`` keeps them as they are, which needs them all to share one size.
     ``classes`` fixes the label order (e.g. a test split read with the train split's classes).
+    ``fit="letterbox"`` pads non-square images to a gray square first instead of stretching them.
     """
     root = Path(root)
     if not root.is_dir():
@@ -133,6 +145,8 @@ def read_image_folder(root: str | os.PathLike, image_size: int | None = 32,
             raise DataError(f"class folder {root / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         for path in files[:limit_per_class]:
             img = read_image(path)
+            if fit == "letterbox":
+                img = letterbox(img)
             if image_size is not None and img.shape[:2] != (image_size, image_size):
                 shrink = image_size < min(img.shape[:2])
                 img = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
@@ -154,12 +168,12 @@ def resolve_data_root(path: str | os.PathLike, cache_dir: str | os.PathLike | No
 
 
 def load_splits(path: str | os.PathLike, image_size: int | None = 32, limit_per_class: int | None = None,
-                cache_dir: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet]:
+                cache_dir: str | os.PathLike | None = None, fit: str = "stretch") -> tuple[ImageSet, ImageSet]:
     """The ``train/`` and ``test/`` splits of a dataset folder or archive (e.g. CIFAR-10)."""
     root = resolve_data_root(path, cache_dir)
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DataError(f"{path} has no '{split}/' folder (expected {split}/<class>/<image>)")
-    train = read_image_folder(root / "train", image_size, limit_per_class)
-    test = read_image_folder(root / "test", image_size, limit_per_class, classes=train.classes)
+    train = read_image_folder(root / "train", image_size, limit_per_class, fit=fit)
+    test = read_image_folder(root / "test", image_size, limit_per_class, classes=train.classes, fit=fit)
     return train, test

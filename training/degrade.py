@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import InputError
-from lowres_sdk.spec import DOWN_MODES, UP_MODES, InputSpec
+from lowres_sdk.spec import DOWN_MODES, LETTERBOX_FILL, UP_MODES, InputSpec
 
 
 def resize(x: torch.Tensor, size: int, down: str = "bilinear", up: str = "bicubic") -> torch.Tensor:
@@ -112,6 +112,14 @@ def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2) / 255.0
 
 
+def letterbox(x: torch.Tensor) -> torch.Tensor:
+    """Pad NCHW images to a square with gray, content centred (export-friendly: symbolic sizes)."""
+    h, w = x.shape[-2], x.shape[-1]
+    side = torch.sym_max(h, w)
+    ph, pw = side - h, side - w
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=LETTERBOX_FILL / 255.0)
+
+
 class Normalize(nn.Module):
     """(x - mean) / std per channel, NCHW."""
 
@@ -141,6 +149,8 @@ class ModelInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r, size = self.spec.resolution, self.spec.size
+        if self.spec.fit == "letterbox":
+            x = letterbox(x)
         if self.spec.down == "bilinear":
             x = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
         else:

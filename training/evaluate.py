@@ -36,7 +36,7 @@ def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | Non
         raise InputError(f"resolutions {too_big} are outside 1..{image_size} px, the size the test images are read at")
     root = resolve_data_root(data or recipe["data"])
     test = read_image_folder(root / "test" if (root / "test").is_dir() else root, image_size, limit_per_class,
-                             classes=meta["classes"])
+                             classes=meta["classes"], fit=spec.fit)
     report = {"run": str(run_dir), "method": recipe["method"], "arch": recipe["arch"], "trained_resolution": spec.resolution,
               "input_size": spec.size, "test_images": len(test), "classes": meta["classes"], "resolutions": {}}
     for r in resolutions:

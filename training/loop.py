@@ -41,6 +41,7 @@ class Recipe:
     resolution: int = 8               # detail (px) the model is trained for
     input_mode: str = "upsampled"     # upsampled: LR resized back to image_size; native: fed at resolution
     image_size: int = 32              # HR size images are read at
+    fit: str = "stretch"              # non-square images: stretch or letterbox to a square
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
@@ -51,6 +52,7 @@ class Recipe:
     seed: int = 0
     augment: bool = True              # random crop (4 px zero pad) + horizontal flip
     limit_per_class: int | None = None
+    init: str | None = None           # start from this run's weights (a new head if the classes differ)
     down: str = "bilinear"
     up: str = "bicubic"
     blur_sigma: float = 0.0
@@ -76,7 +78,7 @@ class Recipe:
     @property
     def spec(self) -> InputSpec:
         size = self.resolution if self.input_mode == "native" else self.image_size
-        return InputSpec(size=size, resolution=self.resolution, down=self.down, up=self.up)
+        return InputSpec(size=size, resolution=self.resolution, down=self.down, up=self.up, fit=self.fit)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
@@ -180,7 +182,23 @@ def build_task(recipe: Recipe, train: ImageSet) -> Task:
     if recipe.method not in methods:
         raise InputError(f"unknown method {recipe.method!r}; expected one of {', '.join(methods)}")
     backbone = build_model(recipe.arch, len(train.classes), recipe.spec.size, recipe.width)
+    if recipe.init:
+        init_from_run(backbone, recipe.init)
     return methods[recipe.method](recipe, backbone, train)
+
+
+def init_from_run(backbone: Backbone, run_dir: str | os.PathLike) -> list[str]:
+    """Copy every weight of ``run_dir`` whose name and shape fit ``backbone``; returns those left as
+    initialised (e.g. the classifier head when the number of classes differs)."""
+    tensors, meta = load_checkpoint(run_dir)
+    source = {k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")}
+    own = backbone.state_dict()
+    fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if len(fitting) < len(own) // 2:
+        raise CheckpointError(f"--init {run_dir} ({meta['recipe']['arch']}) does not fit this architecture "
+                              f"({len(fitting)} of {len(own)} tensors match)")
+    backbone.load_state_dict(fitting, strict=False)
+    return sorted(set(own) - set(fitting))
 
 
 def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
@@ -192,7 +210,7 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     rank, world = _world()
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
-    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size, recipe.limit_per_class)
+    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size, recipe.limit_per_class, fit=recipe.fit)
     task = build_task(recipe, train_set)
     student = task.student.to(memory_format=torch.channels_last)
     params = [p for p in student.parameters() if p.requires_grad]
