@@ -108,7 +108,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/cifar10-jpg.tar.gz")
     p.add_argument("--arch", default="resnet20")
-    p.add_argument("--epochs", type=int, default=10, help="student epochs")
+    p.add_argument("--epochs", type=int, default=8, help="student epochs")
     p.add_argument("--teacher-epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "cifar10_dfd")

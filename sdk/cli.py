@@ -152,6 +152,28 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
                    f"p99 {np.percentile(ms, 99):7.2f} ms")
 
 
+@cli.command("demo")
+@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
+def demo_command(bundle):
+    """Classify low-res crops cut from real photos (scikit-image's samples) with the default model."""
+    from .demo import demo_crops
+    from .runtime import Classifier
+
+    clf = Classifier(bundle)
+    crops = demo_crops()
+    pred = clf([c.image for c in crops])
+    _, labels, scores = pred.top_k(3)
+    click.echo(f"model: {clf.bundle.path} ({len(clf.labels)} classes, trained at "
+               f"{clf.bundle.spec.resolution} px; runs on {', '.join(clf.providers)})")
+    click.echo(f"{'crop':<16} {'size':>7}  {'expected':<8}  top-3")
+    hits = 0
+    for c, names, s in zip(crops, labels, scores):
+        hits += names[0] == c.expected
+        h, w = c.image.shape[:2]
+        click.echo(f"{c.name:<16} {w:>3}x{h:<3}  {c.expected:<8}  " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, s)))
+    click.echo(f"{hits}/{len(crops)} crops get the expected label first.")
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="lowres", standalone_mode=False)
