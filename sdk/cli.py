@@ -152,6 +152,41 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
                    f"p99 {np.percentile(ms, 99):7.2f} ms")
 
 
+@cli.command("video")
+@click.argument("source")
+@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
+@click.option("--crops", "crops_spec", default="motion", show_default=True,
+              help="Where the objects are: motion (MOG2 background subtraction), face (OpenCV Haar cascade), "
+                   "full (whole frame), or boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your detector).")
+@click.option("--out", default="lowres-video-out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for annotated.mp4, detections.jsonl and summary.json.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Process every N-th frame.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N processed frames.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Crops per inference call.")
+@click.option("--no-track", is_flag=True, help="No tracking: classify every box on every frame, no label smoothing.")
+@click.option("--no-video", is_flag=True, help="Skip writing annotated.mp4.")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI build of OpenCV; q quits).")
+def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, no_track, no_video, show):
+    """Classify every low-res object in SOURCE: a video file, a camera index (0, 1, ...) or an
+    rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary."""
+    from .regions import parse_crops
+    from .runtime import Classifier
+    from .video import process
+
+    clf = Classifier(bundle, batch_size=batch_size)
+    summary = process(source, clf, out, parse_crops(crops_spec), stride=stride, max_frames=max_frames,
+                      batch_size=batch_size, track=not no_track, write_video=not no_video, show=show,
+                      log=lambda msg: click.echo(msg, err=True))
+    click.echo(f"{summary['frames_processed']} frames ({summary['frames_failed']} failed to decode), "
+               f"{summary['objects']} objects, {summary['fps']} frames/s"
+               + (f" = {summary['realtime_factor']}x real time" if summary["realtime_factor"] else "")
+               + f"; {summary['crops_classified']} of {summary['crops_seen']} crops classified "
+                 f"({100 * summary['classifications_saved']:.0f} % saved by tracking)")
+    click.echo(f"outputs in {out}/: " + ", ".join(summary["outputs"].values()) + ", summary.json")
+    if summary["interrupted"]:
+        raise click.exceptions.Exit(130)
+
+
 @cli.command("demo")
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 def demo_command(bundle):

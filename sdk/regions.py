@@ -1,0 +1,136 @@
+"""Crop providers: where in a frame the objects to classify are. Each is a small class called
+with (frame, frame_index) returning boxes as an int [N, 4] array of x, y, w, h."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+EMPTY = np.zeros((0, 4), dtype=np.int64)
+
+
+def merge_boxes(boxes: np.ndarray, gap: int = 0) -> np.ndarray:
+    """Union boxes that overlap (or lie within ``gap`` px of each other) until none do."""
+    boxes = [list(map(int, b)) for b in boxes]
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        out = []
+        while boxes:
+            x, y, w, h = boxes.pop()
+            i = 0
+            while i < len(boxes):
+                bx, by, bw, bh = boxes[i]
+                if bx <= x + w + gap and x <= bx + bw + gap and by <= y + h + gap and y <= by + bh + gap:
+                    nx, ny = min(x, bx), min(y, by)
+                    w, h = max(x + w, bx + bw) - nx, max(y + h, by + bh) - ny
+                    x, y = nx, ny
+                    boxes.pop(i)
+                    merged = True
+                else:
+                    i += 1
+            out.append([x, y, w, h])
+        boxes = out
+    return np.array(boxes, dtype=np.int64).reshape(-1, 4)
+
+
+class MotionCrops:
+    """Moving objects by OpenCV MOG2 background subtraction + morphology + area limits + merging."""
+
+    def __init__(self, min_area: int = 120, max_area_fraction: float = 0.25, history: int = 300,
+                 var_threshold: float = 25.0, merge_gap: int = 2, warmup: int = 5):
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold, detectShadows=True)
+        self.min_area, self.max_area_fraction, self.merge_gap, self.warmup = min_area, max_area_fraction, merge_gap, warmup
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._seen = 0
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        mask = self.subtractor.apply(frame)
+        self._seen += 1
+        if self._seen <= self.warmup:  # the model of the background is not formed yet
+            return EMPTY
+        _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)  # drop shadows (127)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
+        mask = cv2.dilate(mask, self.kernel, iterations=2)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        boxes = merge_boxes(np.array([cv2.boundingRect(c) for c in contours]).reshape(-1, 4), self.merge_gap)
+        area = boxes[:, 2] * boxes[:, 3]
+        max_area = self.max_area_fraction * frame.shape[0] * frame.shape[1]
+        return boxes[(area >= self.min_area) & (area <= max_area)]
+
+
+class FaceCrops:
+    """Frontal faces by the Haar cascade that ships with opencv-python."""
+
+    def __init__(self, min_size: int = 12, scale_factor: float = 1.1, min_neighbors: int = 4):
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise InputError(f"cannot load OpenCV's face cascade from {path}")
+        self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(self.min_size,) * 2)
+        return np.asarray(faces, dtype=np.int64).reshape(-1, 4)
+
+
+class FullFrame:
+    """The whole frame as one crop."""
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        return np.array([[0, 0, frame.shape[1], frame.shape[0]]], dtype=np.int64)
+
+
+class BoxesFile:
+    """Boxes from an external detector, MOT-challenge style: ``frame,id,x,y,w,h,...`` per line,
+    frames numbered from 1 (MOT convention) unless ``first_frame`` says otherwise."""
+
+    def __init__(self, path: str | os.PathLike, first_frame: int = 1):
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"boxes file not found: {path}")
+        self.boxes: dict[int, list] = defaultdict(list)
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.replace(" ", "").split(",")
+            try:
+                frame, x, y, w, h = int(float(parts[0])), *(float(v) for v in parts[2:6])
+            except (ValueError, IndexError):
+                raise InputError(f"{path}:{n}: expected 'frame,id,x,y,w,h,...', got {line[:60]!r}") from None
+            if w > 0 and h > 0:
+                self.boxes[frame - first_frame].append([round(x), round(y), round(w), round(h)])
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        return np.asarray(self.boxes.get(index, []), dtype=np.int64).reshape(-1, 4)
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> np.ndarray:
+    """Clip boxes to the frame and drop those that end up thinner than ``min_side`` px."""
+    if len(boxes) == 0:
+        return EMPTY
+    x1 = np.clip(boxes[:, 0], 0, width)
+    y1 = np.clip(boxes[:, 1], 0, height)
+    x2 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+    y2 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+    out = np.stack([x1, y1, x2 - x1, y2 - y1], 1)
+    return out[(out[:, 2] >= min_side) & (out[:, 3] >= min_side)].astype(np.int64)
+
+
+def parse_crops(spec: str):
+    """The CLI's ``--crops`` value -> a provider: motion | face | full | boxes:FILE."""
+    if spec == "motion":
+        return MotionCrops()
+    if spec == "face":
+        return FaceCrops()
+    if spec == "full":
+        return FullFrame()
+    if spec.startswith("boxes:"):
+        return BoxesFile(spec[len("boxes:"):])
+    raise InputError(f"--crops must be motion, face, full or boxes:FILE, got {spec!r}")
