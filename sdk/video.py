@@ -69,11 +69,13 @@ class SourceStats:
     kind: str = "file"
 
 
-def _open(source) -> tuple[cv2.VideoCapture, str]:
+def _open(source, timeout: float = 10.0) -> tuple[cv2.VideoCapture, str]:
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         cap, kind = cv2.VideoCapture(int(source)), "camera"
     elif isinstance(source, str) and source.lower().startswith(STREAM_PREFIXES):
-        cap, kind = cv2.VideoCapture(source, cv2.CAP_FFMPEG), "stream"
+        ms = int(timeout * 1000)  # an unreachable stream fails after this, instead of FFmpeg's 30 s
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        kind = "stream"
     else:
         path = Path(source)
         if not path.is_file():
@@ -86,17 +88,17 @@ def _open(source) -> tuple[cv2.VideoCapture, str]:
 
 
 def frames(source, stats: SourceStats | None = None, max_failures: int = 25, reconnect_attempts: int = 5,
-           backoff: float = 0.5, log: Callable[[str], None] | None = None) -> Iterator[Frame]:
+           backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None) -> Iterator[Frame]:
     """Decoded frames of ``source`` (a file path, a camera index, or an rtsp/http URL).
 
     A frame that fails to decode is counted in ``stats.frames_failed`` and skipped (a file gives up
     after ``max_failures`` failures in a row before its known end). A stream that drops is reopened
     with exponential backoff, up to ``reconnect_attempts`` times in a row, each attempt reported to
-    ``log``; then the generator ends.
+    ``log``; then the generator ends. ``timeout`` bounds opening and reading a stream (seconds).
     """
     stats = stats if stats is not None else SourceStats()
     log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
-    cap, kind = _open(source)
+    cap, kind = _open(source, timeout)
     stats.kind = kind
     fps = cap.get(cv2.CAP_PROP_FPS)
     stats.fps = fps if fps and 0 < fps < 1000 else None
@@ -132,7 +134,7 @@ def frames(source, stats: SourceStats | None = None, max_failures: int = 25, rec
                 log(f"{source}: stream lost; reconnecting in {delay:.1f}s (attempt {attempt}/{reconnect_attempts})")
                 time.sleep(delay)
                 try:
-                    cap, _ = _open(source)
+                    cap, _ = _open(source, timeout)
                 except SourceError:
                     continue
                 stats.reconnects += 1

@@ -58,3 +58,21 @@ def tiny_recipe(data: Path, **kw):
 def _two_threads():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """A 3-class model trained for 3 epochs on the tiny data (8 px, upsampled to 16)."""
+    from lowres_sdk.training.loop import train
+
+    path = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(tiny_recipe(tiny_data, epochs=3, resolution=8), path, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory):
+    from lowres_sdk.export.exporter import export_run
+
+    return export_run(tiny_run, tmp_path_factory.mktemp("tiny_bundle") / "bundle", eval_per_class=12,
+                      log=lambda *a: None)

@@ -21,16 +21,14 @@ from conftest import tiny_recipe
 QUIET = dict(log=lambda *a: None)
 
 
-@pytest.fixture(scope="module")
-def run(tiny_data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / "run"
-    train(tiny_recipe(tiny_data, epochs=3, resolution=8), path, progress=False)
-    return path
+@pytest.fixture
+def run(tiny_run):
+    return tiny_run
 
 
-@pytest.fixture(scope="module")
-def bundle(run, tmp_path_factory):
-    return export_run(run, tmp_path_factory.mktemp("b") / "bundle", eval_per_class=12, **QUIET)
+@pytest.fixture
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 def mixed_crops(seed=0):
