@@ -89,8 +89,9 @@ def main() -> None:
     p.add_argument("--fit-epochs", type=int, default=3)
     p.add_argument("--teacher-epochs", type=int, default=4)
     p.add_argument("--student-epochs", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     root = assemble(args.cifar, args.person)
     base = dict(data=str(root), arch="resnet20", seed=0, batch_size=128, lr=0.05, warmup_epochs=0.3, init=str(args.init))
     results = {"dataset": json.loads((root / ".complete").read_text()), "fit_epochs": args.fit_epochs, "fit_comparison": {}}

@@ -45,3 +45,60 @@ def demo_crops(sizes: tuple[int, ...] = (32, 16, 12)) -> list[DemoCrop]:
             small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
             crops.append(DemoCrop(f"{name}@{s}px", expected, small))
     return crops
+
+
+def _sprites(data) -> list[tuple[str, np.ndarray, np.ndarray | None, int]]:
+    """(name, BGR image, mask or None, height in px on screen)."""
+    astronaut = cv2.cvtColor(data.astronaut()[20:512, 70:400], cv2.COLOR_RGB2BGR)
+    cameraman = cv2.cvtColor(data.camera()[40:420, 120:330], cv2.COLOR_GRAY2BGR)
+    cat = cv2.cvtColor(data.chelsea()[20:300, 80:360], cv2.COLOR_RGB2BGR)
+    horse_mask = ~data.horse()  # True on the horse
+    horse = np.full(horse_mask.shape + (3,), (40, 60, 90), np.uint8)  # a brown horse
+    return [("person", astronaut, None, 56), ("person", cameraman, None, 48), ("cat", cat, None, 30),
+            ("horse", horse, horse_mask, 36)]
+
+
+def make_demo_clip(path, n_frames: int = 90, size: tuple[int, int] = (320, 240), fps: float = 10.0, seed: int = 0) -> list:
+    """Write a short fixed-camera clip (MJPG .avi) in which real photos of two people, a cat and a
+    horse cross a textured scene at 30-56 px; returns the true boxes per frame."""
+    data = _skimage_data()
+    w, h = size
+    rng = np.random.default_rng(seed)
+    ground = cv2.cvtColor(cv2.resize(data.grass(), size, interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2BGR)
+    ground = (ground * np.array([0.55, 0.85, 0.6])).astype(np.uint8)  # green-ish lawn
+    sprites = []
+    for k, (name, img, mask, height) in enumerate(_sprites(data)):
+        scale = height / img.shape[0]
+        sw = max(4, round(img.shape[1] * scale))
+        small = cv2.resize(img, (sw, height), interpolation=cv2.INTER_AREA)
+        m = None if mask is None else cv2.resize(mask.astype(np.uint8), (sw, height), interpolation=cv2.INTER_NEAREST) > 0
+        y = 20 + k * (h - 80) // 3
+        x0, speed = (-sw, 3 + k) if k % 2 == 0 else (w, -(3 + k))
+        start = 8 + 10 * k  # after a few empty frames, as a fixed camera sees the scene first
+        sprites.append((name, small, m, x0, y, speed, start))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    truth = []
+    try:
+        for i in range(n_frames):
+            frame = np.clip(ground.astype(np.int16) + rng.integers(-4, 5, ground.shape), 0, 255).astype(np.uint8)
+            boxes = []
+            for name, small, m, x0, y, speed, start in sprites:
+                if i < start:
+                    continue
+                x = x0 + speed * (i - start)
+                sh, sw = small.shape[:2]
+                xa, xb = max(0, x), min(w, x + sw)
+                if xb <= xa:
+                    continue
+                region = frame[y:y + sh, xa:xb]
+                patch = small[:, xa - x:xb - x]
+                if m is None:
+                    region[:] = patch
+                else:
+                    region[m[:, xa - x:xb - x]] = patch[m[:, xa - x:xb - x]]
+                boxes.append((name, (xa, y, xb - xa, sh)))
+            writer.write(frame)
+            truth.append(boxes)
+    finally:
+        writer.release()
+    return truth
