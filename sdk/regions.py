@@ -40,25 +40,35 @@ def merge_boxes(boxes: np.ndarray, gap: int = 0) -> np.ndarray:
 
 
 class MotionCrops:
-    """Moving objects by OpenCV MOG2 background subtraction + morphology + area limits + merging."""
+    """Moving objects by OpenCV MOG2 background subtraction + morphology + area limits + merging.
+
+    ``downscale`` runs the subtraction on a frame shrunk by that factor (INTER_AREA) and scales the
+    boxes back: MOG2 dominates the pipeline's cost, and at 2 it is ~4x cheaper while 20 px
+    pedestrians are still 10 px tall. Areas are in full-frame pixels either way.
+    """
 
     def __init__(self, min_area: int = 120, max_area_fraction: float = 0.25, history: int = 300,
-                 var_threshold: float = 25.0, merge_gap: int = 2, warmup: int = 5):
+                 var_threshold: float = 25.0, merge_gap: int = 2, warmup: int = 5, downscale: int = 2):
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold, detectShadows=True)
         self.min_area, self.max_area_fraction, self.merge_gap, self.warmup = min_area, max_area_fraction, merge_gap, warmup
+        if downscale < 1:
+            raise InputError(f"downscale must be an integer >= 1, got {downscale}")
+        self.downscale = int(downscale)
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._seen = 0
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        mask = self.subtractor.apply(frame)
+        d = self.downscale
+        small = frame if d == 1 else cv2.resize(frame, (frame.shape[1] // d, frame.shape[0] // d), interpolation=cv2.INTER_AREA)
+        mask = self.subtractor.apply(small)
         self._seen += 1
         if self._seen <= self.warmup:  # the model of the background is not formed yet
             return EMPTY
         _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)  # drop shadows (127)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
-        mask = cv2.dilate(mask, self.kernel, iterations=2)
+        mask = cv2.dilate(mask, self.kernel, iterations=max(1, 2 // d))  # ~2 px at full scale
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        boxes = merge_boxes(np.array([cv2.boundingRect(c) for c in contours]).reshape(-1, 4), self.merge_gap)
+        boxes = merge_boxes(np.array([cv2.boundingRect(c) for c in contours]).reshape(-1, 4), max(1, self.merge_gap // d)) * d
         area = boxes[:, 2] * boxes[:, 3]
         max_area = self.max_area_fraction * frame.shape[0] * frame.shape[1]
         return boxes[(area >= self.min_area) & (area <= max_area)]
