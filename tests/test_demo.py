@@ -1,0 +1,41 @@
+"""The demo input (scikit-image's photos) and `lowres demo` end to end."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage", reason="the demo needs the `demo` extra (scikit-image)")
+
+from lowres_sdk.demo import demo_crops, make_demo_clip  # noqa: E402
+
+
+def test_demo_crops_are_low_res_bgr():
+    crops = demo_crops((32, 12))
+    assert len(crops) == 8
+    for c in crops:
+        assert c.image.dtype == np.uint8 and c.image.ndim == 3 and c.image.shape[2] == 3
+        assert max(c.image.shape[:2]) == int(c.name.split("@")[1][:-2])
+    assert {c.expected for c in crops} == {"person", "cat", "horse"}
+
+
+def test_demo_clip_has_the_objects_where_it_says(tmp_path):
+    truth = make_demo_clip(tmp_path / "clip.avi", n_frames=40)
+    cap = cv2.VideoCapture(str(tmp_path / "clip.avi"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+    assert truth[0] == [] and {n for n, _ in truth[-1]} >= {"person", "cat"}
+    heights = [b[3] for boxes in truth for _, b in boxes]
+    assert min(heights) >= 30 and max(heights) <= 56
+
+
+def test_lowres_demo_end_to_end(tiny_bundle, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "demo", "--bundle", str(tiny_bundle.path),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "1. still crops" in p.stdout and "2. video" in p.stdout
+    lines = (tmp_path / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == 90
+    assert sum(bool(json.loads(line)["objects"]) for line in lines) > 60  # the motion crops find the sprites
+    assert (tmp_path / "annotated.mp4").stat().st_size > 10_000
