@@ -224,7 +224,7 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
         for i, p in enumerate(params):
             opt.state[p]["momentum_buffer"] = tensors[f"optim.{i}.momentum_buffer"].clone()
         start_epoch, history = meta["epoch"], meta["history"]
-    elif rank == 0 and (out_dir / "checkpoint.json").exists():
+    elif (out_dir / "checkpoint.json").exists():  # every rank raises: none is left waiting for the others
         raise CheckpointError(f"{out_dir} already holds a run; pass resume=True (--resume) or choose another --out")
     net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
 
