@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from docs_table import write_block
 from lowres_sdk.training.checkpoint import load_checkpoint, load_model
 from lowres_sdk.training.data import load_splits
 from lowres_sdk.training.loop import Recipe, predict, train
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_dfd.json"
-DOC = HERE.parent / "docs" / "benchmarks.md"
 
 
 def plan(args) -> list[tuple[str, Recipe]]:
@@ -75,15 +75,7 @@ def write_results(rows: list[dict]) -> None:
     for r in rows:
         table.append(f"| {r['method']} | {r['resolution']} | {r['input_mode']} | {r['arch']} | {r['params']:,} | "
                      f"{r['mflops']} | {r['epochs']} | {r['seed']} | {r['top1']:.2f} | {r['train_seconds']:.0f} |")
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start, end = "<!-- cifar10_dfd:start -->", "<!-- cifar10_dfd:end -->"
-    block = f"{start}\n" + "\n".join(table) + f"\n{end}"
-    if start in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text += "\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_block("cifar10_dfd", table)
 
 
 def plot(rows: list[dict]) -> None:

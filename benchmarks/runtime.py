@@ -19,13 +19,13 @@ import cv2
 import numpy as np
 import torch
 
+from docs_table import write_block
 from lowres_sdk import Classifier
 from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.data import load_splits
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "runtime.json"
-DOC = HERE.parent / "docs" / "benchmarks.md"
 
 
 def peak_gflops(threads: int, n: int = 2048, repeat: int = 5) -> float:
@@ -138,11 +138,7 @@ def write_table(out: dict) -> None:
                   f"(exact) {mx['grouped_crops_per_s']:,.0f} crops/s; resized to the model's resolution with OpenCV first "
                   f"{mx['opencv_resized_crops_per_s']:,.0f} crops/s, but its probabilities differ by up to {mx['max_prob_diff']} "
                   f"and its top-1 agrees on {100 * mx['argmax_agreement']:.0f} % of crops. The runtime keeps grouping."]
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start, end = "<!-- runtime:start -->", "<!-- runtime:end -->"
-    block = f"{start}\n" + "\n".join(lines) + f"\n{end}"
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):] if start in text else text + "\n" + block + "\n"
-    DOC.write_text(text)
+    write_block("runtime", lines)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import cv2
 
+from docs_table import write_block
 from lowres_sdk import Classifier
 from lowres_sdk.regions import MotionCrops
 from lowres_sdk.video import frames, process
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "video.json"
-DOC = HERE.parent / "docs" / "benchmarks.md"
 
 
 def timed_fps(fn, n_frames: int) -> float:
@@ -82,11 +82,7 @@ def main() -> None:
     lines += ["", f"Full pipeline = {100 * out['full_vs_decode']:.0f} % of decode-only fps. Tracking classified "
                   f"{t['classified_with_tracking']:,} of {t['crops_seen']:,} crops ({100 * t['saved']:.0f} % saved) "
                   f"vs {t['classified_without']:,} without."]
-    text = DOC.read_text()
-    start, end = "<!-- video:start -->", "<!-- video:end -->"
-    block = f"{start}\n" + "\n".join(lines) + f"\n{end}"
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):] if start in text else text + "\n" + block + "\n"
-    DOC.write_text(text)
+    write_block("video", lines)
 
 
 if __name__ == "__main__":

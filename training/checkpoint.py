@@ -6,7 +6,6 @@ sha256, so a half-written checkpoint is detected instead of loaded.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -16,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lowres_sdk.bundle import sha256_file
 from lowres_sdk.errors import CheckpointError
 from lowres_sdk.spec import InputSpec
 
@@ -42,7 +42,7 @@ def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor]
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _atomic_write(run_dir / WEIGHTS, lambda p: save_file(tensors, p))
-    digest = hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
+    digest = sha256_file(run_dir / WEIGHTS)
     meta = {"format": FORMAT, **meta, "weights_sha256": digest}
     _atomic_write(run_dir / META, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
 
@@ -60,7 +60,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError(f"{run_dir / META} is not valid JSON: {e}") from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{run_dir / META} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    digest = hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
+    digest = sha256_file(run_dir / WEIGHTS)
     if digest != meta.get("weights_sha256"):
         raise CheckpointError(f"{run_dir / WEIGHTS} does not match its {META} (sha256 differs): corrupt or half-written")
     try:

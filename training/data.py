@@ -6,7 +6,6 @@ them in memory instead of running a DataLoader per epoch on a 2-core machine.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lowres_sdk.bundle import sha256_file
 from lowres_sdk.errors import DataError
 from lowres_sdk.spec import LETTERBOX_FILL
 
@@ -49,14 +49,6 @@ class ImageSet:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "lowres_sdk"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -1,0 +1,19 @@
+"""Rewrite one marked block of docs/benchmarks.md (``<!-- NAME:start -->`` ... ``<!-- NAME:end -->``),
+leaving the hand-written text around it alone; appended at the end if the markers are missing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def write_block(name: str, lines: list[str], doc: Path = DOC) -> None:
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n" + "\n".join(lines) + f"\n{end}"
+    if start in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text += "\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
