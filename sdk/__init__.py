@@ -7,6 +7,7 @@ only (onnxruntime loads with the first model); training (``lowres_sdk.training``
 from ._version import __version__
 from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, SourceError
 from .bundle import Bundle, load_bundle
+from .gallery import Gallery
 from .runtime import Classifier, Embedder, Predictions
 from .spec import InputSpec
 
@@ -15,6 +16,7 @@ __all__ = [
     "Classifier",
     "Embedder",
     "Predictions",
+    "Gallery",
     "Bundle",
     "load_bundle",
     "InputSpec",

@@ -188,6 +188,66 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
         raise click.exceptions.Exit(130)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+
+
+@cli.command("index")
+@click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--bundle", required=True, type=click.Path(), help="An embed bundle (lowres export --task embed).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Gallery folder to write.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def index_command(images_dir, bundle, out, batch_size):
+    """Embed every image under IMAGES_DIR into a gallery (id = path relative to IMAGES_DIR,
+    metadata = path and parent folder as 'class')."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .gallery import Gallery
+    from .runtime import Embedder
+
+    emb = Embedder(bundle, batch_size=batch_size)
+    root = Path(images_dir)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise click.ClickException(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    gallery = Gallery.for_embedder(emb)
+    for i in tqdm(range(0, len(paths), batch_size), unit="batch", desc="indexing"):
+        part = paths[i:i + batch_size]
+        gallery.add(emb(_read_images(part)), [str(p.relative_to(root)) for p in part],
+                    [{"path": str(p), "class": p.parent.name} for p in part])
+    gallery.save(out)
+    click.echo(f"{out}: {len(gallery)} images, {gallery.dim}-d embeddings from {emb.bundle.path}")
+
+
+@cli.command("search")
+@click.argument("queries", nargs=-1, required=True, type=click.Path())
+@click.option("--gallery", required=True, type=click.Path(), help="A folder written by `lowres index`.")
+@click.option("--bundle", default=None, type=click.Path(), help="Embed bundle (default: the one the gallery was built with).")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
+def search_command(queries, gallery, bundle, top_k, as_json):
+    """Find the gallery images most similar to each QUERY image (cosine similarity)."""
+    from .gallery import Gallery
+    from .runtime import Embedder
+
+    g = Gallery.load(gallery)
+    bundle = bundle or g.source_bundle
+    if not bundle:
+        raise click.ClickException(f"{gallery} does not record its bundle; pass --bundle")
+    emb = Embedder(bundle)
+    g.check_embedder(emb)
+    res = g.search(emb(_read_images(queries)), top_k=top_k)
+    for q, ids, scores, idx in zip(queries, res.ids, res.scores, res.indices):
+        if as_json:
+            click.echo(json.dumps({"query": str(q), "hits": [{"id": i, "score": round(float(s), 5), "metadata": g.metadata[j]}
+                                                              for i, s, j in zip(ids, scores, idx)]}))
+        else:
+            click.echo(f"{q}:")
+            for rank, (i, s) in enumerate(zip(ids, scores), 1):
+                click.echo(f"  {rank:>3}. {s:.4f}  {i}")
+
+
 @cli.command("demo")
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 @click.option("--out", default="lowres-demo", show_default=True, type=click.Path(file_okay=False),

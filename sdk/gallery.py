@@ -1,0 +1,176 @@
+"""A gallery of embeddings for retrieval: ids + metadata + unit vectors, exact cosine top-k in numpy
+(batched, memory-bounded) or faiss (extra `faiss`) behind the same API, saved without pickle
+(``vectors.npy`` + ``gallery.json``) and refused by an embedder it was not built with."""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import sha256_file
+from .errors import BundleError, InputError
+
+FORMAT = "lowres_sdk.gallery/1"
+
+
+@dataclass
+class SearchResults:
+    """Per query, the ``k`` best gallery items, best first."""
+
+    ids: list[list[str]]
+    scores: np.ndarray    # float32 [Q, k] cosine similarities
+    indices: np.ndarray   # int64 [Q, k] rows of the gallery
+
+
+class Gallery:
+    def __init__(self, dim: int, fingerprint: str | None = None, backend: str = "numpy", source_bundle: str | None = None):
+        if dim < 1:
+            raise InputError(f"dim must be >= 1, got {dim}")
+        if backend not in ("numpy", "faiss"):
+            raise InputError(f"backend must be 'numpy' or 'faiss', got {backend!r}")
+        self.dim, self.fingerprint, self.backend = dim, fingerprint, backend
+        self.source_bundle = source_bundle  # where the embedder came from, so `lowres search` can find it
+        self.vectors = np.zeros((0, dim), np.float32)
+        self.ids: list[str] = []
+        self.metadata: list[dict] = []
+        self._faiss = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def for_embedder(cls, embedder, backend: str = "numpy") -> "Gallery":
+        return cls(embedder.dim, embedder.bundle.fingerprint, backend, str(Path(embedder.bundle.path).resolve()))
+
+    def check_embedder(self, embedder) -> None:
+        """BundleError unless ``embedder`` makes vectors this gallery can be searched with."""
+        if embedder.dim != self.dim:
+            raise BundleError(f"the gallery holds {self.dim}-d embeddings; this embedder makes {embedder.dim}-d ones")
+        if self.fingerprint and embedder.bundle.fingerprint != self.fingerprint:
+            raise BundleError(f"the gallery was built with model {self.fingerprint[:12]}, not with "
+                              f"{embedder.bundle.fingerprint[:12]} ({embedder.bundle.path}); re-index it with this bundle")
+
+    def add(self, vectors: np.ndarray, ids: list[str], metadata: list[dict] | None = None) -> None:
+        vectors = self._as_vectors(vectors)
+        ids = [str(i) for i in ids]
+        if len(ids) != len(vectors):
+            raise InputError(f"{len(vectors)} vectors but {len(ids)} ids")
+        metadata = metadata if metadata is not None else [{} for _ in ids]
+        if len(metadata) != len(ids):
+            raise InputError(f"{len(ids)} ids but {len(metadata)} metadata entries")
+        clash = (set(ids) & set(self.ids)) | {i for i, n in Counter(ids).items() if n > 1}
+        if clash:
+            raise InputError(f"ids already in the gallery or repeated: {sorted(clash)[:5]}")
+        self.vectors = np.concatenate([self.vectors, vectors])
+        self.ids += ids
+        self.metadata += [dict(m) for m in metadata]
+        self._faiss = None
+
+    def remove(self, ids: list[str]) -> None:
+        ids = set(map(str, ids))
+        missing = ids - set(self.ids)
+        if missing:
+            raise InputError(f"not in the gallery: {sorted(missing)[:5]}")
+        keep = [i for i, x in enumerate(self.ids) if x not in ids]
+        self.vectors = self.vectors[keep]
+        self.ids = [self.ids[i] for i in keep]
+        self.metadata = [self.metadata[i] for i in keep]
+        self._faiss = None
+
+    def search(self, queries: np.ndarray, top_k: int = 10, query_batch: int = 256, gallery_batch: int = 65536) -> SearchResults:
+        """Exact cosine top-k; memory stays within query_batch x gallery_batch scores at a time."""
+        queries = self._as_vectors(queries)
+        if len(self) == 0:
+            raise InputError("the gallery is empty")
+        k = min(top_k, len(self))
+        if k < 1:
+            raise InputError(f"top_k must be >= 1, got {top_k}")
+        if self.backend == "faiss":
+            scores, idx = self._faiss_index().search(queries, k)
+        else:
+            scores = np.empty((len(queries), k), np.float32)
+            idx = np.empty((len(queries), k), np.int64)
+            for q0 in range(0, len(queries), query_batch):
+                q = queries[q0:q0 + query_batch]
+                best_s = np.full((len(q), 0), -np.inf, np.float32)
+                best_i = np.zeros((len(q), 0), np.int64)
+                for g0 in range(0, len(self), gallery_batch):
+                    s = q @ self.vectors[g0:g0 + gallery_batch].T
+                    cand_s = np.concatenate([best_s, s], 1)
+                    cand_i = np.concatenate([best_i, np.arange(g0, g0 + s.shape[1])[None].repeat(len(q), 0)], 1)
+                    keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k] if cand_s.shape[1] > k else np.argsort(-cand_s, 1)
+                    best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+                order = np.argsort(-best_s, axis=1, kind="stable")
+                scores[q0:q0 + len(q)] = np.take_along_axis(best_s, order, 1)
+                idx[q0:q0 + len(q)] = np.take_along_axis(best_i, order, 1)
+        return SearchResults([[self.ids[j] for j in row] for row in idx], scores.astype(np.float32), idx.astype(np.int64))
+
+    def _faiss_index(self):
+        if self._faiss is None:
+            try:
+                import faiss
+            except ImportError:
+                raise InputError("backend='faiss' needs faiss: pip install 'lowres_sdk[faiss]'") from None
+            self._faiss = faiss.IndexFlatIP(self.dim)
+            self._faiss.add(self.vectors)
+        return self._faiss
+
+    def _as_vectors(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise InputError(f"expected [N, {self.dim}] embeddings, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise InputError("embeddings contain NaN or infinite values")
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise InputError("an embedding is all zeros")
+        return np.ascontiguousarray(x / norms)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``path``/vectors.npy + gallery.json (no pickle), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
+            meta = {"format": FORMAT, "dim": self.dim, "fingerprint": self.fingerprint, "bundle": self.source_bundle,
+                    "count": len(self),
+                    "ids": self.ids, "metadata": self.metadata, "vectors_sha256": sha256_file(tmp / "vectors.npy")}
+            (tmp / "gallery.json").write_text(json.dumps(meta))
+            os.chmod(tmp, 0o755)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, embedder=None, backend: str = "numpy") -> "Gallery":
+        path = Path(path)
+        try:
+            meta = json.loads((path / "gallery.json").read_text())
+        except FileNotFoundError:
+            raise BundleError(f"not a gallery: {path} (no gallery.json)") from None
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{path / 'gallery.json'} is not valid JSON: {e}") from e
+        if meta.get("format") != FORMAT:
+            raise BundleError(f"{path} has gallery format {meta.get('format')!r}, expected {FORMAT!r}")
+        if sha256_file(path / "vectors.npy") != meta["vectors_sha256"]:
+            raise BundleError(f"{path / 'vectors.npy'} does not match gallery.json (changed or damaged)")
+        vectors = np.load(path / "vectors.npy", allow_pickle=False)
+        if vectors.shape != (meta["count"], meta["dim"]) or len(meta["ids"]) != meta["count"]:
+            raise BundleError(f"{path}: {vectors.shape} vectors for {meta['count']} ids of dim {meta['dim']}")
+        g = cls(meta["dim"], meta["fingerprint"], backend, meta.get("bundle"))
+        g.vectors, g.ids, g.metadata = vectors.astype(np.float32), list(meta["ids"]), list(meta["metadata"])
+        if embedder is not None:
+            g.check_embedder(embedder)
+        return g
