@@ -8,6 +8,8 @@ Memory stays flat: at most ``batch_frames`` frames are held at once.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import time
@@ -268,25 +270,25 @@ def process(source, classifier, out_dir: str | os.PathLike, crops=None, *, strid
     summary.json}; returns the summary. Stops cleanly on Ctrl-C, keeping what was written."""
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stats, counters = SourceStats(), {}
     results = run(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
                   track=track, stats=stats, counters=counters, log=log)
     start, processed, objects, interrupted = time.perf_counter(), 0, 0, False
-    bar = None
-    video = None
+    first = next(results, None)  # opens the source: a SourceError leaves no output files behind
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = stats.frame_count and -(-stats.frame_count // stride)
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
     try:
-        with JsonlSink(out_dir / "detections.jsonl") as jsonl:
-            for result in results:
-                if bar is None:
-                    total = stats.frame_count and -(-stats.frame_count // stride)
-                    if max_frames is not None:
-                        total = min(total, max_frames) if total else max_frames
-                    bar = tqdm(total=total or None, unit="frame", disable=not progress, dynamic_ncols=True)
-                if write_video and video is None:
-                    h, w = result.image.shape[:2]
-                    video = AnnotatedVideo(out_dir / "annotated.mp4", stats.fps or 10.0, (w, h)).__enter__()
+        with contextlib.ExitStack() as sinks:
+            jsonl = sinks.enter_context(JsonlSink(out_dir / "detections.jsonl"))
+            bar = sinks.enter_context(tqdm(total=total or None, unit="frame", disable=not progress, dynamic_ncols=True))
+            video = None
+            if write_video and first is not None:
+                h, w = first.image.shape[:2]
+                video = sinks.enter_context(AnnotatedVideo(out_dir / "annotated.mp4", stats.fps or 10.0, (w, h)))
+            for result in itertools.chain([first] if first is not None else [], results):
                 jsonl.write(result)
                 if video is not None:
                     video.write(result)
@@ -297,11 +299,6 @@ def process(source, classifier, out_dir: str | os.PathLike, crops=None, *, strid
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        if video is not None:
-            video.__exit__(None, None, None)
-        if bar is not None:
-            bar.close()
     wall = time.perf_counter() - start
     summary = {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
                "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,

@@ -238,3 +238,9 @@ def test_pedestrian_clip_end_to_end(tiny_bundle, tmp_path):
     while cap.read()[0]:
         n += 1
     assert n == 795 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)
+
+
+def test_missing_source_writes_nothing(tiny_bundle, tmp_path):
+    with pytest.raises(SourceError, match="video not found"):
+        process(tmp_path / "nope.mp4", Classifier(tiny_bundle.path), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
