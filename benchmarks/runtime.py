@@ -22,7 +22,7 @@ import torch
 from docs_table import write_block
 from lowres_sdk import Classifier
 from lowres_sdk.training.checkpoint import load_model
-from lowres_sdk.training.data import load_splits
+from lowres_sdk.training.data import letterbox, load_splits
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "runtime.json"
@@ -78,10 +78,15 @@ def mixed_sizes(bundle, crops, threads: int, seconds: float) -> dict:
     sizes = [(int(h), int(w)) for h, w in zip(rng.integers(24, 96, 64), rng.integers(12, 48, 64))]
     varied = [cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) for c, (h, w) in zip(crops, sizes)]
     clf = Classifier(bundle, threads=threads)
-    r = clf.bundle.spec.resolution
+    spec = clf.bundle.spec
+
+    def opencv_resized(batch):  # the same fit (letterbox/stretch) as the graph, done by OpenCV
+        fit = letterbox if spec.fit == "letterbox" else (lambda c: c)
+        return clf([cv2.resize(fit(c), (spec.resolution,) * 2, interpolation=cv2.INTER_AREA) for c in batch]).probs
+
     grouped = measure(lambda b: clf(b).probs, varied, 64, seconds)
-    resized = measure(lambda b: clf([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA) for c in b]).probs, varied, 64, seconds)
-    a, b = clf(varied).probs, clf([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA) for c in varied]).probs
+    resized = measure(opencv_resized, varied, 64, seconds)
+    a, b = clf(varied).probs, opencv_resized(varied)
     return {"grouped_crops_per_s": grouped["crops_per_s"], "opencv_resized_crops_per_s": resized["crops_per_s"],
             "max_prob_diff": round(float(np.abs(a - b).max()), 4), "argmax_agreement": round(float((a.argmax(1) == b.argmax(1)).mean()), 4)}
 
@@ -91,7 +96,8 @@ def main() -> None:
     p.add_argument("--run", type=Path, required=True, help="training run (torch weights)")
     p.add_argument("--bundle", type=Path, required=True, help="bundle exported from that run, with model.int8.onnx")
     p.add_argument("--data", default="../shared/data/cifar10-jpg.tar.gz")
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--seconds", type=float, default=6.0, help="per backend and batch size, split over the rounds")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,10 +113,16 @@ def main() -> None:
         backends[("onnxruntime-cpu", precision)] = clf
     rows = []
     for batch in (1, 8, 64):
-        base = None
-        for (backend, precision), fn in backends.items():
-            r = measure(fn, crops, batch, args.seconds)
-            base = base or r["crops_per_s"]
+        # Rounds interleave the backends and each keeps its best round: this VM's speed drifts by
+        # tens of % over minutes, and interleaving keeps that drift out of the ratios.
+        best = {}
+        for _ in range(args.rounds):
+            for key, fn in backends.items():
+                r = measure(fn, crops, batch, args.seconds / args.rounds)
+                if key not in best or r["crops_per_s"] > best[key]["crops_per_s"]:
+                    best[key] = r
+        base = best[("torch-eager", "fp32")]["crops_per_s"]
+        for (backend, precision), r in best.items():
             rows.append({"backend": backend, "precision": precision, "batch": batch, **r,
                          "gflops": round(r["crops_per_s"] * mflops / 1e3, 2),
                          "speedup_vs_torch": round(r["crops_per_s"] / base, 2), "peak_gflops": round(peak, 1)})
@@ -127,7 +139,9 @@ def main() -> None:
 def write_table(out: dict) -> None:
     m = out["model"]
     lines = [f"Model: {m['arch']} ({m['input']}, {m['mflops']} MFLOPs/crop), {out['machine']['threads']} threads; "
-             f"peak {out['rows'][0]['peak_gflops']} GFLOP/s (float32 numpy matmul, same run).", "",
+             f"peak {out['rows'][0]['peak_gflops']} GFLOP/s (float32 numpy matmul, same run). Crops: 32x32 CIFAR-10 test "
+             "images as uint8 BGR; torch eager = OpenCV resize + numpy normalise + torch in Python. INT8 GFLOP/s count "
+             "the same FLOPs, so its '% of peak' is against the FP32 peak.", "",
              "| backend | precision | batch | crops/s | p50 ms | p99 ms | GFLOP/s | % of peak | speed-up vs torch |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
