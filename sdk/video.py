@@ -9,6 +9,7 @@ Memory stays flat: at most ``batch_frames`` frames are held at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -176,9 +177,8 @@ def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | No
 
     def flush():
         nonlocal n_pending_crops
-        wanted = [(f, k, item) for f, items in pending for k, item in enumerate(items) if item[2]]
-        if wanted:
-            it = iter(classifier([f.image[b[1]:b[1] + b[3], b[0]:b[0] + b[2]] for f, _, (b, _, _) in wanted]).probs)
+        due_crops = [f.image[y:y + h, x:x + w] for f, items in pending for (x, y, w, h), _, due in items if due]
+        it = iter(classifier(due_crops).probs if due_crops else ())
         for f, items in pending:
             objects = []
             for box, tr, due in items:
@@ -227,6 +227,7 @@ class JsonlSink:
         self._f.close()
 
 
+@functools.lru_cache(maxsize=1024)
 def _color(track: int) -> tuple[int, int, int]:
     rng = np.random.default_rng(track)
     return tuple(int(v) for v in rng.integers(64, 256, 3))
