@@ -1,11 +1,7 @@
 """`lowres export` and `lowres check` (need torch; attached to the `lowres` group lazily)."""
 from __future__ import annotations
 
-import json
-import sys
-
 import click
-import numpy as np
 
 
 @click.command("export")
@@ -39,10 +35,8 @@ def export_command(run, out, task, int8, force, data, eval_per_class, tensorrt):
 def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""
-    import cv2
-
     from lowres_sdk.bundle import load_bundle
-    from lowres_sdk.errors import InputError
+    from lowres_sdk.cli import _read_images
     from lowres_sdk.training.checkpoint import load_model
 
     from .graph import FusedModel
@@ -50,12 +44,7 @@ def check_command(bundle, run, images, tolerance):
 
     b = load_bundle(bundle)
     backbone, spec, _ = load_model(run)
-    batches = random_crops(seed=1)
-    for path in images:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(f"cannot read image {path}")
-        batches.append(img[None])
+    batches = random_crops(seed=1) + [img[None] for img in _read_images(images)]
     report = parity(FusedModel(backbone, spec, b.task), b.file("model.onnx"), batches, tolerance)
     click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
                f"(tolerance {tolerance:g})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -42,8 +43,6 @@ def onnx_top1(path: str | os.PathLike, crops: np.ndarray, labels: np.ndarray, ba
 
 
 def _embed_metadata(path: Path, description: dict) -> None:
-    import json
-
     model = onnx.load(str(path))
     del model.metadata_props[:]
     for key, value in {ONNX_METADATA_KEY: json.dumps(description, sort_keys=True), "lowres_sdk.version": __version__}.items():
@@ -72,9 +71,10 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             f"(tolerance {PARITY_TOLERANCE:g})")
         files = {"model.onnx": fp32}
         metrics, variants = {"test_images": len(test), "data": str(data or recipe["data"])}, {}
+        at_resolution = camera_crops(test.images, spec.resolution)
         if task == "classify":
-            for name, r in (("top1_native", None), (f"top1_at_{spec.resolution}px", spec.resolution)):
-                metrics[name] = round(onnx_top1(fp32, camera_crops(test.images, r), test.labels), 2)
+            for name, crops in (("top1_native", camera_crops(test.images, None)), (f"top1_at_{spec.resolution}px", at_resolution)):
+                metrics[name] = round(onnx_top1(fp32, crops, test.labels), 2)
             log(f"top-1 on {len(test)} held-out images: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if k.startswith("top1")))
         if int8:
             if task != "classify":
@@ -85,9 +85,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             int8_path = Path(tmp) / "model.int8.onnx"
             log(f"INT8: calibrating on {len(train)} training crops (QDQ, per-channel S8 weights, U8 activations)")
             quantize_int8(fp32, int8_path, calib)
-            crops = camera_crops(test.images, spec.resolution)
             key = f"top1_at_{spec.resolution}px"
-            metrics[f"int8_{key}"] = round(onnx_top1(int8_path, crops, test.labels), 2)
+            metrics[f"int8_{key}"] = round(onnx_top1(int8_path, at_resolution, test.labels), 2)
             drop = metrics[key] - metrics[f"int8_{key}"]
             metrics["int8_top1_drop"] = round(drop, 2)
             log(f"INT8 top-1 {metrics[f'int8_{key}']} vs FP32 {metrics[key]} (drop {drop:.2f} points)")

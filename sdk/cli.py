@@ -188,9 +188,6 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
         raise click.exceptions.Exit(130)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
-
-
 @cli.command("index")
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--bundle", required=True, type=click.Path(), help="An embed bundle (lowres export --task embed).")
@@ -203,6 +200,7 @@ def index_command(images_dir, bundle, out, batch_size):
 
     from tqdm import tqdm
 
+    from .crops import IMAGE_SUFFIXES
     from .gallery import Gallery
     from .runtime import Embedder
 

@@ -13,6 +13,9 @@ import numpy as np
 
 from .errors import InputError
 
+# Image files the CLI and the dataset reader pick up.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+
 
 def as_crops(crops) -> list[np.ndarray]:
     """A list of contiguous uint8 HxWx3 BGR arrays, or InputError saying what was wrong."""

@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 
 from lowres_sdk.bundle import sha256_file
+from lowres_sdk.crops import IMAGE_SUFFIXES
 from lowres_sdk.errors import DataError
 from lowres_sdk.spec import LETTERBOX_FILL
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
 # Archives we know, by file name: their sha256, checked before anything is extracted.
 KNOWN_ARCHIVES = {
@@ -134,7 +134,7 @@ def read_image_folder(root: str | os.PathLike, image_size: int | None = 32,
     for label, name in enumerate(classes):
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise DataError(f"class folder {root / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DataError(f"class folder {root / name} has no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files[:limit_per_class]:
             img = read_image(path)
             if fit == "letterbox":
