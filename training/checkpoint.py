@@ -75,7 +75,12 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
     tensors, meta = load_checkpoint(run_dir)
     recipe = meta["recipe"]
     spec = InputSpec.from_dict(meta["spec"])
-    model = build_model(recipe["arch"], len(meta["classes"]), spec.size, recipe["width"])
+    if meta.get("chain"):  # a backbone with stages around it (SR net, transfer net, SVM head, ...)
+        from .chain import build_chain
+
+        model = build_chain(meta["chain"])
+    else:
+        model = build_model(recipe["arch"], len(meta["classes"]), spec.size, recipe["width"])
     state = {k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

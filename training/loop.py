@@ -34,7 +34,7 @@ from .degrade import Degrade, ModelInput, Normalize
 class Recipe:
     """Everything that defines a training run; saved inside its checkpoint."""
 
-    method: str = "lr"                # lr | hr | dfd
+    method: str = "lr"                # lr | hr | dfd | staged | mixed | transfer | sr
     data: str = ""                    # dataset folder or archive with train/ and test/
     arch: str = "resnet20"
     width: float = 1.0
@@ -52,6 +52,7 @@ class Recipe:
     seed: int = 0
     augment: bool = True              # random crop (4 px zero pad) + horizontal flip
     limit_per_class: int | None = None
+    train_fraction: float = 1.0       # train on the first fraction of each class (limited-data studies)
     init: str | None = None           # start from this run's weights (a new head if the classes differ)
     down: str = "bilinear"
     up: str = "bicubic"
@@ -62,6 +63,8 @@ class Recipe:
     dfd_lambda: float = 2.0           # paper 002's best value on CIFAR-10 at 8x8
     init_from_teacher: bool = True    # dfd: start the student from the teacher's weights (paper: "fine-tune")
     cache_teacher: bool = False       # dfd: precompute teacher features (only without augmentation)
+    trainable: str = "all"            # staged: parameter-name prefixes stage 2 may change ("all", "fc", "layers.8,fc")
+    mixed_ratio: float = 0.5          # mixed: probability that a training sample is degraded
 
     def __post_init__(self):
         if self.method == "hr":
@@ -72,6 +75,8 @@ class Recipe:
             raise InputError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if not 1 <= self.resolution <= self.image_size:
             raise InputError(f"resolution {self.resolution} px must be between 1 and the image size {self.image_size} px")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise InputError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 
@@ -175,10 +180,20 @@ def predict(model: Backbone, spec: InputSpec, images: np.ndarray, resolution: in
     return torch.cat(out).numpy()
 
 
-def build_task(recipe: Recipe, train: ImageSet) -> Task:
-    from . import dfd, hr, lr  # one file per method
+def fraction_per_class(data: ImageSet, fraction: float) -> ImageSet:
+    """The first ``fraction`` of every class (at least one image each), in the set's order."""
+    keep = []
+    for c in range(len(data.classes)):
+        idx = np.flatnonzero(data.labels == c)
+        keep.append(idx[:max(1, round(fraction * len(idx)))])
+    return data.subset(np.sort(np.concatenate(keep)))
 
-    methods = {"lr": lr.make_task, "hr": hr.make_task, "dfd": dfd.make_task}
+
+def build_task(recipe: Recipe, train: ImageSet) -> Task:
+    from . import dfd, hr, lr, mixed, staged  # one file per method
+
+    methods = {"lr": lr.make_task, "hr": hr.make_task, "dfd": dfd.make_task, "staged": staged.make_task,
+               "mixed": mixed.make_task}
     if recipe.method not in methods:
         raise InputError(f"unknown method {recipe.method!r}; expected one of {', '.join(methods)}")
     backbone = build_model(recipe.arch, len(train.classes), recipe.spec.size, recipe.width)
@@ -211,6 +226,8 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
     train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size, recipe.limit_per_class, fit=recipe.fit)
+    if recipe.train_fraction < 1.0:
+        train_set = fraction_per_class(train_set, recipe.train_fraction)
     task = build_task(recipe, train_set)
     student = task.student.to(memory_format=torch.channels_last)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -236,10 +253,12 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     total = steps * recipe.epochs
     spec = recipe.spec
     info = {"params": count_params(student.backbone), "mflops": round(count_mflops(student.backbone, spec.size), 2)}
+    if getattr(student.backbone, "spec_json", None):
+        info["chain"] = student.backbone.spec_json
     for epoch in range(start_epoch, recipe.epochs):
         gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=gen)
-        student.train()
+        task.train()  # methods may keep parts frozen (teacher, stage-1 layers) in eval mode
         t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
         bar = tqdm(range(steps), desc=f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}", disable=not progress or rank != 0,
                    leave=False, dynamic_ncols=True)
