@@ -21,9 +21,11 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 
 
 @click.command("train")
-@click.option("--method", type=click.Choice(["lr", "hr", "dfd", "staged", "mixed"]), required=True,
+@click.option("--method", type=click.Choice(["lr", "hr", "dfd", "staged", "mixed", "transfer", "sr"]), required=True,
               help="lr: train on degraded input; hr: HR teacher; dfd: deep feature distillation from --teacher; "
-                   "staged: fine-tune the HR run --teacher on LR input; mixed: one net on HR and LR input at once.")
+                   "staged: fine-tune the HR run --teacher on LR input; mixed: one net on HR and LR input at once; "
+                   "transfer: k-means + transfer net + SVM on the frozen --teacher's features (no filter trained); "
+                   "sr: an SR net in front of the frozen HR classifier --teacher.")
 @click.option("--data", required=True, help="Dataset folder with train/<class>/ and test/<class>/, or a .tar.gz of one.")
 @click.option("--resolution", type=int, default=8, show_default=True, help="Detail in px the model is trained for (ignored by hr).")
 @click.option("--input-mode", type=click.Choice(["upsampled", "native"]), default="upsampled", show_default=True,
@@ -47,8 +49,8 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 @click.option("--blur", "blur_sigma", type=float, default=0.0, show_default=True, help="Gaussian blur sigma before downsampling.")
 @click.option("--noise", "noise_std", type=float, default=0.0, show_default=True, help="Gaussian noise std at LR (0-1 scale).")
 @click.option("--jpeg", "jpeg_quality", type=click.IntRange(1, 100), default=None, help="JPEG quality at LR.")
-@click.option("--teacher", default=None, help="dfd: run folder of the HR teacher; staged: the stage-1 HR run "
-                                               "(both a --method hr run).")
+@click.option("--teacher", default=None, help="A --method hr run: dfd's teacher, staged's stage 1, transfer's "
+                                               "feature extractor, the classifier sr feeds.")
 @click.option("--dfd-lambda", type=float, default=2.0, show_default=True, help="dfd: weight of the feature loss (paper: 2).")
 @click.option("--no-init-from-teacher", is_flag=True, help="dfd: train the student from scratch instead of the teacher's weights.")
 @click.option("--cache-teacher", is_flag=True, help="dfd: precompute teacher features once (needs --no-augment).")
@@ -56,13 +58,20 @@ def _resolutions(ctx, param, value: str) -> list[int]:
               help="staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
 @click.option("--mixed-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="mixed: probability that a training image is degraded to --resolution (else kept HR).")
+@click.option("--clusters", type=click.IntRange(2), default=50, show_default=True,
+              help="transfer: k-means clusters = pseudo-classes = transferred feature dim. --epochs, --batch-size "
+                   "and --lr then train the transfer net (paper 000: 1000, 1000, 0.01).")
+@click.option("--transfer-hidden", type=click.IntRange(1), default=256, show_default=True,
+              help="transfer: hidden width of the 2-layer transfer net.")
+@click.option("--sr-width", type=click.IntRange(4), default=64, show_default=True, help="sr: channels of the ESPCN SR net.")
 @click.option("--init", "init_run", default=None, type=click.Path(),
               help="Start from this run's weights (fine-tuning; a new head when the classes differ).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint written every epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train_command(method, data, resolution, input_mode, arch, width, image_size, fit, epochs, batch_size, learning_rate,
                   schedule, weight_decay, seed, no_augment, limit_per_class, train_fraction, blur_sigma, noise_std, jpeg_quality,
-                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, trainable, mixed_ratio, init_run, out, resume):
+                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, trainable, mixed_ratio, clusters, transfer_hidden, sr_width, init_run,
+                  out, resume):
     """Train a low-resolution model (or its HR teacher). Works unchanged under
     `torchrun --nproc_per_node N -m lowres_sdk.cli train ...`."""
     from .loop import Recipe, train
@@ -72,7 +81,8 @@ def train_command(method, data, resolution, input_mode, arch, width, image_size,
                     weight_decay=weight_decay, seed=seed, augment=not no_augment, limit_per_class=limit_per_class, train_fraction=train_fraction,
                     blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality, teacher=teacher,
                     dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher,
-                    trainable=trainable, mixed_ratio=mixed_ratio, init=init_run)
+                    trainable=trainable, mixed_ratio=mixed_ratio, clusters=clusters,
+                    transfer_hidden=transfer_hidden, sr_width=sr_width, init=init_run)
     meta = train(recipe, out, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports

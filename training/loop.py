@@ -65,6 +65,9 @@ class Recipe:
     cache_teacher: bool = False       # dfd: precompute teacher features (only without augmentation)
     trainable: str = "all"            # staged: parameter-name prefixes stage 2 may change ("all", "fc", "layers.8,fc")
     mixed_ratio: float = 0.5          # mixed: probability that a training sample is degraded
+    clusters: int = 50                # transfer: k of k-means = the transferred feature dimension
+    transfer_hidden: int = 256        # transfer: hidden width of the 2-layer transfer net
+    sr_width: int = 64                # sr: channels of the ESPCN super-resolution net
 
     def __post_init__(self):
         if self.method == "hr":
@@ -190,10 +193,10 @@ def fraction_per_class(data: ImageSet, fraction: float) -> ImageSet:
 
 
 def build_task(recipe: Recipe, train: ImageSet) -> Task:
-    from . import dfd, hr, lr, mixed, staged  # one file per method
+    from . import dfd, hr, lr, mixed, sr, staged  # one file per method
 
     methods = {"lr": lr.make_task, "hr": hr.make_task, "dfd": dfd.make_task, "staged": staged.make_task,
-               "mixed": mixed.make_task}
+               "mixed": mixed.make_task, "sr": sr.make_task}
     if recipe.method not in methods:
         raise InputError(f"unknown method {recipe.method!r}; expected one of {', '.join(methods)}")
     backbone = build_model(recipe.arch, len(train.classes), recipe.spec.size, recipe.width)
@@ -222,6 +225,10 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
 
     ``_stop_after`` ends the run after that many epochs, as an interruption would (tests of resume).
     """
+    if recipe.method == "transfer":  # feature-level: k-means + transfer net + SVM, not this loop
+        from . import transfer
+
+        return transfer.fit(recipe, out_dir, resume, progress, data)
     rank, world = _world()
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
