@@ -112,3 +112,55 @@ def eval_command(run, resolutions, data, limit_per_class, as_json):
     for r, rep in report["resolutions"].items():
         click.echo(f"  {r:>3} px  top-1 {100 * rep['top1']:6.2f} %")
     click.echo(f"wrote {run}/eval.json and {run}/eval_resolution.png")
+
+
+@click.group("viz")
+def viz_group():
+    """Pictures of what a run learned, as PNG: t-SNE of features, occlusion heat maps, accuracy by
+    input resolution."""
+
+
+@viz_group.command("tsne")
+@click.argument("run", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG to write (default RUN/tsne.png).")
+@click.option("--resolution", type=int, default=None, help="LR input resolution (default: the run's own).")
+@click.option("--per-class", type=click.IntRange(2), default=100, show_default=True, help="Test images per class.")
+@click.option("--data", default=None, help="Dataset to draw from (default: the run's own).")
+def viz_tsne(run, out, resolution, per_class, data):
+    """t-SNE (scikit-learn) of the test images' pooled features, coloured by class: the HR model on
+    HR and on LR input, then RUN itself on LR input (paper 000's figure; for a transfer or DFD run
+    the last panel shows the transferred / distilled features)."""
+    from .viz import tsne_figure
+
+    path = tsne_figure(run, out or os.path.join(run, "tsne.png"), data, per_class, resolution)
+    click.echo(f"wrote {path}")
+
+
+@viz_group.command("occlusion")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option("--images", type=click.IntRange(1, 32), default=4, show_default=True, help="Test images (rows).")
+@click.option("--resolution", type=int, default=None,
+              help="Input resolution for every run (default: each run's own, e.g. HR for an hr run).")
+@click.option("--patch", type=click.FloatRange(0, 1, min_open=True), default=0.25, show_default=True,
+              help="Gray patch side as a fraction of the model's input side.")
+@click.option("--data", default=None, help="Dataset to draw from (default: the first run's own).")
+def viz_occlusion(runs, out, images, resolution, patch, data):
+    """Occlusion heat maps (paper 001): a gray (128) patch slides over the input image I and each
+    pixel gets ||Psi(I) - Psi(I')||^2 (Psi = logits); RUNS side by side, e.g. an HR and an LR model."""
+    from .viz import occlusion_figure
+
+    click.echo(f"wrote {occlusion_figure(list(runs), out, data, images, resolution, patch)}")
+
+
+@viz_group.command("resolution")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option("--resolutions", callback=_resolutions, default="8,12,16,24,32", show_default=True)
+@click.option("--data", default=None, help="Dataset to test on (default: each run's own).")
+@click.option("--limit-per-class", type=int, default=None, help="Use at most N test images per class.")
+def viz_resolution(runs, out, resolutions, data, limit_per_class):
+    """Top-1 accuracy vs input resolution, one curve per run (each also gets RUN/eval.json)."""
+    from .viz import resolution_figure
+
+    click.echo(f"wrote {resolution_figure(list(runs), out, resolutions, data, limit_per_class)}")

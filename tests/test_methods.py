@@ -1,0 +1,199 @@
+"""The other seed methods: staged, mixed, transfer and sr -- each procedure on hand-made tensors,
+a short training on tiny data, and the chained export of the ones that add stages."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from lowres_sdk import CheckpointError, InputError
+from lowres_sdk.training.backbones import build_model
+from lowres_sdk.training.chain import ESPCN, Chained
+from lowres_sdk.training.checkpoint import load_model
+from lowres_sdk.training.data import read_image_folder
+from lowres_sdk.training.loop import fraction_per_class, train
+from lowres_sdk.training.mixed import MixedTask, make_task as make_mixed
+from lowres_sdk.training.staged import freeze
+from lowres_sdk.training.transfer import linear_svm, pseudo_labels
+
+from conftest import tiny_recipe
+
+
+@pytest.fixture(scope="module")
+def hr_run(tiny_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("hr") / "hr"
+    train(tiny_recipe(tiny_data, method="hr", epochs=3), run, progress=False)
+    return run
+
+
+# --- staged --------------------------------------------------------------------------------------
+
+def test_staged_starts_from_stage_1_and_frozen_layers_stay_frozen(tiny_data, hr_run, tmp_path):
+    run = tmp_path / "staged"
+    train(tiny_recipe(tiny_data, method="staged", teacher=str(hr_run), trainable="layers.8,fc", epochs=2), run,
+          progress=False)
+    before, after = load_file(hr_run / "checkpoint.safetensors"), load_file(run / "checkpoint.safetensors")
+    frozen = [k for k in after if k.startswith("model.backbone.") and not k.startswith(("model.backbone.layers.8.",
+                                                                                          "model.backbone.fc."))]
+    assert any("running_mean" in k for k in frozen)  # BN statistics are part of what must not move
+    for k in frozen:
+        assert torch.equal(before[k], after[k]), k
+    for k in ("model.backbone.layers.8.conv1.weight", "model.backbone.layers.8.bn1.running_mean", "model.backbone.fc.weight"):
+        assert not torch.equal(before[k], after[k]), k
+
+
+def test_staged_all_trainable_fine_tunes_every_layer(tiny_data, hr_run, tmp_path):
+    run = tmp_path / "staged"
+    train(tiny_recipe(tiny_data, method="staged", teacher=str(hr_run), epochs=1), run, progress=False)
+    before, after = load_file(hr_run / "checkpoint.safetensors"), load_file(run / "checkpoint.safetensors")
+    assert not torch.equal(before["model.backbone.stem.0.weight"], after["model.backbone.stem.0.weight"])
+
+
+def test_freeze_names_the_parameters_it_keeps_and_refuses_unknown_prefixes():
+    model = build_model("resnet20", 3, 16, 0.5)
+    assert freeze(model, "fc") == ["fc.weight", "fc.bias"]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    with pytest.raises(InputError, match="no parameters under"):
+        freeze(model, "layer3")  # a torchvision name: ours are layers.N
+
+
+def test_staged_refuses_a_missing_or_mismatched_stage_1(tiny_data, hr_run, tmp_path):
+    with pytest.raises(InputError, match="stage-1 HR run"):
+        train(tiny_recipe(tiny_data, method="staged"), tmp_path / "a", progress=False)
+    with pytest.raises(CheckpointError, match="fine-tunes the stage-1 network itself"):
+        train(tiny_recipe(tiny_data, method="staged", teacher=str(hr_run), arch="resnet32"), tmp_path / "b", progress=False)
+
+
+# --- mixed ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
+def test_mixed_degrades_the_requested_share_of_samples(tiny_data, ratio):
+    recipe = tiny_recipe(tiny_data, method="mixed", mixed_ratio=ratio)
+    task = make_mixed(recipe, build_model("resnet20", 3, 16, 0.5), read_image_folder(tiny_data / "train", 16))
+    assert isinstance(task, MixedTask)
+    hr = torch.rand(4000, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    x = task.student_input(hr, torch.Generator().manual_seed(1))
+    kept_hr = torch.isclose(x, task.normalize(hr), atol=1e-6).flatten(1).all(1)
+    assert abs((~kept_hr).float().mean().item() - ratio) < 0.03
+    lr = task.normalize(task.degrade(hr))  # the degraded ones are exactly the LR version
+    assert torch.allclose(x[~kept_hr], lr[~kept_hr], atol=1e-6)
+
+
+def test_mixed_needs_one_input_size_for_both_resolutions(tiny_data):
+    with pytest.raises(InputError, match="upsampled"):
+        make_mixed(tiny_recipe(tiny_data, method="mixed", input_mode="native"), build_model("resnet20", 3, 8, 0.5),
+                   read_image_folder(tiny_data / "train", 16))
+
+
+def test_train_fraction_keeps_the_first_share_of_every_class(tiny_data):
+    data = read_image_folder(tiny_data / "train", 16)
+    small = fraction_per_class(data, 0.25)
+    assert np.bincount(small.labels).tolist() == [8, 8, 8]
+    assert np.array_equal(small.images[:8], data.images[data.labels == 0][:8])
+
+
+# --- transfer ------------------------------------------------------------------------------------
+
+def test_pseudo_labels_are_the_nearest_hr_centroid():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    hr = np.concatenate([c + rng.normal(0, 0.1, (50, 2)) for c in centres]).astype(np.float32)
+    lr = np.array([[1.0, 1.0], [8.0, 1.0], [2.0, 7.0], [6.0, 6.5]], dtype=np.float32)
+    labels, kmeans = pseudo_labels(hr, lr, 3, seed=0)
+    assert type(kmeans).__module__.startswith("sklearn.cluster")
+    dist = ((lr[:, None] - kmeans.cluster_centers_[None]) ** 2).sum(-1)
+    assert labels.tolist() == dist.argmin(1).tolist()
+    # by hand: the cluster around (0,0), around (10,0), around (0,10), and (6, 6.5) is nearer (0, 10)
+    near = [int(np.argmin(((kmeans.cluster_centers_ - c) ** 2).sum(1))) for c in centres]
+    assert labels.tolist() == [near[0], near[1], near[2], near[2]]
+
+
+def test_svm_head_with_folded_standardisation_equals_the_scikit_learn_pipeline():
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, [1.0, 5.0, 0.2], (300, 3))
+    y = (x[:, 0] + 0.2 * x[:, 1] > 4).astype(int) + (x[:, 2] > 3.1)
+    w, b, pipe = linear_svm(x, y, seed=0)
+    assert type(pipe[-1]).__name__ == "LinearSVC"
+    np.testing.assert_allclose(x @ w.T + b, pipe.decision_function(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def transfer_run(tiny_data, hr_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("transfer") / "run"
+    train(tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), clusters=6, transfer_hidden=32, epochs=40,
+                      batch_size=32, lr=0.01), run, progress=False)
+    return run
+
+
+def test_transfer_builds_backbone_transfer_net_and_svm_as_one_model(tiny_data, transfer_run):
+    model, spec, meta = load_model(transfer_run)
+    assert isinstance(model, Chained) and model.num_features == 6
+    assert meta["chain"]["neck"] == {"kind": "mlp", "args": {"dims": [32, 32, 6]}}
+    m = meta["metrics"]
+    assert {"svm_transfer_top1", "svm_lr_features_top1", "svm_hr_features_top1"} <= set(m)
+    # the model's own prediction is the SVM's: its test accuracy is the one reported
+    from lowres_sdk.training.loop import predict
+    test = read_image_folder(tiny_data / "test", 16)
+    top1 = 100 * (predict(model, spec, test.images).argmax(1) == test.labels).mean()
+    assert top1 == pytest.approx(m["svm_transfer_top1"], abs=0.01)
+
+
+def test_transfer_resume_returns_the_finished_run_and_overwrite_is_refused(tiny_data, hr_run, transfer_run):
+    recipe = tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), clusters=6, transfer_hidden=32, epochs=40,
+                         batch_size=32, lr=0.01)
+    assert train(recipe, transfer_run, resume=True, progress=False)["metrics"]
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(recipe, transfer_run, progress=False)
+
+
+def test_transfer_needs_an_extractor_and_sensible_k(tiny_data, hr_run, tmp_path):
+    with pytest.raises(InputError, match="--teacher"):
+        train(tiny_recipe(tiny_data, method="transfer"), tmp_path / "a", progress=False)
+    with pytest.raises(InputError, match="clusters"):
+        train(tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), clusters=10_000), tmp_path / "b", progress=False)
+
+
+# --- sr ------------------------------------------------------------------------------------------
+
+def test_espcn_starts_as_bicubic_and_upscales_by_its_factor():
+    sr = ESPCN(scale=4)
+    x = torch.rand(2, 3, 8, 8)
+    y = sr(x)
+    assert y.shape == (2, 3, 32, 32)
+    assert torch.allclose(y, F.interpolate(x, size=(32, 32), mode="bicubic", align_corners=False))
+
+
+def test_sr_trains_only_the_sr_net_and_lowers_its_loss(tiny_data, hr_run, tmp_path):
+    run = tmp_path / "sr"
+    meta = train(tiny_recipe(tiny_data, method="sr", teacher=str(hr_run), input_mode="native", epochs=3, lr=0.05),
+                 run, progress=False)
+    assert meta["chain"]["pre"] == {"kind": "espcn", "args": {"scale": 2, "width": 64}}
+    assert meta["history"][-1]["train_loss"] < meta["history"][0]["train_loss"]
+    before, after = load_file(hr_run / "checkpoint.safetensors"), load_file(run / "checkpoint.safetensors")
+    for k, v in before.items():
+        if k.startswith("model.backbone."):
+            assert torch.equal(v, after["model.backbone.backbone." + k[len("model.backbone."):]]), k
+    assert not torch.equal(after["model.backbone.pre.body.4.weight"], torch.zeros_like(after["model.backbone.pre.body.4.weight"]))
+    model, spec, _ = load_model(run)
+    assert (spec.size, spec.resolution) == (8, 8) and model(torch.rand(1, 3, 8, 8)).shape == (1, 3)
+
+
+# --- export of chained models --------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["transfer", "sr"])
+def test_chained_models_export_as_one_graph_with_parity(tiny_data, hr_run, transfer_run, tmp_path, method):
+    pytest.importorskip("onnxscript")
+    from lowres_sdk import Classifier
+    from lowres_sdk.export.exporter import export_run
+
+    run = transfer_run
+    if method == "sr":
+        run = tmp_path / "sr"
+        train(tiny_recipe(tiny_data, method="sr", teacher=str(hr_run), input_mode="native", epochs=1), run, progress=False)
+    bundle = export_run(run, tmp_path / "bundle", eval_per_class=12, log=lambda *a: None)
+    assert bundle.meta["parity"]["max_abs_diff"] <= 1e-4
+    model, spec, _ = load_model(run)
+    crops = np.random.default_rng(0).integers(0, 256, (5, 20, 12, 3), dtype=np.uint8)
+    from lowres_sdk.export.graph import FusedModel
+    expected = FusedModel(model, spec)(torch.from_numpy(crops)).detach().numpy()
+    np.testing.assert_allclose(Classifier(tmp_path / "bundle")(list(crops)).probs, expected, atol=1e-4)
