@@ -52,10 +52,6 @@ def plan(args) -> list[tuple[str, Recipe]]:
         lr_res = dict(resolution=res, epochs=2 * args.epochs, **small)
         runs.append((f"staged{res}_f{f:g}", Recipe(method="staged", teacher=str(args.runs / f"hr32_f{f:g}"), **lr_res)))
         runs.append((f"mixed{res}_f{f:g}", Recipe(method="mixed", **lr_res)))
-    # The paper fine-tunes stage 2 "with a low learning rate".
-    for res in (8,):
-        runs.append((f"staged{res}_lr0.01", Recipe(method="staged", teacher=teacher, resolution=res,
-                                                   epochs=args.epochs, **dict(base, lr=0.01))))
     return runs
 
 

@@ -197,3 +197,27 @@ def test_chained_models_export_as_one_graph_with_parity(tiny_data, hr_run, trans
     from lowres_sdk.export.graph import FusedModel
     expected = FusedModel(model, spec)(torch.from_numpy(crops)).detach().numpy()
     np.testing.assert_allclose(Classifier(tmp_path / "bundle")(list(crops)).probs, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("sr", ["--input-mode", "native", "--epochs", "2"]),
+    ("transfer", ["--clusters", "6", "--transfer-hidden", "16", "--epochs", "20", "--lr", "0.01"]),
+])
+def test_methods_run_under_torchrun(tiny_data, hr_run, tmp_path, method, extra):
+    import os
+    import subprocess
+    import sys
+
+    args = ["train", "--method", method, "--data", str(tiny_data), "--width", "0.5", "--image-size", "16",
+            "--resolution", "8", "--batch-size", "32", "--teacher", str(hr_run), "--out", str(tmp_path / "run"), *extra]
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29563",
+                        "-m", "lowres_sdk.cli", *args], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("epochs, test top-1") == 1  # rank 0 reports, rank 1 waited for it
+    model, _, meta = load_model(tmp_path / "run")
+    assert isinstance(model, Chained)
+    if method == "sr":  # gradients reached the SR net through DDP
+        assert model.pre.body[-2].weight.abs().sum() > 0
+    else:
+        assert meta["metrics"]["svm_transfer_top1"] > 0
