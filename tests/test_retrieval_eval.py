@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lowres_sdk import InputError
+from lowres_sdk.cli import main
 from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.retrieval import retrieval_metrics
 from lowres_sdk.training.retrieval_data import load_retrieval
@@ -33,7 +34,7 @@ def test_camera_keeps_the_aspect_and_shrinks_the_shortest_side():
     assert torch.allclose(camera(flat, 8), torch.full((1, 3, 8, 8), 0.25))  # antialiased: a mean stays a mean
 
 
-def test_eval_retrieval_cli_end_to_end(tiny_run, tiny_data, tmp_path):
+def test_eval_retrieval_cli_end_to_end(tiny_run, tiny_data, tmp_path, capsys):
     out = tmp_path / "report"
     base = [sys.executable, "-m", "lowres_sdk.cli", "eval-retrieval", str(tiny_run), "--dataset", "classes",
             "--data", str(tiny_data), "--out", str(out)]
@@ -55,8 +56,9 @@ def test_eval_retrieval_cli_end_to_end(tiny_run, tiny_data, tmp_path):
         for key in ("map", "p_at_1", "p_at_5", "r_at_1", "r_at_5"):
             assert row[key] == pytest.approx(expected[key]), (r, key)
     assert report["rows"][-1]["map"] > 0.6  # the 3 tiny classes are easy at full size (chance is ~0.36)
-    bad = subprocess.run(base + ["--resolutions", "64"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "outside 1..16 px" in bad.stderr
+    with pytest.raises(SystemExit) as exit_code:  # the CLI's own error path, in-process (no second torch import)
+        main(base[3:] + ["--resolutions", "64"])
+    assert exit_code.value.code == 1 and "error: query resolutions [64] px are outside 1..16 px" in capsys.readouterr().err
 
 
 REID = SHARED_DATA / "person-reid-48x128.tar.gz"
