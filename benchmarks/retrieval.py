@@ -119,7 +119,7 @@ def plot(rows: list[dict]) -> None:
             ax.grid(alpha=0.3)
         row_axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS.with_suffix(".png"), dpi=100)
+    fig.savefig(RESULTS.with_suffix(".png"), dpi=75)
     plt.close(fig)
 
 
