@@ -72,14 +72,20 @@ def _image_set(pairs: list[tuple[Path, int]], classes: list[str], image_size: in
     return ImageSet(arr, np.asarray([label for _, label in pairs], np.int64), classes)
 
 
+def _views(cameras, numbers) -> set[str]:
+    """File stems: ``<camera>_<k>`` (re-ID) or ``<k>`` when there are no cameras (ORL)."""
+    return {f"{c}_{k}" for c in cameras for k in numbers} if cameras else {str(k) for k in numbers}
+
+
 def _split_by_identity(name, ids, n_train, train_views, test_views, query_views, gallery_views, image_size, fit, split):
     names = list(ids)
     train_ids, eval_ids = names[:n_train], names[n_train:]
-    pick = lambda files, views: [f for f in files if f.stem in views]  # noqa: E731
-    train = [(f, i) for i, k in enumerate(train_ids) for f in pick(ids[k], train_views)]
-    test = [(f, i) for i, k in enumerate(train_ids) for f in pick(ids[k], test_views)]
-    queries = [(f, i) for i, k in enumerate(eval_ids) for f in pick(ids[k], query_views)]
-    gallery = [(f, i) for i, k in enumerate(eval_ids) for f in pick(ids[k], gallery_views)]
+
+    def pick(people: list[str], views: set[str]) -> list[tuple[Path, int]]:
+        return [(f, i) for i, k in enumerate(people) for f in ids[k] if f.stem in views]
+
+    train, test = pick(train_ids, train_views), pick(train_ids, test_views)
+    queries, gallery = pick(eval_ids, query_views), pick(eval_ids, gallery_views)
     return RetrievalSet(name, _image_set(train, train_ids, image_size, fit), _image_set(test, train_ids, image_size, fit),
                         _image_set(queries, eval_ids, None, fit), _image_set(gallery, eval_ids, None, fit), split)
 
@@ -92,17 +98,17 @@ def load_retrieval(name: str, path: str | os.PathLike, image_size: int = 32, fit
     root = resolve_data_root(path)
     if name == "reid":
         ids = _identities(root, "0[12]_*.jpg", 62)
-        views = lambda cams, ks: {f"{c}_{k}" for c in cams for k in ks}  # noqa: E731
+        both, first, second = ("01", "02"), ("01",), ("02",)
         return _split_by_identity(
-            "reid", ids, 31, views(("01", "02"), range(1, 8)), views(("01", "02"), (8,)), views(("01",), range(1, 9)),
-            views(("02",), range(1, 9)), image_size, fit,
+            "reid", ids, 31, _views(both, range(1, 8)), _views(both, (8,)), _views(first, range(1, 9)),
+            _views(second, range(1, 9)), image_size, fit,
             "person-reid: ids sorted, first 31 train (views 1-7 of both cameras; view 8 held out), last 31 evaluate: "
             "camera 01 views = queries, camera 02 views = gallery, same person = relevant")
     if name == "orl":
         ids = _identities(root, "*.pgm", 30)
-        nums = lambda ks: {str(k) for k in ks}  # noqa: E731
         return _split_by_identity(
-            "orl", ids, 15, nums(range(1, 9)), nums((9, 10)), nums(range(1, 6)), nums(range(6, 11)), image_size, fit,
+            "orl", ids, 15, _views((), range(1, 9)), _views((), (9, 10)), _views((), range(1, 6)),
+            _views((), range(6, 11)), image_size, fit,
             "ORL faces: ids sorted by number, first 15 train (images 1-8; 9-10 held out), last 15 evaluate: "
             "images 1-5 = queries, 6-10 = gallery, same person = relevant")
     for split in ("train", "test"):
