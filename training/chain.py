@@ -7,7 +7,10 @@ evaluation, `FusedModel` and the exporter take it unchanged. Its checkpoint stor
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import CheckpointError
@@ -51,8 +54,38 @@ class MLP(nn.Module):
         return self.net(f)
 
 
+class FSRGenerator(nn.Module):
+    """Paper 004's feature generator G (its Table 2) adapted to a ``dim``-d pooled feature: the vector,
+    zero-padded to a 1-channel s x s map (s = ceil(sqrt(dim)), 8 x 8 for ResNet-20's 64-d), six 3x3
+    convolutions with 4, 8, 16, 32, 64, 128 channels (stride 2 on the 2nd, 4th and 6th, as the table's
+    64 -> 32 -> 16 -> 8), dropout, a linear layer back to ``dim``; LeakyReLU(0.2) after every conv.
+    The table's 8x8 first kernel on a 64 x 64 map becomes 3x3 on our 8 x 8 map.
+
+    One deviation, for small data: G outputs ``f + body(f)`` with the last layer zero-initialised, so
+    it starts as the identity (raw features) and learns the correction towards the HR features.
+    """
+
+    def __init__(self, dim: int, dropout: float = 0.3):
+        super().__init__()
+        self.dim, self.side = dim, math.ceil(math.sqrt(dim))
+        layers, cin, side = [], 1, self.side
+        for cout, stride in zip((4, 8, 16, 32, 64, 128), (1, 2, 1, 2, 1, 2)):
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.2)]
+            cin, side = cout, (side - 1) // stride + 1
+        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin * side * side, dim))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+        self.out_features = dim
+
+    def as_map(self, f: torch.Tensor) -> torch.Tensor:
+        return F.pad(f, (0, self.side * self.side - self.dim)).reshape(-1, 1, self.side, self.side)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f + self.body(self.as_map(f))
+
+
 # The stage kinds a checkpoint may name (its JSON says which class rebuilds it).
-STAGES: dict[str, type[nn.Module]] = {"espcn": ESPCN, "mlp": MLP, "linear": nn.Linear}
+STAGES: dict[str, type[nn.Module]] = {"espcn": ESPCN, "mlp": MLP, "linear": nn.Linear, "fsr": FSRGenerator}
 
 
 def stage(kind: str, **args) -> tuple[nn.Module, dict]:

@@ -7,7 +7,6 @@ every DDP rank sees the same global batch and keeps its own slice of it.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -34,7 +33,7 @@ from .degrade import Degrade, ModelInput, Normalize
 class Recipe:
     """Everything that defines a training run; saved inside its checkpoint."""
 
-    method: str = "lr"                # lr | hr | dfd | staged | mixed | transfer | sr
+    method: str = "lr"                # lr | hr | dfd | staged | mixed | crossres | fsrgan | transfer | sr
     data: str = ""                    # dataset folder or archive with train/ and test/
     arch: str = "resnet20"
     width: float = 1.0
@@ -68,9 +67,16 @@ class Recipe:
     clusters: int = 50                # transfer: k of k-means = the transferred feature dimension
     transfer_hidden: int = 256        # transfer: hidden width of the 2-layer transfer net
     sr_width: int = 64                # sr: channels of the ESPCN super-resolution net
+    crossres_p: float = 0.5           # crossres: probability that a training sample is downsampled (paper 003)
+    query_min: int = 8                # crossres / fsrgan: random LR resolution range (px, shortest side)
+    query_max: int = 24
+    fsr_lr: float = 8e-4              # fsrgan: Adam learning rate of G and D (paper 004: 0.0008)
+    fsr_critic_steps: int = 5         # fsrgan: critic updates per generator update (WGAN)
+    fsr_clip: float = 0.01            # fsrgan: critic weight clipping (WGAN's Lipschitz constraint)
+    fsr_views: int = 4                # fsrgan: LR views (random resolutions) per training image
 
     def __post_init__(self):
-        if self.method == "hr":
+        if self.method in ("hr", "crossres", "fsrgan"):  # models that take any query resolution at HR size
             self.resolution = self.image_size
         if self.input_mode not in ("upsampled", "native"):
             raise InputError(f"input_mode must be 'upsampled' or 'native', got {self.input_mode!r}")
@@ -193,10 +199,10 @@ def fraction_per_class(data: ImageSet, fraction: float) -> ImageSet:
 
 
 def build_task(recipe: Recipe, train: ImageSet) -> Task:
-    from . import dfd, hr, lr, mixed, sr, staged  # one file per method
+    from . import crossres, dfd, hr, lr, mixed, sr, staged  # one file per method
 
     methods = {"lr": lr.make_task, "hr": hr.make_task, "dfd": dfd.make_task, "staged": staged.make_task,
-               "mixed": mixed.make_task, "sr": sr.make_task}
+               "mixed": mixed.make_task, "sr": sr.make_task, "crossres": crossres.make_task}
     if recipe.method not in methods:
         raise InputError(f"unknown method {recipe.method!r}; expected one of {', '.join(methods)}")
     backbone = build_model(recipe.arch, len(train.classes), recipe.spec.size, recipe.width)
@@ -225,10 +231,15 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
 
     ``_stop_after`` ends the run after that many epochs, as an interruption would (tests of resume).
     """
-    if recipe.method == "transfer":  # feature-level: k-means + transfer net + SVM, not this loop
+    # Feature-level methods have their own short procedures on extracted features, not this loop.
+    if recipe.method == "transfer":  # k-means + transfer net + SVM
         from . import transfer
 
         return transfer.fit(recipe, out_dir, resume, progress, data)
+    if recipe.method == "fsrgan":  # feature super-resolution GAN
+        from . import fsrgan
+
+        return fsrgan.fit(recipe, out_dir, resume, progress, data, _stop_after)
     rank, world = _world()
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
