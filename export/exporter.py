@@ -102,6 +102,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         description = describe(task, meta["classes"], spec, embedding_dim=backbone.num_features,
                                provenance=provenance, metrics=metrics, parity=report, variants=variants)
+        if task == "embed":  # which vectors are comparable: those of the same weights, or of the space G maps into
+            description["embedding_space"] = meta.get("embedding_space", provenance["checkpoint_sha256"])
         for path in files.values():
             _embed_metadata(path, description)
         bundle = write_bundle(out_dir, description, files)

@@ -63,6 +63,13 @@ class Bundle:
         """sha256 of the FP32 model: identifies the weights a gallery or an engine was made with."""
         return self.meta["files"]["model.onnx"]["sha256"]
 
+    @property
+    def embedding_space(self) -> str:
+        """Identifies the space an embedder's vectors live in: the sha256 of the trained weights
+        (the extractor's for an FSR embedder, whose generator maps into it). Older bundles: the
+        model's fingerprint."""
+        return self.meta.get("embedding_space") or self.fingerprint
+
     def file(self, name: str = "model.onnx") -> Path:
         if name not in self.meta["files"]:
             raise BundleError(f"{self.path} has no {name} (it has {', '.join(self.meta['files'])})")

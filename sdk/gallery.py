@@ -46,15 +46,17 @@ class Gallery:
 
     @classmethod
     def for_embedder(cls, embedder, backend: str = "numpy") -> "Gallery":
-        return cls(embedder.dim, embedder.bundle.fingerprint, backend, str(Path(embedder.bundle.path).resolve()))
+        return cls(embedder.dim, embedder.bundle.embedding_space, backend, str(Path(embedder.bundle.path).resolve()))
 
     def check_embedder(self, embedder) -> None:
         """BundleError unless ``embedder`` makes vectors this gallery can be searched with."""
         if embedder.dim != self.dim:
             raise BundleError(f"the gallery holds {self.dim}-d embeddings; this embedder makes {embedder.dim}-d ones")
-        if self.fingerprint and embedder.bundle.fingerprint != self.fingerprint:
+        # An embedder of the same feature space is fine (e.g. an FSR embedder for low-res queries
+        # against a gallery indexed by its HR extractor); any other model's vectors are not comparable.
+        if self.fingerprint and self.fingerprint not in (embedder.bundle.embedding_space, embedder.bundle.fingerprint):
             raise BundleError(f"the gallery was built with model {self.fingerprint[:12]}, not with "
-                              f"{embedder.bundle.fingerprint[:12]} ({embedder.bundle.path}); re-index it with this bundle")
+                              f"{embedder.bundle.embedding_space[:12]} ({embedder.bundle.path}); re-index it with this bundle")
 
     def add(self, vectors: np.ndarray, ids: list[str], metadata: list[dict] | None = None) -> None:
         vectors = self._as_vectors(vectors)

@@ -138,3 +138,23 @@ def test_chained_export_is_one_graph_backbone_generator_l2(fsr_run, hr_run, tmp_
         raw = F.normalize(f, dim=1).numpy()
     assert np.abs(got - chained).max() <= 1e-4
     assert np.abs(got - raw).max() > 1e-3  # G is in the graph, not just the backbone
+
+
+def test_fsr_queries_search_a_gallery_indexed_by_the_hr_extractor(fsr_run, hr_run, tiny_data, tiny_run, tmp_path):
+    from lowres_sdk import BundleError, Embedder, Gallery
+    from lowres_sdk.export.exporter import export_run
+
+    quiet = dict(task="embed", eval_per_class=4, log=lambda *a: None)
+    hr_bundle = export_run(hr_run, tmp_path / "hr", **quiet)
+    fsr_bundle = export_run(fsr_run, tmp_path / "fsr", **quiet)
+    other = export_run(tiny_run, tmp_path / "other", **quiet)
+    assert fsr_bundle.embedding_space == hr_bundle.embedding_space != other.embedding_space
+    assert fsr_bundle.fingerprint != hr_bundle.fingerprint  # different graphs, same feature space
+    gallery_crops = list(np.random.default_rng(1).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8))
+    gallery = Gallery.for_embedder(Embedder(hr_bundle.path))
+    gallery.add(Embedder(hr_bundle.path)(gallery_crops), [f"g{i}" for i in range(5)])
+    gallery.save(tmp_path / "gallery")
+    loaded = Gallery.load(tmp_path / "gallery", embedder=Embedder(fsr_bundle.path))  # accepted
+    assert len(loaded.search(Embedder(fsr_bundle.path)(gallery_crops[:2]), top_k=3).ids[0]) == 3
+    with pytest.raises(BundleError, match="re-index"):
+        Gallery.load(tmp_path / "gallery", embedder=Embedder(other.path))

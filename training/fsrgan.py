@@ -174,7 +174,10 @@ def _fit(recipe, out_dir, resume, progress, data, stop_after) -> dict:
         _load_optim("optim_d", opt_d, d_params, tensors)
         start_epoch, history = meta["epoch"], meta["history"]
     info = {"params": count_params(chain), "mflops": round(count_mflops(chain, spec.size), 2), "chain": chain.spec_json,
-            "teacher_classes": len(tmeta["classes"])}
+            "teacher_classes": len(tmeta["classes"]),
+            # G maps LR features into the extractor's feature space: galleries indexed by the extractor's
+            # own embedder can be searched with this one's vectors.
+            "embedding_space": tmeta.get("embedding_space", tmeta["weights_sha256"])}
     n = len(lr_f)
     batch = min(recipe.batch_size, n)
     steps = n // batch
