@@ -128,7 +128,8 @@ def main() -> None:
     p.add_argument("--reid", default=str(SHARED / "person-reid-48x128.tar.gz"))
     p.add_argument("--orl", default=str(SHARED / "faces-orl-92x112.tar.gz"))
     p.add_argument("--cifar", default=str(SHARED / "cifar10-jpg.tar.gz"))
-    p.add_argument("--cifar-teacher", default=None, help="a CIFAR-10 --method hr run (ResNet-20, 32 px); read only")
+    p.add_argument("--cifar-teacher", default=str(HERE / "runs" / "cifar10_dfd" / "hr32"),
+                   help="a CIFAR-10 --method hr run (ResNet-20, 32 px; benchmarks/cifar10_dfd.py trains it); read only")
     p.add_argument("--ps", type=lambda s: [float(v) for v in s.split(",")], default=[0.0, 0.1, 0.3, 0.5, 0.7, 1.0],
                    help="crossres down-sampling probabilities: paper 003's, plus 0 = the same fine-tuning budget "
                         "on HR images only (the control for the extra epochs)")
@@ -144,12 +145,11 @@ def main() -> None:
     p.add_argument("--datasets", default="reid,orl,classes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if not (Path(args.cifar_teacher) / "checkpoint.json").exists():  # every dataset starts from it
+        sys.exit(f"{args.cifar_teacher} missing: run benchmarks/cifar10_dfd.py first (it trains the HR ResNet-20)")
     rows = []
     for name in args.datasets.split(","):
         path = {"reid": args.reid, "orl": args.orl, "classes": args.cifar}[name]
-        if name == "classes" and not args.cifar_teacher:
-            print("== CIFAR-10 skipped: no --cifar-teacher", flush=True)
-            continue
         label = {"reid": "person-reid", "orl": "orl-faces", "classes": "cifar10"}[name]
         rset = load_retrieval(name, path, 32, "stretch", args.cifar_per_class, args.cifar_train_per_class)
         print(f"== {label}: train {len(rset.train)}, queries {len(rset.queries)}, gallery {len(rset.gallery)}", flush=True)
