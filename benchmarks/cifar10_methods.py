@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from lowres_sdk.training.loop import Recipe, predict, train
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_methods.json"
 DFD_RESULTS = HERE / "results" / "cifar10_dfd.json"
+ROWS_VERSION = 2  # bump when rows_for changes: cached rows of older versions are recomputed
 
 
 def plan(args) -> list[tuple[str, Recipe]]:
@@ -68,7 +70,7 @@ def rows_for(name: str, run_dir: Path, test) -> list[dict]:
     meta = load_checkpoint(run_dir)[1]
     if cache.exists():
         cached = json.loads(cache.read_text())
-        if cached["weights_sha256"] == meta["weights_sha256"]:
+        if cached["weights_sha256"] == meta["weights_sha256"] and cached.get("version") == ROWS_VERSION:
             return cached["rows"]
     model, spec, meta = load_model(run_dir)
     r = meta["recipe"]
@@ -82,20 +84,28 @@ def rows_for(name: str, run_dir: Path, test) -> list[dict]:
         logits = predict(model, spec, test.images, resolution=res)
         row = {"method": r["method"], "resolution": res, "input_mode": r["input_mode"], **common,
                "top1": round(100 * float((logits.argmax(1) == test.labels).mean()), 2)}
-        if r["method"] != "hr":  # the paper's other column: the same LR model on HR test images
-            hr_logits = predict(model, spec, test.images, resolution=None)
+        if r["method"] != "hr" and spec.resolution < spec.size:
+            # The paper's other column: the same network fed HR test images. The model's own
+            # pre-processing would shrink them to its resolution, so it is bypassed here.
+            hr_logits = predict(model, replace(spec, resolution=spec.size), test.images)
             row["top1_hr_input"] = round(100 * float((hr_logits.argmax(1) == test.labels).mean()), 2)
         out.append(row)
     tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"weights_sha256": meta["weights_sha256"], "rows": out}, indent=2))
+    tmp.write_text(json.dumps({"weights_sha256": meta["weights_sha256"], "version": ROWS_VERSION, "rows": out}, indent=2))
     os.replace(tmp, cache)
     return out
 
 
 def collect(args, test) -> list[dict]:
     rows = []
-    if DFD_RESULTS.exists():  # the issue-3 rows this benchmark extends (same backbone, budget and seed)
-        rows += [dict(r, data_fraction=1.0, lr=0.1, source="cifar10_dfd.json") for r in json.loads(DFD_RESULTS.read_text())]
+    if DFD_RESULTS.exists():  # the issue-3 runs this benchmark extends (same backbone, budget and seed)
+        dfd_runs = args.teacher.parent
+        for name in dict.fromkeys(r["run"] for r in json.loads(DFD_RESULTS.read_text())):
+            if (dfd_runs / name / "checkpoint.json").exists():
+                rows += [dict(r, source="cifar10_dfd") for r in rows_for(name, dfd_runs / name, test)]
+            else:  # runs not on this machine: their published rows, without the HR-input column
+                rows += [dict(r, data_fraction=1.0, lr=0.1, source="cifar10_dfd.json")
+                         for r in json.loads(DFD_RESULTS.read_text()) if r["run"] == name]
     for name, recipe in plan(args):
         if finished(args.runs / name, recipe):
             rows += rows_for(name, args.runs / name, test)
