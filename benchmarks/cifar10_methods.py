@@ -150,6 +150,26 @@ def plot(rows: list[dict]) -> None:
     plt.close(fig)
 
 
+def pictures(args) -> None:
+    """The issue's pictures from the finished runs, into benchmarks/results/ (about 5 min)."""
+    from lowres_sdk.training.viz import occlusion_figure, resolution_figure, tsne_figure
+
+    dfd_runs, out = args.teacher.parent, RESULTS.parent
+    have = lambda d: (d / "checkpoint.json").exists()  # noqa: E731
+    for name in ("transfer8", "staged8"):
+        if have(args.runs / name):
+            print(f"== t-SNE {name}", flush=True)
+            tsne_figure(args.runs / name, out / f"cifar10_tsne_{name}.png", args.data, per_class=100)
+    occl = [d for d in (args.teacher, dfd_runs / "lr8", args.runs / "staged8", args.runs / "mixed8") if have(d)]
+    print("== occlusion", flush=True)
+    occlusion_figure([str(d) for d in occl], out / "cifar10_occlusion_8px.png", args.data, images=4, resolution=8)
+    curves = [d for d in (args.teacher, dfd_runs / "lr8", dfd_runs / "dfd8", args.runs / "staged8", args.runs / "mixed8",
+                          args.runs / "transfer8", args.runs / "sr8") if have(d)]
+    print("== accuracy vs resolution", flush=True)
+    resolution_figure([str(d) for d in curves], out / "cifar10_resolution.png", [8, 12, 16, 24, 32], args.data,
+                      limit_per_class=200)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/cifar10-jpg.tar.gz")
@@ -162,10 +182,13 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "cifar10_methods")
     p.add_argument("--only", default="*", help="comma-separated glob(s) of run names to train, e.g. 'staged*,mixed8'")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pictures", action="store_true", help="only draw the t-SNE / occlusion / resolution pictures")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if not (args.teacher / "checkpoint.json").exists():
         sys.exit(f"{args.teacher} missing: run benchmarks/cifar10_dfd.py first (it trains the HR teacher)")
+    if args.pictures:
+        return pictures(args)
     data = load_splits(args.data)
     patterns = args.only.split(",")
     for name, recipe in plan(args):
