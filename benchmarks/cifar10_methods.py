@@ -45,6 +45,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # Paper 000's transfer-net schedule (batch 1000, LR 0.01, x0.1 steps), 100 epochs on cached features.
         runs.append((f"transfer{res}", Recipe(method="transfer", teacher=teacher, resolution=res, epochs=100,
                                               **dict(base, batch_size=1000, lr=0.01))))
+        # Our variant: each LR feature labelled by its own HR image's cluster instead of the nearest one.
+        runs.append((f"transfer{res}_paired", Recipe(method="transfer", teacher=teacher, resolution=res, epochs=100,
+                                                     transfer_labels="paired", **dict(base, batch_size=1000, lr=0.01))))
         runs.append((f"sr{res}", Recipe(method="sr", teacher=teacher, input_mode="native", **lr_res)))
     # Paper 001 table 2: staged vs mixed with little data. Small sets get 2x the epochs.
     f = args.fraction
@@ -78,6 +81,8 @@ def rows_for(name: str, run_dir: Path, test) -> list[dict]:
     common = {"arch": r["arch"], "params": meta["params"], "mflops": meta["mflops"], "epochs": r["epochs"],
               "seed": r["seed"], "lr": r["lr"], "data_fraction": r.get("train_fraction", 1.0),
               "train_seconds": round(seconds, 1), "run": name, **meta.get("metrics", {})}
+    if r["method"] == "transfer":
+        common["transfer_labels"] = r.get("transfer_labels", "nearest")
     resolutions = [32, 16, 8] if r["method"] == "hr" else [r["resolution"]]
     out = []
     for res in resolutions:
@@ -123,7 +128,8 @@ def write_results(rows: list[dict]) -> None:
     for r in sorted(rows, key=lambda r: (r["data_fraction"], r["resolution"], r["method"] != "hr")):
         note = ""
         if "svm_lr_features_top1" in r:
-            note = f"SVM on raw LR features {r['svm_lr_features_top1']:.2f} %"
+            note = (f"{r.get('transfer_labels', 'nearest')} pseudo-labels; SVM on raw LR features "
+                    f"{r['svm_lr_features_top1']:.2f} %, on HR features (HR test) {r['svm_hr_features_top1']:.2f} %")
         hr_in = f"{r['top1_hr_input']:.2f}" if "top1_hr_input" in r else ""
         table.append(f"| {r['method']} | {100 * r['data_fraction']:.0f} % | {r['resolution']} | {r['input_mode']} | "
                      f"{r['mflops']} | {r['epochs']} | {r['lr']:g} | {r['top1']:.2f} | {hr_in} | {note} |")

@@ -221,3 +221,27 @@ def test_methods_run_under_torchrun(tiny_data, hr_run, tmp_path, method, extra):
         assert model.pre.body[-2].weight.abs().sum() > 0
     else:
         assert meta["metrics"]["svm_transfer_top1"] > 0
+
+
+def test_paired_transfer_labels_are_each_lr_image_s_own_hr_cluster(tiny_data, hr_run, tmp_path, monkeypatch):
+    from lowres_sdk.training import transfer
+
+    seen = {}
+    real = transfer.train_transfer_net
+
+    def spy(lr_features, labels, *args, **kw):
+        seen["labels"] = labels
+        return real(lr_features, labels, *args, **kw)
+
+    monkeypatch.setattr(transfer, "train_transfer_net", spy)
+    recipe = tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), clusters=5, transfer_hidden=16, epochs=2,
+                         batch_size=32, lr=0.01, transfer_labels="paired")
+    train(recipe, tmp_path / "paired", progress=False)
+    model, spec, _ = load_model(hr_run)
+    train_set = read_image_folder(tiny_data / "train", 16)
+    _, kmeans = pseudo_labels(transfer.features(model, spec, train_set.images, None),
+                              transfer.features(model, spec, train_set.images, 8), 5, recipe.seed)
+    assert seen["labels"].tolist() == kmeans.predict(transfer.features(model, spec, train_set.images, None)).tolist()
+    with pytest.raises(InputError, match="transfer_labels"):
+        train(tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), transfer_labels="oracle"), tmp_path / "x",
+              progress=False)

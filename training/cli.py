@@ -66,6 +66,9 @@ def _resolutions(ctx, param, value: str) -> list[int]:
                    "and --lr then train the transfer net (paper 000: 1000, 1000, 0.01).")
 @click.option("--transfer-hidden", type=click.IntRange(1), default=256, show_default=True,
               help="transfer: hidden width of the 2-layer transfer net.")
+@click.option("--transfer-labels", type=click.Choice(["nearest", "paired"]), default="nearest", show_default=True,
+              help="transfer: an LR feature's pseudo-label: its nearest HR centroid (paper 000), or the cluster of "
+                   "its own HR image (paired; no class labels either).")
 @click.option("--sr-width", type=click.IntRange(4), default=64, show_default=True, help="sr: channels of the ESPCN SR net.")
 @click.option("--crossres-p", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="crossres: probability that a training image is downsampled (paper 003 tries 0.1, 0.3, 0.5, 0.7, 1.0).")
@@ -87,7 +90,7 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 def train_command(method, data, resolution, input_mode, arch, width, image_size, fit, epochs, batch_size, learning_rate,
                   schedule, weight_decay, seed, no_augment, limit_per_class, train_fraction, blur_sigma, noise_std, jpeg_quality,
                   teacher, dfd_lambda, no_init_from_teacher, cache_teacher, trainable, mixed_ratio, clusters, transfer_hidden,
-                  sr_width, crossres_p, query_min, query_max, fsr_lr, fsr_critic_steps, fsr_clip, fsr_views, init_run, out,
+                  transfer_labels, sr_width, crossres_p, query_min, query_max, fsr_lr, fsr_critic_steps, fsr_clip, fsr_views, init_run, out,
                   resume):
     """Train a low-resolution model (or its HR teacher). Works unchanged under
     `torchrun --nproc_per_node N -m lowres_sdk.cli train ...`."""
@@ -99,7 +102,7 @@ def train_command(method, data, resolution, input_mode, arch, width, image_size,
                     blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality, teacher=teacher,
                     dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher,
                     trainable=trainable, mixed_ratio=mixed_ratio, clusters=clusters, transfer_hidden=transfer_hidden,
-                    sr_width=sr_width, crossres_p=crossres_p, query_min=query_min, query_max=query_max, fsr_lr=fsr_lr,
+                    transfer_labels=transfer_labels, sr_width=sr_width, crossres_p=crossres_p, query_min=query_min, query_max=query_max, fsr_lr=fsr_lr,
                     fsr_critic_steps=fsr_critic_steps, fsr_clip=fsr_clip, fsr_views=fsr_views, init=init_run)
     meta = train(recipe, out, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:

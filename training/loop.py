@@ -66,6 +66,7 @@ class Recipe:
     mixed_ratio: float = 0.5          # mixed: probability that a training sample is degraded
     clusters: int = 50                # transfer: k of k-means = the transferred feature dimension
     transfer_hidden: int = 256        # transfer: hidden width of the 2-layer transfer net
+    transfer_labels: str = "nearest"  # transfer: pseudo-label of an LR feature: nearest HR centroid | paired
     sr_width: int = 64                # sr: channels of the ESPCN super-resolution net
     crossres_p: float = 0.5           # crossres: probability that a training sample is downsampled (paper 003)
     query_min: int = 8                # crossres / fsrgan: random LR resolution range (px, shortest side)

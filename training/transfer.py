@@ -2,7 +2,8 @@
 
 1. a frozen HR model (``--teacher``) extracts features of the training images at HR and at LR;
 2. scikit-learn k-means on the HR features; each LR feature gets the label of its nearest HR
-   centroid (a pseudo-label: no ground truth is used here);
+   centroid (a pseudo-label: no ground truth is used here). ``transfer_labels="paired"`` (our
+   variant, still without class labels) gives it instead the cluster of its own HR image;
 3. a 2-layer FC transfer network (feature dim -> ``transfer_hidden`` -> ``clusters``) learns the
    pseudo-labels from LR features with cross-entropy; its k outputs are the transferred features;
 4. a linear SVM (scikit-learn, on standardised features) is trained on the transferred LR features.
@@ -105,7 +106,7 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         data: tuple[ImageSet, ImageSet] | None = None) -> dict:
     """The whole procedure; writes a checkpoint of the chained model to ``out_dir``."""
     from .data import load_splits
-    from .loop import _world, fraction_per_class
+    from .loop import Recipe, _world, fraction_per_class
 
     out_dir = Path(out_dir)
     rank, world = _world()
@@ -113,7 +114,7 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         if not resume:
             raise CheckpointError(f"{out_dir} already holds a run; pass resume=True (--resume) or choose another --out")
         meta = load_checkpoint(out_dir)[1]
-        if meta["recipe"] != asdict(recipe):
+        if Recipe.from_dict(meta["recipe"]) != recipe:
             raise CheckpointError(f"{out_dir} was trained with a different recipe; resume needs the same one")
         return meta  # one step: a finished run is complete
     if rank != 0:  # feature-level work is small: rank 0 does it, the others wait and read the result
@@ -133,6 +134,8 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         train_set = fraction_per_class(train_set, recipe.train_fraction)
     if tmeta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} has classes {tmeta['classes']}, the data has {train_set.classes}")
+    if recipe.transfer_labels not in ("nearest", "paired"):
+        raise InputError(f"transfer_labels must be 'nearest' or 'paired', got {recipe.transfer_labels!r}")
     if recipe.clusters < 2 or recipe.clusters > len(train_set):
         raise InputError(f"clusters must be between 2 and the number of training images ({len(train_set)}), got {recipe.clusters}")
     spec = recipe.spec
@@ -145,6 +148,9 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     test_hr = features(backbone, teacher_spec, test_set.images, None)
     test_lr = features(backbone, teacher_spec, test_set.images, r)
     labels, kmeans = pseudo_labels(f_hr, f_lr, recipe.clusters, recipe.seed)
+    hr_clusters = kmeans.predict(f_hr)
+    if recipe.transfer_labels == "paired":  # our variant: the cluster of the LR image's own HR version
+        labels = hr_clusters
     net, net_json, history = train_transfer_net(
         f_lr, labels, recipe.clusters, recipe.transfer_hidden, recipe.epochs, recipe.batch_size, recipe.lr,
         recipe.weight_decay, recipe.momentum, recipe.seed, progress)
@@ -160,8 +166,8 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         "svm_transfer_top1": round(100 * float(svm.score(t_test, test_set.labels)), 2),
         "svm_lr_features_top1": svm_top1(f_lr, test_lr),      # the paper's Baseline-LR
         "svm_hr_features_top1": svm_top1(f_hr, test_hr),      # the paper's Baseline-HR (upper bound)
-        # How often an LR image's pseudo-label is its own HR image's cluster (not used for training).
-        "pseudo_label_agreement": round(float((labels == kmeans.predict(f_hr)).mean()), 4),
+        # How often the paper's pseudo-label (nearest HR centroid) is the LR image's own HR cluster.
+        "pseudo_label_agreement": round(float((kmeans.predict(f_lr) == hr_clusters).mean()), 4),
     }
     head, head_json = stage("linear", in_features=recipe.clusters, out_features=len(train_set.classes))
     with torch.no_grad():
