@@ -230,7 +230,7 @@ def test_paired_transfer_labels_are_each_lr_image_s_own_hr_cluster(tiny_data, hr
     real = transfer.train_transfer_net
 
     def spy(lr_features, labels, *args, **kw):
-        seen["labels"] = labels
+        seen["labels"], seen["lr_features"] = labels, lr_features
         return real(lr_features, labels, *args, **kw)
 
     monkeypatch.setattr(transfer, "train_transfer_net", spy)
@@ -240,8 +240,12 @@ def test_paired_transfer_labels_are_each_lr_image_s_own_hr_cluster(tiny_data, hr
     model, spec, _ = load_model(hr_run)
     train_set = read_image_folder(tiny_data / "train", 16)
     _, kmeans = pseudo_labels(transfer.features(model, spec, train_set.images, None),
-                              transfer.features(model, spec, train_set.images, 8), 5, recipe.seed)
+                              transfer.features(model, recipe.spec, train_set.images, 8), 5, recipe.seed)
     assert seen["labels"].tolist() == kmeans.predict(transfer.features(model, spec, train_set.images, None)).tolist()
+    # LR features come through the run's own pre-processing (down to 8 px, bicubic back up), as deployed
+    deployed = transfer.features(model, recipe.spec, train_set.images, 8)
+    assert np.allclose(seen["lr_features"], deployed, atol=1e-5)
+    assert not np.allclose(deployed, transfer.features(model, spec, train_set.images, 8), atol=1e-3)
     with pytest.raises(InputError, match="transfer_labels"):
         train(tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), transfer_labels="oracle"), tmp_path / "x",
               progress=False)

@@ -144,9 +144,10 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     t0 = time.time()
     r = recipe.resolution
     f_hr = features(backbone, teacher_spec, train_set.images, None, progress=progress, desc="HR features")
-    f_lr = features(backbone, teacher_spec, train_set.images, r, progress=progress, desc=f"{r} px features")
+    # LR features through this run's own pre-processing (to r px, bicubic back up): what the exported graph computes.
+    f_lr = features(backbone, spec, train_set.images, r, progress=progress, desc=f"{r} px features")
     test_hr = features(backbone, teacher_spec, test_set.images, None)
-    test_lr = features(backbone, teacher_spec, test_set.images, r)
+    test_lr = features(backbone, spec, test_set.images, r)
     labels, kmeans = pseudo_labels(f_hr, f_lr, recipe.clusters, recipe.seed)
     hr_clusters = kmeans.predict(f_hr)
     if recipe.transfer_labels == "paired":  # our variant: the cluster of the LR image's own HR version
