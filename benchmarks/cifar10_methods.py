@@ -141,14 +141,14 @@ def plot(rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    full = [r for r in rows if r["data_fraction"] == 1.0 and r["method"] != "hr" and r["lr"] == 0.1]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    full = [r for r in rows if r["data_fraction"] == 1.0 and r["method"] != "hr"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     for ax, res in zip(axes, (8, 16)):
-        sel = [r for r in full if r["resolution"] == res and r["input_mode"] == "upsampled" or
-               r["resolution"] == res and r["method"] == "sr"]
+        sel = [r for r in full if r["resolution"] == res and (r["input_mode"] == "upsampled" or r["method"] == "sr")]
+        names = [r["method"] + ("\n(paired)" if r.get("transfer_labels") == "paired" else "") for r in sel]
         bars = ax.bar(range(len(sel)), [r["top1"] for r in sel], color="#47a")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks(range(len(sel)), [r["method"] for r in sel], fontsize=8)
+        ax.set_xticks(range(len(sel)), names, fontsize=8)
         ax.set_title(f"{res}x{res} input, 100 % data")
     axes[0].set_ylabel("CIFAR-10 test top-1 (%)")
     fig.tight_layout()
