@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lowres_sdk.bundle import sha256_file
-from lowres_sdk.errors import CheckpointError
+from lowres_sdk.errors import CheckpointError, InputError
 from lowres_sdk.spec import InputSpec
 
 from .backbones import Backbone, build_model
@@ -86,3 +86,15 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
     if missing or unexpected:
         raise CheckpointError(f"{run_dir}: weights do not fit {recipe['arch']} (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval(), spec, meta
+
+
+def load_teacher(recipe, needs: str, role: str = "teacher") -> tuple[Backbone, InputSpec, dict]:
+    """The run a method builds on (``recipe.teacher``, usually an ``hr`` run), via `load_model`:
+    InputError when none is given (saying what the method ``needs`` it for), its CheckpointError
+    prefixed with the ``role`` the run plays."""
+    if not recipe.teacher:
+        raise InputError(f"{recipe.method} needs {needs}: pass --teacher RUN (a '--method hr' run)")
+    try:
+        return load_model(recipe.teacher)
+    except CheckpointError as e:
+        raise CheckpointError(f"{role}: {e}") from e

@@ -14,7 +14,7 @@ from torch import nn
 
 from lowres_sdk.errors import CheckpointError, InputError
 
-from .checkpoint import load_model
+from .checkpoint import load_teacher
 from .degrade import ModelInput
 from .loop import Student, Task, to_float
 
@@ -47,12 +47,7 @@ class DFDTask(Task):
 
 
 def make_task(recipe, backbone, train_set) -> Task:
-    if not recipe.teacher:
-        raise InputError("dfd needs a teacher: pass --teacher RUN (an 'hr' run)")
-    try:
-        teacher, teacher_spec, meta = load_model(recipe.teacher)
-    except CheckpointError as e:
-        raise CheckpointError(f"teacher: {e}") from e
+    teacher, teacher_spec, meta = load_teacher(recipe, "a teacher")
     if meta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has {train_set.classes}")
     if teacher_spec.resolution < recipe.image_size:

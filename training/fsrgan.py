@@ -28,7 +28,7 @@ from lowres_sdk.errors import CheckpointError, InputError
 
 from .backbones import Backbone, count_mflops, count_params
 from .chain import Chained, chain_around, stage
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from .crossres import sample_resolutions
 from .data import ImageSet, load_splits
 from .degrade import ModelInput, resize
@@ -99,12 +99,7 @@ def _load_optim(prefix: str, opt: torch.optim.Optimizer, params: list[nn.Paramet
 
 
 def _load_extractor(recipe: Recipe):
-    if not recipe.teacher:
-        raise InputError("fsrgan needs a frozen feature extractor: pass --teacher RUN (e.g. an 'hr' run)")
-    try:
-        extractor, spec, meta = load_model(recipe.teacher)
-    except CheckpointError as e:
-        raise CheckpointError(f"teacher: {e}") from e
+    extractor, spec, meta = load_teacher(recipe, "a frozen feature extractor")
     if isinstance(extractor, Chained):
         raise InputError(f"teacher {recipe.teacher} already has stages around its backbone; give a plain run")
     if meta["recipe"]["image_size"] != recipe.image_size:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lowres_sdk.errors import CheckpointError, InputError
+from lowres_sdk.errors import CheckpointError
 
 from .chain import chain_around, stage
-from .checkpoint import load_model
+from .checkpoint import load_teacher
 from .degrade import ModelInput
 from .loop import Student, Task
 
@@ -48,12 +48,7 @@ class SRTask(Task):
 
 
 def make_task(recipe, backbone, train_set) -> Task:
-    if not recipe.teacher:
-        raise InputError("sr needs the HR classifier it feeds: pass --teacher RUN (a '--method hr' run)")
-    try:
-        classifier, hr_spec, meta = load_model(recipe.teacher)
-    except CheckpointError as e:
-        raise CheckpointError(f"teacher: {e}") from e
+    classifier, hr_spec, meta = load_teacher(recipe, "the HR classifier it feeds")
     if meta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} has classes {meta['classes']}, the data has {train_set.classes}")
     spec = recipe.spec

@@ -9,7 +9,7 @@ from torch import nn
 
 from lowres_sdk.errors import CheckpointError, InputError
 
-from .checkpoint import load_model
+from .checkpoint import load_teacher
 from .loop import Student, Task
 
 
@@ -44,12 +44,7 @@ class StagedTask(Task):
 
 
 def make_task(recipe, backbone, train_set) -> Task:
-    if not recipe.teacher:
-        raise InputError("staged needs its stage-1 HR run: pass --teacher RUN (a '--method hr' run)")
-    try:
-        hr_model, hr_spec, meta = load_model(recipe.teacher)
-    except CheckpointError as e:
-        raise CheckpointError(f"stage 1: {e}") from e
+    hr_model, hr_spec, meta = load_teacher(recipe, "its stage-1 HR run", role="stage 1")
     if meta["classes"] != train_set.classes:
         raise CheckpointError(f"stage-1 run {recipe.teacher} has classes {meta['classes']}, the data has {train_set.classes}")
     if (meta["recipe"]["arch"], meta["recipe"]["width"]) != (recipe.arch, recipe.width) or hr_spec.size != recipe.spec.size:

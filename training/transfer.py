@@ -29,7 +29,7 @@ from lowres_sdk.errors import CheckpointError, InputError
 
 from .backbones import count_mflops, count_params
 from .chain import chain_around, stage
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from .data import ImageSet
 from .degrade import Degrade, ModelInput
 from .loop import to_float
@@ -120,14 +120,9 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     if rank != 0:  # feature-level work is small: rank 0 does it, the others wait and read the result
         dist.barrier()
         return load_checkpoint(out_dir)[1]
-    if not recipe.teacher:
-        raise InputError("transfer needs a frozen HR feature extractor: pass --teacher RUN (a '--method hr' run)")
     if recipe.input_mode != "upsampled":
         raise InputError("transfer reuses the HR network on LR images: use --input-mode upsampled")
-    try:
-        backbone, teacher_spec, tmeta = load_model(recipe.teacher)
-    except CheckpointError as e:
-        raise CheckpointError(f"teacher: {e}") from e
+    backbone, teacher_spec, tmeta = load_teacher(recipe, "a frozen HR feature extractor")
     train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size,
                                                                     recipe.limit_per_class, fit=recipe.fit)
     if recipe.train_fraction < 1.0:
