@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from docs_table import write_block
-from lowres_sdk.training.checkpoint import load_checkpoint, load_model
+from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.data import load_splits
-from lowres_sdk.training.loop import Recipe, predict, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.evaluate import predict
+from lowres_sdk.training.loop import train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import finished, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_dfd.json"
@@ -38,13 +40,6 @@ def plan(args) -> list[tuple[str, Recipe]]:
     runs.append(("dfd16native", Recipe(method="dfd", resolution=16, input_mode="native", epochs=args.epochs,
                                        teacher=teacher, **base)))
     return runs
-
-
-def finished(run_dir: Path, recipe: Recipe) -> bool:
-    try:
-        return load_checkpoint(run_dir)[1]["epoch"] >= recipe.epochs
-    except Exception:
-        return False
 
 
 def rows_for(name: str, run_dir: Path, test) -> list[dict]:
@@ -66,9 +61,7 @@ def rows_for(name: str, run_dir: Path, test) -> list[dict]:
 
 def write_results(rows: list[dict]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, rows)
     plot(rows)
     table = ["| method | resolution | input | arch | params | MFLOPs | epochs | seed | top-1 % | train s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -111,7 +104,7 @@ def main() -> None:
     rows = []
     for name, recipe in plan(args):
         run_dir = args.runs / name
-        if not finished(run_dir, recipe):
+        if not finished(run_dir, recipe.epochs):
             t = time.time()
             print(f"== {name}", flush=True)
             train(recipe, run_dir, resume=True, data=data, progress=sys.stderr.isatty())

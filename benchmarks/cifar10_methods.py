@@ -25,7 +25,11 @@ import torch
 from docs_table import write_block
 from lowres_sdk.training.checkpoint import load_checkpoint, load_model
 from lowres_sdk.training.data import load_splits
-from lowres_sdk.training.loop import Recipe, predict, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.evaluate import predict
+from lowres_sdk.training.loop import train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import finished, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_methods.json"
@@ -58,13 +62,6 @@ def plan(args) -> list[tuple[str, Recipe]]:
         runs.append((f"staged{res}_f{f:g}", Recipe(method="staged", teacher=str(args.runs / f"hr32_f{f:g}"), **lr_res)))
         runs.append((f"mixed{res}_f{f:g}", Recipe(method="mixed", **lr_res)))
     return runs
-
-
-def finished(run_dir: Path, recipe: Recipe) -> bool:
-    try:
-        return load_checkpoint(run_dir)[1]["epoch"] >= recipe.epochs
-    except Exception:
-        return False
 
 
 def rows_for(name: str, run_dir: Path, test) -> list[dict]:
@@ -112,16 +109,14 @@ def collect(args, test) -> list[dict]:
                 rows += [dict(r, data_fraction=1.0, lr=0.1, source="cifar10_dfd.json")
                          for r in json.loads(DFD_RESULTS.read_text()) if r["run"] == name]
     for name, recipe in plan(args):
-        if finished(args.runs / name, recipe):
+        if finished(args.runs / name, recipe.epochs):
             rows += rows_for(name, args.runs / name, test)
     return rows
 
 
 def write_results(rows: list[dict]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, rows)
     plot(rows)
     table = ["| method | data | resolution | input | MFLOPs | epochs | peak LR | top-1 % | top-1 % on HR input | note |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -198,7 +193,7 @@ def main() -> None:
     data = load_splits(args.data)
     patterns = args.only.split(",")
     for name, recipe in plan(args):
-        if not any(fnmatch.fnmatch(name, pat) for pat in patterns) or finished(args.runs / name, recipe):
+        if not any(fnmatch.fnmatch(name, pat) for pat in patterns) or finished(args.runs / name, recipe.epochs):
             continue
         t = time.time()
         print(f"== {name}", flush=True)

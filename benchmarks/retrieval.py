@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,12 @@ import torch
 
 from docs_table import write_block
 from lowres_sdk.training.checkpoint import load_checkpoint
-from lowres_sdk.training.loop import Recipe, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.loop import train
 from lowres_sdk.training.retrieval_data import load_retrieval
 from lowres_sdk.training.retrieval_eval import retrieval_report
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import finished, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "retrieval.json"
@@ -53,13 +55,6 @@ def plan(name: str, path: str, args) -> tuple[str | None, list[tuple[str, Recipe
     return baseline, runs
 
 
-def finished(run_dir: Path, recipe: Recipe) -> bool:
-    try:
-        return load_checkpoint(run_dir)[1]["epoch"] >= recipe.epochs
-    except Exception:
-        return False
-
-
 def rows_for(dataset: str, report: dict, recipe: dict, seconds: float) -> list[dict]:
     method = recipe["method"]
     out = []
@@ -77,9 +72,7 @@ def rows_for(dataset: str, report: dict, recipe: dict, seconds: float) -> list[d
 
 def write_results(rows: list[dict]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, rows)
     plot(rows)
     lines = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
@@ -163,7 +156,7 @@ def main() -> None:
             done["hr"] = report
         for run_name, recipe in runs:
             run_dir = args.runs / name / run_name
-            if not finished(run_dir, recipe):
+            if not finished(run_dir, recipe.epochs):
                 t = time.time()
                 print(f"== {label} {run_name}", flush=True)
                 train(recipe, run_dir, resume=True, data=(rset.train, rset.test), progress=sys.stderr.isatty())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from lowres_sdk import Classifier
 from lowres_sdk.export.exporter import export_run
-from lowres_sdk.training.loop import Recipe, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.loop import train
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("data", help="folder with train/<class>/ and test/<class>/, or a .tar.gz of one")

@@ -43,8 +43,109 @@ def check_command(bundle, run, images, tolerance):
     from .onnx_export import parity, random_crops
 
     b = load_bundle(bundle)
-    backbone, spec, _ = load_model(run)
+    backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in _read_images(images)]
-    report = parity(FusedModel(backbone, spec, b.task), b.file("model.onnx"), batches, tolerance)
+    head = (b.meta.get("provenance") or {}).get("head") or {}
+    merge = None
+    if head.get("merge"):  # the bundle's labels merge the run's fine classes (see export_run's head)
+        merge = [[run_meta["classes"].index(c) for c in members] for members in head["merge"].values()]
+    fused = FusedModel(backbone, spec, b.task, head.get("temperature", 1.0), merge)
+    report = parity(fused, b.file("model.onnx"), batches, tolerance)
     click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
                f"(tolerance {tolerance:g})")
+
+
+def _ints(ctx, param, value):
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 8,16,32, got {value!r}")
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return out
+
+
+@click.command("eval")
+@click.argument("target", type=click.Path())
+@click.option("--resolutions", callback=_ints, default="8,12,16,24,32", show_default=True,
+              help="Input resolutions (px, long side) to test at.")
+@click.option("--kernels", default=None,
+              help="Comma-separated resize kernels (area, linear, cubic, nearest, lanczos: OpenCV; pil-bicubic, "
+                   "pil-bilinear: Pillow; aa-bilinear: ours). With it (always for a bundle), test images are "
+                   "shrunk with the real functions and run through the exported bundle. Without it, a run is "
+                   "evaluated in torch with its own training kernel (the papers' setting). "
+                   "[default for a bundle: area,linear,cubic,nearest,lanczos,pil-bicubic]")
+@click.option("--data", default=None, help="Dataset to test on (its test/ split; default: the run's own).")
+@click.option("--limit-per-class", type=click.IntRange(min=1), default=None, help="Use at most N test images per class.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where kernels.json/.png go (default: the run folder, or ./eval-NAME for a bundle).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def eval_command(target, resolutions, kernels, data, limit_per_class, out, as_json):
+    """Accuracy of TARGET (a training run or a bundle) by input resolution, and by resize kernel:
+    JSON + PNG (a heat map for kernels)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from lowres_sdk.errors import InputError
+
+    target_path = Path(target)
+    is_bundle = (target_path / "bundle.json").is_file()
+    if kernels is None and not is_bundle:
+        from lowres_sdk.training.evaluate import evaluate
+
+        report = evaluate(target, resolutions, data, limit_per_class)
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+            return
+        click.echo(f"{target} ({report['method']}, {report['arch']}, trained @{report['trained_resolution']} px, "
+                   f"{report['test_images']} test images, its own training kernel)")
+        for r, rep in report["resolutions"].items():
+            click.echo(f"  {r:>3} px  top-1 {100 * rep['top1']:6.2f} %")
+        click.echo(f"wrote {target}/eval.json and {target}/eval_resolution.png")
+        return
+
+    from lowres_sdk import Classifier
+    from lowres_sdk.crops import IMAGE_SUFFIXES
+    from lowres_sdk.training.data import read_image, resolve_data_root
+
+    from .kernel_eval import DEFAULT_KERNELS, accuracy_by_kernel, write_report
+
+    names = tuple(k.strip() for k in kernels.split(",") if k.strip()) if kernels else DEFAULT_KERNELS
+    with tempfile.TemporaryDirectory() as tmp:
+        if is_bundle:
+            if data is None:
+                raise InputError("evaluating a bundle needs --data (a dataset folder or archive with test/<class>/)")
+            bundle_dir = target_path
+        else:
+            from .exporter import export_run
+
+            click.echo(f"exporting {target} to a temporary bundle (FP32) to evaluate what users run")
+            bundle_dir = Path(tmp) / "bundle"
+            export_run(target, bundle_dir, data=data, eval_per_class=limit_per_class or 100, log=lambda *a: None)
+        classifier = Classifier(str(bundle_dir))
+        root = resolve_data_root(data or json.loads((bundle_dir / "bundle.json").read_text())["provenance"]["recipe"]["data"])
+        folder = root / "test" if (root / "test").is_dir() else root
+        missing = sorted({p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(classifier.classes))
+        if missing:
+            raise InputError(f"{folder} has classes the model does not output: {missing}")
+        images, labels = [], []
+        for name in sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            files = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:limit_per_class]
+            images += [read_image(f) for f in files]  # as they are: any size, each shrunk by the kernel
+            labels += [classifier.classes.index(name)] * len(files)
+        if not images:
+            raise InputError(f"no test images under {folder}")
+        report = accuracy_by_kernel(classifier, images, labels, names, resolutions)
+        report["target"] = str(target)
+        dest = Path(out) if out else (target_path if not is_bundle else Path(f"eval-{target_path.name}"))
+        js, png = write_report(report, dest)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{target}: top-1 % on {report['images']} test images by kernel (rows) and resolution (columns)")
+    click.echo("  " + "kernel".ljust(12) + "".join(f"{r:>8}" for r in report["resolutions"]))
+    for k in report["kernels"]:
+        click.echo("  " + k.ljust(12) + "".join(f"{report['top1'][k][str(r)]:8.1f}" for r in report["resolutions"]))
+    click.echo("  " + "min".ljust(12) + "".join(f"{report['min_over_kernels'][str(r)]:8.1f}" for r in report["resolutions"]))
+    click.echo(f"wrote {js} and {png}")

@@ -13,12 +13,11 @@ import onnxruntime as ort
 import torch
 
 from lowres_sdk import __version__
-from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, describe, sha256_file, write_bundle
+from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, describe, write_bundle
 from lowres_sdk.errors import ExportError
-from lowres_sdk.training.checkpoint import WEIGHTS, load_model
-from lowres_sdk.training.data import read_image_folder, resolve_data_root
+from lowres_sdk.training.checkpoint import load_model
+from lowres_sdk.training.data import ImageSet, read_image_folder, resolve_data_root, to_float
 from lowres_sdk.training.degrade import Degrade
-from lowres_sdk.training.loop import to_float
 
 from .graph import FusedModel
 from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
@@ -52,14 +51,38 @@ def _embed_metadata(path: Path, description: dict) -> None:
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "classify",
                int8: bool = False, force: bool = False, data: str | None = None, eval_per_class: int = 100,
-               calib_per_class: int = 20, opset: int = OPSET, log=print) -> Bundle:
-    """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails."""
+               calib_per_class: int = 20, opset: int = OPSET, log=print, test_set: ImageSet | None = None,
+               calib_set: ImageSet | None = None, head: dict | None = None, extra: dict | None = None) -> Bundle:
+    """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails.
+
+    ``test_set`` / ``calib_set`` (images at the run's image size) replace the run's own data folder;
+    ``head`` = {"temperature": T, "merge": {label: [fine classes]}} calibrates and merges the
+    classifier's output inside the graph; ``extra`` adds top-level fields to the description
+    (e.g. "calibration")."""
     run_dir = Path(run_dir)
     backbone, spec, meta = load_model(run_dir)
     recipe = meta["recipe"]
-    fused = FusedModel(backbone, spec, task)
-    root = resolve_data_root(data or recipe["data"])
-    test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=meta["classes"], fit=spec.fit)
+    head = head or {}
+    classes = list(meta["classes"])
+    merge = None
+    if head.get("merge"):
+        unknown = sorted({c for members in head["merge"].values() for c in members} - set(classes))
+        if unknown:
+            raise ExportError(f"merge names classes the run does not have: {unknown}")
+        merge = [[classes.index(c) for c in members] for members in head["merge"].values()]
+    fused = FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge)
+    if test_set is None or (int8 and calib_set is None):
+        root = resolve_data_root(data or recipe["data"])
+    if test_set is None:
+        test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=classes, fit=spec.fit)
+    else:
+        test = test_set
+    if merge is not None:  # metrics in the output labels
+        to_coarse = np.empty(len(classes), np.int64)
+        for j, members in enumerate(merge):
+            to_coarse[members] = j
+        test = ImageSet(test.images, to_coarse[test.labels], list(head["merge"]), test.aspects)
+        classes = list(head["merge"])
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         log(f"exporting {run_dir} ({recipe['arch']}, {task}, input {spec.resolution} px -> {spec.size} px) to ONNX opset {opset}")
@@ -79,8 +102,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
         if int8:
             if task != "classify":
                 raise ExportError("--int8 is gated on classification accuracy; export an embedder in FP32")
-            train = read_image_folder(root / "train", recipe["image_size"], calib_per_class, classes=meta["classes"],
-                                      fit=spec.fit)
+            train = calib_set if calib_set is not None else read_image_folder(
+                root / "train", recipe["image_size"], calib_per_class, classes=meta["classes"], fit=spec.fit)
             calib = [camera_crops(train.images[i:i + 32], spec.resolution) for i in range(0, len(train), 32)]
             int8_path = Path(tmp) / "model.int8.onnx"
             log(f"INT8: calibrating on {len(train)} training crops (QDQ, per-channel S8 weights, U8 activations)")
@@ -97,13 +120,16 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             variants["int8"] = "model.int8.onnx"
         provenance = {"lowres_sdk_version": __version__, "torch_version": torch.__version__, "opset": opset,
                       "onnxruntime_version": ort.__version__, "source_run": str(run_dir),
-                      "checkpoint_sha256": sha256_file(run_dir / WEIGHTS), "recipe": recipe,
+                      "checkpoint_sha256": meta["weights_sha256"], "recipe": recipe,
                       "trained_epochs": meta["epoch"], "params": meta.get("params"), "mflops": meta.get("mflops"),
                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        description = describe(task, meta["classes"], spec, embedding_dim=backbone.num_features,
+        if head:
+            provenance["head"] = {"temperature": fused.temperature, "merge": head.get("merge")}
+        description = describe(task, classes, spec, embedding_dim=backbone.num_features,
                                provenance=provenance, metrics=metrics, parity=report, variants=variants)
         if task == "embed":  # which vectors are comparable: those of the same weights, or of the space G maps into
             description["embedding_space"] = meta.get("embedding_space", provenance["checkpoint_sha256"])
+        description.update(extra or {})
         for path in files.values():
             _embed_metadata(path, description)
         bundle = write_bundle(out_dir, description, files)

@@ -15,8 +15,8 @@ from .errors import LowresError
 
 # command name -> (module, attribute, one-line help shown in `lowres --help`, extra it needs)
 LAZY_COMMANDS = {
-    "train": ("lowres_sdk.training.cli", "train_command", "Train a low-res model, HR teacher or retrieval embedder (9 methods).", "train"),
-    "eval": ("lowres_sdk.training.cli", "eval_command", "Accuracy of a run by input resolution (JSON + PNG).", "train"),
+    "train": ("lowres_sdk.training.cli", "train_command", "Train a low-res model, HR teacher or retrieval embedder.", "train"),
+    "eval": ("lowres_sdk.export.cli", "eval_command", "Accuracy of a run or bundle by resolution and resize kernel (JSON + PNG).", "export"),
     "viz": ("lowres_sdk.training.cli", "viz_group", "Pictures: t-SNE, occlusion heat maps, accuracy by resolution.", "train"),
     "eval-retrieval": ("lowres_sdk.training.cli", "eval_retrieval_command",
                        "Retrieval mAP/P@k/R@k of a run by query resolution (JSON + PNG).", "train"),

@@ -46,7 +46,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 def tiny_recipe(data: Path, **kw):
-    from lowres_sdk.training.loop import Recipe
+    from lowres_sdk.training.recipe import Recipe
 
     base = dict(data=str(data), arch="resnet20", width=0.5, image_size=16, resolution=8, epochs=2,
                 batch_size=16, lr=0.05, seed=3)
@@ -76,3 +76,13 @@ def tiny_bundle(tiny_run, tmp_path_factory):
 
     return export_run(tiny_run, tmp_path_factory.mktemp("tiny_bundle") / "bundle", eval_per_class=12,
                       log=lambda *a: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_data, tmp_path_factory) -> Path:
+    """The one shared HR teacher (16 px, 3 classes) the methods that need a --teacher build on."""
+    from lowres_sdk.training.loop import train
+
+    path = tmp_path_factory.mktemp("tiny_teacher") / "hr"
+    train(tiny_recipe(tiny_data, method="hr", epochs=3), path, progress=False)
+    return path

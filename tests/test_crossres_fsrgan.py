@@ -14,7 +14,8 @@ from lowres_sdk.training.checkpoint import load_checkpoint, load_model
 from lowres_sdk.training.crossres import CrossResTask, sample_resolutions
 from lowres_sdk.training.degrade import ModelInput, resize
 from lowres_sdk.training.fsrgan import FSRCritic, critic_loss, generator_loss
-from lowres_sdk.training.loop import Student, train
+from lowres_sdk.training.task import Student
+from lowres_sdk.training.loop import train
 from lowres_sdk.training.backbones import build_model
 
 from conftest import tiny_recipe

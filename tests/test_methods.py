@@ -11,7 +11,8 @@ from lowres_sdk.training.backbones import build_model
 from lowres_sdk.training.chain import ESPCN, Chained
 from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.data import read_image_folder
-from lowres_sdk.training.loop import fraction_per_class, train
+from lowres_sdk.training.data import fraction_per_class
+from lowres_sdk.training.loop import train
 from lowres_sdk.training.mixed import MixedTask, make_task as make_mixed
 from lowres_sdk.training.staged import freeze
 from lowres_sdk.training.transfer import linear_svm, pseudo_labels
@@ -132,7 +133,7 @@ def test_transfer_builds_backbone_transfer_net_and_svm_as_one_model(tiny_data, t
     m = meta["metrics"]
     assert {"svm_transfer_top1", "svm_lr_features_top1", "svm_hr_features_top1"} <= set(m)
     # the model's own prediction is the SVM's: its test accuracy is the one reported
-    from lowres_sdk.training.loop import predict
+    from lowres_sdk.training.evaluate import predict
     test = read_image_folder(tiny_data / "test", 16)
     top1 = 100 * (predict(model, spec, test.images).argmax(1) == test.labels).mean()
     assert top1 == pytest.approx(m["svm_transfer_top1"], abs=0.01)

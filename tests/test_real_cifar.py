@@ -2,7 +2,8 @@
 import pytest
 
 from lowres_sdk.training.data import load_splits
-from lowres_sdk.training.loop import Recipe, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.loop import train
 
 from conftest import CIFAR_ARCHIVE
 

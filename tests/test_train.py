@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from lowres_sdk import CheckpointError, DataError, InputError
 from lowres_sdk.training.checkpoint import load_checkpoint, load_model
-from lowres_sdk.training.loop import Recipe, train
+from lowres_sdk.training.recipe import Recipe
+from lowres_sdk.training.loop import train
 
 from conftest import tiny_recipe
 

@@ -23,6 +23,7 @@ from .backbones import Backbone, build_model
 
 FORMAT = "lowres_sdk.checkpoint/1"
 WEIGHTS, META = "checkpoint.safetensors", "checkpoint.json"
+NEXT = ".next"  # suffix of weights written but not yet renamed into place
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -38,13 +39,19 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write the pair so that a kill at any instant leaves the previous or the new checkpoint whole:
+    (1) new weights to ``checkpoint.safetensors.next``, (2) the JSON naming their sha256, (3) the
+    weights renamed into place. Killed after (1): the old pair is intact. Killed after (2):
+    `load_checkpoint` finds the weights the JSON names in the ``.next`` file."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic_write(run_dir / WEIGHTS, lambda p: save_file(tensors, p))
-    digest = sha256_file(run_dir / WEIGHTS)
+    pending = run_dir / (WEIGHTS + NEXT)
+    _atomic_write(pending, lambda p: save_file(tensors, p))
+    digest = sha256_file(pending)
     meta = {"format": FORMAT, **meta, "weights_sha256": digest}
     _atomic_write(run_dir / META, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+    os.replace(pending, run_dir / WEIGHTS)
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -52,22 +59,35 @@ def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run not found: {run_dir}")
-    if not (run_dir / META).is_file() or not (run_dir / WEIGHTS).is_file():
+    if not (run_dir / META).is_file():
         raise CheckpointError(f"{run_dir} is not a training run (no {META} + {WEIGHTS})")
     try:
         meta = json.loads((run_dir / META).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
         raise CheckpointError(f"{run_dir / META} is not valid JSON: {e}") from e
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{run_dir / META} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    digest = sha256_file(run_dir / WEIGHTS)
-    if digest != meta.get("weights_sha256"):
-        raise CheckpointError(f"{run_dir / WEIGHTS} does not match its {META} (sha256 differs): corrupt or half-written")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{run_dir / META} has format {got!r}, expected {FORMAT!r}")
+    if not isinstance(meta.get("recipe"), dict):
+        raise CheckpointError(f"{run_dir / META} has no recipe (a checkpoint.json written by lowres train has one)")
+    weights = weights_file(run_dir, meta)
     try:
-        tensors = load_file(run_dir / WEIGHTS)
+        tensors = load_file(weights)
     except SafetensorError as e:
-        raise CheckpointError(f"cannot read {run_dir / WEIGHTS}: {e}") from e
+        raise CheckpointError(f"cannot read {weights}: {e}") from e
     return tensors, meta
+
+
+def weights_file(run_dir: Path, meta: dict) -> Path:
+    """The weights ``meta`` names by sha256: in place, or still pending (a save killed between
+    writing the JSON and renaming the weights)."""
+    candidates = [run_dir / WEIGHTS, run_dir / (WEIGHTS + NEXT)]
+    for path in candidates:
+        if path.is_file() and sha256_file(path) == meta.get("weights_sha256"):
+            return path
+    if not any(p.is_file() for p in candidates):
+        raise CheckpointError(f"{run_dir} is not a training run (no {META} + {WEIGHTS})")
+    raise CheckpointError(f"{run_dir / WEIGHTS} does not match its {META} (sha256 differs): corrupt or half-written")
 
 
 def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
@@ -81,7 +101,9 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
         model = build_chain(meta["chain"])
     else:
         model = build_model(recipe["arch"], len(meta["classes"]), spec.size, recipe["width"])
-    state = {k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")}
+    # A run with an EMA of its weights is used through the EMA (what its evaluation measured).
+    prefix = "ema.backbone." if any(k.startswith("ema.backbone.") for k in tensors) else "model.backbone."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{run_dir}: weights do not fit {recipe['arch']} (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -98,3 +120,19 @@ def load_teacher(recipe, needs: str, role: str = "teacher") -> tuple[Backbone, I
         return load_model(recipe.teacher)
     except CheckpointError as e:
         raise CheckpointError(f"{role}: {e}") from e
+
+
+def existing_run(run_dir: str | os.PathLike, recipe, resume: bool) -> dict | None:
+    """The metadata of the run already in ``run_dir`` (None if there is none) when ``resume`` may
+    continue it; CheckpointError if it may not (not resuming, or trained with another recipe --
+    the error lists the fields that differ)."""
+    if not (Path(run_dir) / META).exists():
+        return None
+    if not resume:
+        raise CheckpointError(f"{run_dir} already holds a run; pass resume=True (--resume) or choose another --out")
+    meta = load_checkpoint(run_dir)[1]
+    saved = type(recipe).from_dict(meta.get("recipe") or {})
+    if saved != recipe:
+        raise CheckpointError(f"{run_dir} was trained with a different recipe; resume needs the same one "
+                              f"({'; '.join(saved.differences(recipe)[:5])})")
+    return meta

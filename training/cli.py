@@ -7,7 +7,6 @@ import os
 
 import click
 
-ARCH_NAMES = ["resnet20", "resnet32", "resnet56", "resnet18", "mobilenet"]
 
 
 def _resolutions(ctx, param, value: str) -> list[int]:
@@ -20,90 +19,74 @@ def _resolutions(ctx, param, value: str) -> list[int]:
     return out
 
 
-@click.command("train")
-@click.option("--method", type=click.Choice(["lr", "hr", "dfd", "staged", "mixed", "transfer", "sr", "crossres", "fsrgan"]),
-              required=True,
-              help="lr: train on degraded input; hr: HR teacher; dfd: deep feature distillation from --teacher; "
-                   "staged: fine-tune the HR run --teacher on LR input; mixed: one net on HR and LR input at once; "
-                   "transfer: k-means + transfer net + SVM on the frozen --teacher's features (no filter trained); "
-                   "sr: an SR net in front of the frozen HR classifier --teacher; "
-                   "crossres: cross-resolution fine-tuning for retrieval (paper 003; pass --init HR_RUN); "
-                   "fsrgan: feature super-resolution GAN on the frozen --teacher's features (paper 004).")
-@click.option("--data", required=True, help="Dataset folder with train/<class>/ and test/<class>/, or a .tar.gz of one.")
-@click.option("--resolution", type=int, default=8, show_default=True, help="Detail in px the model is trained for (ignored by hr).")
-@click.option("--input-mode", type=click.Choice(["upsampled", "native"]), default="upsampled", show_default=True,
-              help="upsampled: LR image resized back to --image-size (paper setting); native: the net takes the LR size directly.")
-@click.option("--arch", type=click.Choice(ARCH_NAMES), default="resnet20", show_default=True)
-@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier.")
-@click.option("--image-size", type=int, default=32, show_default=True, help="HR size the images are read at.")
-@click.option("--fit", type=click.Choice(["stretch", "letterbox"]), default="stretch", show_default=True,
-              help="Non-square images: stretch to a square, or letterbox (pad with gray, aspect kept); the "
-                   "exported graph does the same to every crop.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Peak SGD learning rate.")
-@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-augment", is_flag=True, help="Disable random crop + flip.")
-@click.option("--limit-per-class", type=int, default=None, help="Use at most N images per class (quick runs).")
-@click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-              help="Train on the first fraction of each class (limited-data studies); the test split stays whole.")
-@click.option("--blur", "blur_sigma", type=float, default=0.0, show_default=True, help="Gaussian blur sigma before downsampling.")
-@click.option("--noise", "noise_std", type=float, default=0.0, show_default=True, help="Gaussian noise std at LR (0-1 scale).")
-@click.option("--jpeg", "jpeg_quality", type=click.IntRange(1, 100), default=None, help="JPEG quality at LR.")
-@click.option("--teacher", default=None, help="A --method hr run: dfd's teacher, staged's stage 1, the frozen "
-                                               "feature extractor of transfer and fsrgan, the classifier sr feeds.")
-@click.option("--dfd-lambda", type=float, default=2.0, show_default=True, help="dfd: weight of the feature loss (paper: 2).")
-@click.option("--no-init-from-teacher", is_flag=True, help="dfd: train the student from scratch instead of the teacher's weights.")
-@click.option("--cache-teacher", is_flag=True, help="dfd: precompute teacher features once (needs --no-augment).")
-@click.option("--trainable", default="all", show_default=True,
-              help="staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
-@click.option("--mixed-ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="mixed: probability that a training image is degraded to --resolution (else kept HR).")
-@click.option("--clusters", type=click.IntRange(2), default=50, show_default=True,
-              help="transfer: k-means clusters = pseudo-classes = transferred feature dim. --epochs, --batch-size "
-                   "and --lr then train the transfer net (paper 000: 1000, 1000, 0.01).")
-@click.option("--transfer-hidden", type=click.IntRange(1), default=256, show_default=True,
-              help="transfer: hidden width of the 2-layer transfer net.")
-@click.option("--transfer-labels", type=click.Choice(["nearest", "paired"]), default="nearest", show_default=True,
-              help="transfer: an LR feature's pseudo-label: its nearest HR centroid (paper 000), or the cluster of "
-                   "its own HR image (paired; no class labels either).")
-@click.option("--sr-width", type=click.IntRange(4), default=64, show_default=True, help="sr: channels of the ESPCN SR net.")
-@click.option("--crossres-p", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="crossres: probability that a training image is downsampled (paper 003 tries 0.1, 0.3, 0.5, 0.7, 1.0).")
-@click.option("--query-min", type=click.IntRange(min=1), default=8, show_default=True,
-              help="crossres/fsrgan: smallest random LR resolution (px) a training image is shrunk to.")
-@click.option("--query-max", type=click.IntRange(min=1), default=24, show_default=True,
-              help="crossres/fsrgan: largest random LR resolution (px).")
-@click.option("--fsr-lr", type=float, default=8e-4, show_default=True, help="fsrgan: Adam learning rate of G and D (paper 004).")
-@click.option("--fsr-critic-steps", type=click.IntRange(min=1), default=5, show_default=True,
-              help="fsrgan: WGAN critic updates per generator update.")
-@click.option("--fsr-clip", type=float, default=0.01, show_default=True,
-              help="fsrgan: the critic's weights are clipped to [-c, c] (WGAN's Lipschitz constraint).")
-@click.option("--fsr-views", type=click.IntRange(min=1), default=4, show_default=True,
-              help="fsrgan: LR views (random resolutions in --query-min..--query-max) per training image.")
-@click.option("--init", "init_run", default=None, type=click.Path(),
-              help="Start from this run's weights (fine-tuning; a new head when the classes differ).")
+def _recipe_options(command):
+    """One click option per `Recipe` field: its name, type, default and help come from the field,
+    so a setting has one name (``--ema-decay`` sets ``ema_decay``) and is written in one place."""
+    import dataclasses
+    import typing
+
+    from .recipe import Recipe
+
+    hints = typing.get_type_hints(Recipe)
+    for f in reversed(dataclasses.fields(Recipe)):
+        if f.name == "method":
+            continue
+        name, meta = f.name.replace("_", "-"), f.metadata
+        kind = typing.get_args(hints[f.name])[0] if typing.get_args(hints[f.name]) else hints[f.name]
+        extra = {"default": None}
+        if kind is bool:
+            decl = [f"--{name}/--no-{name}"]
+        else:
+            decl = [f"--{name}"]
+            extra["type"] = click.Choice(meta["choices"]) if meta.get("choices") else kind
+        help = f"{meta.get('help', '')} [default: {f.default!r}]" if f.name != "data" else meta.get("help", "") + " [required]"
+        command = click.option(*decl, f.name, help=help, **extra)(command)
+    return command
+
+
+def _method_help() -> str:
+    from .methods import METHODS
+
+    return "; ".join(f"{name}: {m.help}" for name, m in METHODS.items()) + "."
+
+
+class _TrainCommand(click.Command):
+    def format_help_text(self, ctx, formatter):  # the method list comes from the one table
+        super().format_help_text(ctx, formatter)
+        with formatter.indentation():
+            formatter.write_paragraph()
+            formatter.write_text("Methods: " + _method_help())
+
+
+@click.command("train", cls=_TrainCommand)
+@click.option("--method", default=None, help="Training method (listed above); required unless --recipe gives it.")
+@click.option("--recipe", "recipe_file", type=click.Path(dir_okay=True), default=None,
+              help="Start from a saved recipe: a JSON file of one, or a run folder (its checkpoint.json); "
+                   "options given on the command line override its fields.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint written every epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train_command(method, data, resolution, input_mode, arch, width, image_size, fit, epochs, batch_size, learning_rate,
-                  schedule, weight_decay, seed, no_augment, limit_per_class, train_fraction, blur_sigma, noise_std, jpeg_quality,
-                  teacher, dfd_lambda, no_init_from_teacher, cache_teacher, trainable, mixed_ratio, clusters, transfer_hidden,
-                  transfer_labels, sr_width, crossres_p, query_min, query_max, fsr_lr, fsr_critic_steps, fsr_clip, fsr_views, init_run, out,
-                  resume):
+@_recipe_options
+def train_command(method, recipe_file, out, resume, **fields):
     """Train a low-resolution model (or its HR teacher). Works unchanged under
     `torchrun --nproc_per_node N -m lowres_sdk.cli train ...`."""
-    from .loop import Recipe, train
+    from lowres_sdk.errors import InputError
 
-    recipe = Recipe(method=method, data=data, arch=arch, width=width, resolution=resolution, input_mode=input_mode,
-                    image_size=image_size, fit=fit, epochs=epochs, batch_size=batch_size, lr=learning_rate, schedule=schedule,
-                    weight_decay=weight_decay, seed=seed, augment=not no_augment, limit_per_class=limit_per_class, train_fraction=train_fraction,
-                    blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality, teacher=teacher,
-                    dfd_lambda=dfd_lambda, init_from_teacher=not no_init_from_teacher, cache_teacher=cache_teacher,
-                    trainable=trainable, mixed_ratio=mixed_ratio, clusters=clusters, transfer_hidden=transfer_hidden,
-                    transfer_labels=transfer_labels, sr_width=sr_width, crossres_p=crossres_p, query_min=query_min, query_max=query_max, fsr_lr=fsr_lr,
-                    fsr_critic_steps=fsr_critic_steps, fsr_clip=fsr_clip, fsr_views=fsr_views, init=init_run)
+    from .loop import train
+    from .methods import METHODS
+    from .recipe import Recipe
+
+    base = {}
+    if recipe_file:
+        base = _read_recipe(recipe_file)
+    given = {k: v for k, v in fields.items() if v is not None}
+    if method is not None:
+        given["method"] = method
+    merged = {**base, **given}
+    if "method" not in merged:
+        raise InputError(f"--method is required (one of {', '.join(METHODS)}), or a --recipe that names one")
+    if not merged.get("data"):
+        raise InputError("--data is required (a dataset folder or .tar.gz), or a --recipe that names one")
+    recipe = Recipe.from_dict(merged)
     meta = train(recipe, out, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
@@ -113,27 +96,23 @@ def train_command(method, data, resolution, input_mode, arch, width, image_size,
                f"({meta['params']:,} params, {meta['mflops']} MFLOPs)")
 
 
-@click.command("eval")
-@click.argument("run", type=click.Path())
-@click.option("--resolutions", callback=_resolutions, default="8,12,16,24,32", show_default=True,
-              help="Input resolutions (px) to test at: each test image is downsampled to it first.")
-@click.option("--data", default=None, help="Dataset to test on (default: the run's own).")
-@click.option("--limit-per-class", type=int, default=None, help="Use at most N test images per class.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def eval_command(run, resolutions, data, limit_per_class, as_json):
-    """Top-1, per-class accuracy and confusion matrix of RUN at each resolution; writes RUN/eval.json
-    and RUN/eval_resolution.png."""
-    from .evaluate import evaluate
+def _read_recipe(path: str) -> dict:
+    from pathlib import Path
 
-    report = evaluate(run, resolutions, data, limit_per_class)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"{run} ({report['method']}, {report['arch']}, trained @{report['trained_resolution']} px, "
-               f"{report['test_images']} test images)")
-    for r, rep in report["resolutions"].items():
-        click.echo(f"  {r:>3} px  top-1 {100 * rep['top1']:6.2f} %")
-    click.echo(f"wrote {run}/eval.json and {run}/eval_resolution.png")
+    from lowres_sdk.errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "checkpoint.json"
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"--recipe {path}: cannot read a recipe ({type(e).__name__}: {e})") from e
+    if isinstance(d, dict) and isinstance(d.get("recipe"), dict):  # a checkpoint.json
+        d = d["recipe"]
+    if not isinstance(d, dict):
+        raise InputError(f"--recipe {path}: expected a JSON object of recipe fields, got {type(d).__name__}")
+    return d
 
 
 @click.group("viz")

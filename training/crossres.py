@@ -12,7 +12,7 @@ import torch
 from lowres_sdk.errors import InputError
 
 from .degrade import ModelInput, resize
-from .loop import Student, Task
+from .task import Student, Task
 
 
 def sample_resolutions(n: int, p: float, low: int, high: int, generator: torch.Generator) -> torch.Tensor:
@@ -28,7 +28,7 @@ class CrossResTask(Task):
         # The deployed graph's input module: an r-px crop is resized to the input size exactly as here.
         self.model_input = ModelInput(recipe.spec)
 
-    def student_input(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def student_input(self, hr: torch.Tensor, generator: torch.Generator, index=None) -> torch.Tensor:
         r = self.recipe
         res = sample_resolutions(len(hr), r.crossres_p, r.query_min, r.query_max, generator)
         out = self.model_input(hr)

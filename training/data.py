@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from lowres_sdk.bundle import sha256_file
 from lowres_sdk.crops import IMAGE_SUFFIXES
@@ -38,12 +39,14 @@ class ImageSet:
     images: np.ndarray
     labels: np.ndarray
     classes: list[str]
+    aspects: np.ndarray | None = None  # width / height of each object before it was stored square (None: all 1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index) -> "ImageSet":
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        aspects = None if self.aspects is None else self.aspects[index]
+        return ImageSet(self.images[index], self.labels[index], self.classes, aspects)
 
 
 def default_cache_dir() -> Path:
@@ -169,3 +172,17 @@ def load_splits(path: str | os.PathLike, image_size: int | None = 32, limit_per_
     train = read_image_folder(root / "train", image_size, limit_per_class, fit=fit)
     test = read_image_folder(root / "test", image_size, limit_per_class, classes=train.classes, fit=fit)
     return train, test
+
+
+def to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC RGB -> float NCHW in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def fraction_per_class(data: ImageSet, fraction: float) -> ImageSet:
+    """The first ``fraction`` of every class (at least one image each), in the set's order."""
+    keep = []
+    for c in range(len(data.classes)):
+        idx = np.flatnonzero(data.labels == c)
+        keep.append(idx[:max(1, round(fraction * len(idx)))])
+    return data.subset(np.sort(np.concatenate(keep)))

@@ -6,6 +6,7 @@ deployed graph computes. Blur / noise / JPEG are optional training-time realism 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -158,3 +159,136 @@ class ModelInput(nn.Module):
         if size != r:
             x = resize(x, size, self.spec.down, self.spec.up)
         return self.normalize(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Camera degradations: what a real pipeline does to an object before our graph sees the crop.
+# The kernels are the real OpenCV / Pillow functions called per sample on uint8 images (exact by
+# construction, no torch re-implementation to drift), so a model cannot learn one kernel.
+
+def _pil_resize(img: np.ndarray, size: tuple[int, int], method: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.array(Image.fromarray(img).resize(size, method))
+
+
+def _aa_bilinear(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    # Our own training kernel of issue 3 (antialiased bilinear, = PIL's BILINEAR), through torch.
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def camera_resize(img: np.ndarray, size: tuple[int, int], kernel: str) -> np.ndarray:
+    """Resize uint8 HxWx3 ``img`` to ``size`` = (width, height) with a named real-world kernel."""
+    from PIL import Image
+
+    if kernel in CV2_KERNELS:
+        return cv2.resize(img, size, interpolation=CV2_KERNELS[kernel])
+    if kernel == "pil-bicubic":
+        return _pil_resize(img, size, Image.BICUBIC)
+    if kernel == "pil-bilinear":
+        return _pil_resize(img, size, Image.BILINEAR)
+    if kernel == "aa-bilinear":
+        return _aa_bilinear(img, size)
+    raise InputError(f"unknown resize kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+
+
+CV2_KERNELS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
+               "nearest": cv2.INTER_NEAREST, "lanczos": cv2.INTER_LANCZOS4}
+KERNELS = (*CV2_KERNELS, "pil-bicubic", "pil-bilinear", "aa-bilinear")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A random camera, drawn per sample: box jitter and aspect, optics (defocus or motion blur),
+    a downscale kernel among ``kernels`` to a random size, sensor noise (Gaussian + Poisson) and
+    JPEG. ``min_size``/``max_size`` bound the crop's long side in pixels (log-uniform)."""
+
+    min_size: int = 6
+    max_size: int = 32
+    kernels: tuple[str, ...] = KERNELS
+    box_jitter: float = 0.2        # box sides scaled by 1 +- this, shifted by half of it
+    aspect_range: float = 2.5      # square objects (CIFAR) are cut/stretched to aspects in [1/r, r]
+    aspect_jitter: float = 1.25    # non-square objects (people) keep their aspect within x/÷ this
+    blur_p: float = 0.25
+    motion_p: float = 0.1
+    noise_p: float = 0.5
+    jpeg_p: float = 0.4
+
+    def __post_init__(self):
+        if not 1 <= self.min_size <= self.max_size:
+            raise InputError(f"camera sizes must satisfy 1 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
+        bad = [k for k in self.kernels if k not in KERNELS]
+        if bad or not self.kernels:
+            raise InputError(f"unknown camera kernels {bad}; expected some of {', '.join(KERNELS)}")
+
+    def __call__(self, img: np.ndarray, aspect: float, rng: np.random.Generator) -> np.ndarray:
+        """One uint8 HxWx3 object image (stored square; ``aspect`` = its true width / height) ->
+        the small uint8 crop a camera delivers (any shape)."""
+        h, w = img.shape[:2]
+        if abs(aspect - 1.0) < 0.05:  # square source: every aspect, half cut and half stretched
+            target = float(np.exp(rng.uniform(-np.log(self.aspect_range), np.log(self.aspect_range))))
+            cut = np.sqrt(target)
+        else:
+            target = aspect * float(np.exp(rng.uniform(-np.log(self.aspect_jitter), np.log(self.aspect_jitter))))
+            cut = target / aspect
+        fw, fh = (cut, 1.0) if cut < 1 else (1.0, 1.0 / cut)
+        fw *= 1 + rng.uniform(-self.box_jitter, self.box_jitter)
+        fh *= 1 + rng.uniform(-self.box_jitter, self.box_jitter)
+        cw, ch = min(max(2, round(fw * w)), 2 * w), min(max(2, round(fh * h)), 2 * h)
+        cx = w / 2 + rng.uniform(-0.5, 0.5) * self.box_jitter * w
+        cy = h / 2 + rng.uniform(-0.5, 0.5) * self.box_jitter * h
+        pad = max(w, h) // 2
+        src = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        x0 = min(max(round(cx - cw / 2) + pad, 0), src.shape[1] - cw)
+        y0 = min(max(round(cy - ch / 2) + pad, 0), src.shape[0] - ch)
+        crop = src[y0:y0 + ch, x0:x0 + cw]
+        u = rng.random()
+        if u < self.blur_p:
+            crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.3, 1.5))
+        elif u < self.blur_p + self.motion_p:
+            crop = _motion_blur(crop, rng)
+        long_side = int(round(np.exp(rng.uniform(np.log(self.min_size), np.log(self.max_size + 1) - 1e-6))))
+        long_side = min(max(long_side, self.min_size), self.max_size)
+        if target >= 1:
+            size = (long_side, max(1, round(long_side / target)))
+        else:
+            size = (max(1, round(long_side * target)), long_side)
+        kernel = self.kernels[rng.integers(len(self.kernels))]
+        out = camera_resize(np.ascontiguousarray(crop), size, kernel)
+        if rng.random() < self.noise_p:
+            x = out.astype(np.float32)
+            sigma = np.sqrt(rng.uniform(0, 6) ** 2 + rng.uniform(0, 0.6) * x)  # read noise + shot noise
+            out = np.clip(x + sigma * rng.standard_normal(x.shape, dtype=np.float32), 0, 255).round().astype(np.uint8)
+        if rng.random() < self.jpeg_p:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
+            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(out.shape)
+        return out
+
+
+def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n = int(rng.integers(3, 8))
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0 / n
+    rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(0, 180), 1.0)
+    k = cv2.warpAffine(k, rot, (n, n))
+    return cv2.filter2D(img, -1, k / max(k.sum(), 1e-6), borderType=cv2.BORDER_REFLECT_101)
+
+
+class CameraInput(nn.Module):
+    """Training input of a ``camera`` recipe: each HR sample through a random `Camera`, then the
+    model's own `ModelInput` (letterbox, resize, normalise) exactly as the exported graph runs it."""
+
+    def __init__(self, camera: Camera, spec: InputSpec):
+        super().__init__()
+        self.camera, self.model_input = camera, ModelInput(spec)
+
+    def forward(self, hr: torch.Tensor, aspects: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        images = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
+        out = []
+        for img, a in zip(images, aspects):
+            small = torch.from_numpy(self.camera(img, float(a), rng)).permute(2, 0, 1)[None].float().div_(255.0)
+            out.append(self.model_input(small))
+        return torch.cat(out)

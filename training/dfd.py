@@ -9,14 +9,14 @@ differ, identity otherwise. As in the paper the student is fine-tuned from the p
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import CheckpointError, InputError
 
 from .checkpoint import load_teacher
 from .degrade import ModelInput
-from .loop import Student, Task, to_float
+from .data import to_float
+from .task import Student, Task
 
 
 def distillation_loss(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor:
@@ -37,13 +37,13 @@ class DFDTask(Task):
         return self
 
     def loss(self, net, hr, y, index, generator):
-        logits, f_s = net(self.student_input(hr, generator))
+        logits, f_s = net(self.student_input(hr, generator, index))
         if self.cached is not None:
             f_t = self.cached[index]
         else:
             with torch.no_grad():
                 f_t = self.teacher.forward_features(self.teacher_input(hr))
-        return F.cross_entropy(logits, y) + self.recipe.dfd_lambda * distillation_loss(f_s, f_t), logits
+        return self.ce(logits, y) + self.recipe.dfd_lambda * distillation_loss(f_s, f_t), logits
 
 
 def make_task(recipe, backbone, train_set) -> Task:

@@ -7,12 +7,33 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lowres_sdk.errors import InputError
+from lowres_sdk.spec import InputSpec
 
 from .checkpoint import load_model
 from .data import read_image_folder, resolve_data_root
-from .loop import predict
+from .data import to_float
+from .degrade import Degrade, ModelInput
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, spec: InputSpec, images: np.ndarray, resolution: int | None = None,
+            batch_size: int = 500) -> np.ndarray:
+    """Logits for uint8 RGB images, first degraded to ``resolution`` px (the camera), then put
+    through the model's own input pipeline (``ModelInput``), exactly as the exported graph will."""
+    model.eval()
+    pre = ModelInput(spec)
+    camera = Degrade(resolution, down=spec.down, up=spec.up) if resolution else None
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_float(images[i:i + batch_size])
+        if camera is not None:
+            x = camera(x)
+        out.append(model(pre(x)))
+    return torch.cat(out).numpy()
+
 
 
 def accuracy_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:

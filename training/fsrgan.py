@@ -28,11 +28,11 @@ from lowres_sdk.errors import CheckpointError, InputError
 
 from .backbones import Backbone, count_mflops, count_params
 from .chain import Chained, chain_around, stage
-from .checkpoint import load_checkpoint, load_teacher, save_checkpoint
+from .checkpoint import existing_run, load_checkpoint, load_teacher, save_checkpoint
 from .crossres import sample_resolutions
-from .data import ImageSet, load_splits
+from .data import ImageSet, load_splits, to_float
 from .degrade import ModelInput, resize
-from .loop import Recipe, _world, to_float
+from .distributed import world as process_world
 
 
 class FSRCritic(nn.Module):
@@ -98,7 +98,7 @@ def _load_optim(prefix: str, opt: torch.optim.Optimizer, params: list[nn.Paramet
         opt.state[p] = {k[len(head):]: v.clone() for k, v in tensors.items() if k.startswith(head)}
 
 
-def _load_extractor(recipe: Recipe):
+def _load_extractor(recipe):
     extractor, spec, meta = load_teacher(recipe, "a frozen feature extractor")
     if isinstance(extractor, Chained):
         raise InputError(f"teacher {recipe.teacher} already has stages around its backbone; give a plain run")
@@ -117,11 +117,11 @@ def _evaluate(chain: Chained, lr_f: torch.Tensor, hr_f: torch.Tensor, labels: np
             "test_top1_raw": top1(lr_f), "test_top1": top1(sr)}
 
 
-def fit(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+def fit(recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
         data: tuple[ImageSet, ImageSet] | None = None, _stop_after: int | None = None) -> dict:
     """Train G and D on feature pairs into ``out_dir`` (checkpoint every epoch, resumable); returns the
     final checkpoint metadata. Under torchrun only rank 0 works (features are small); the others wait."""
-    rank, world = _world()
+    rank, world = process_world()
     out_dir = Path(out_dir)
     if rank != 0:
         dist.barrier()
@@ -145,8 +145,7 @@ def _fit(recipe, out_dir, resume, progress, data, stop_after) -> dict:
     if tmeta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {tmeta['classes'][:5]}..., the data "
                               f"has {train_set.classes[:5]}...; G learns in that teacher's feature space")
-    if (out_dir / "checkpoint.json").exists() and not resume:
-        raise CheckpointError(f"{out_dir} already holds a run; pass resume=True (--resume) or choose another --out")
+    existing_run(out_dir, recipe, resume)  # refuse a wrong --out before the long feature extraction
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     lr_f, hr_f = feature_pairs(extractor, spec, train_set.images, recipe.fsr_views, recipe.query_min,
@@ -159,10 +158,8 @@ def _fit(recipe, out_dir, resume, progress, data, stop_after) -> dict:
     opt_g = torch.optim.Adam(g_params, lr=recipe.fsr_lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(d_params, lr=recipe.fsr_lr, betas=(0.5, 0.9))
     start_epoch, history = 0, []
-    if resume and (out_dir / "checkpoint.json").exists():
+    if existing_run(out_dir, recipe, resume) is not None:
         tensors, meta = load_checkpoint(out_dir)
-        if Recipe.from_dict(meta["recipe"]) != recipe:
-            raise CheckpointError(f"{out_dir} was trained with a different recipe; resume needs the same one")
         chain.load_state_dict({k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")})
         critic.load_state_dict({k[len("critic."):]: v for k, v in tensors.items() if k.startswith("critic.")})
         _load_optim("optim_g", opt_g, g_params, tensors)

@@ -1,5 +1,5 @@
 """`lr`: the low-resolution baseline -- train on degraded inputs with cross-entropy only."""
-from .loop import Student, Task
+from .task import Student, Task
 
 
 def make_task(recipe, backbone, train_set) -> Task:

@@ -6,11 +6,11 @@ import torch
 
 from lowres_sdk.errors import InputError
 
-from .loop import Student, Task
+from .task import Student, Task
 
 
 class MixedTask(Task):
-    def student_input(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def student_input(self, hr: torch.Tensor, generator: torch.Generator, index=None) -> torch.Tensor:
         lr = self.degrade(hr, generator)
         use_lr = (torch.rand(len(hr), generator=generator) < self.recipe.mixed_ratio).view(-1, 1, 1, 1)
         return self.normalize(torch.where(use_lr, lr, hr))

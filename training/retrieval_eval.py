@@ -23,7 +23,7 @@ from lowres_sdk.errors import InputError
 
 from .checkpoint import load_model
 from .degrade import ModelInput
-from .loop import to_float
+from .data import to_float
 from .retrieval import retrieval_metrics
 from .retrieval_data import RetrievalSet, load_retrieval
 

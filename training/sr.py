@@ -16,7 +16,7 @@ from lowres_sdk.errors import CheckpointError
 from .chain import chain_around, stage
 from .checkpoint import load_teacher
 from .degrade import ModelInput
-from .loop import Student, Task
+from .task import Student, Task
 
 
 class SRStudent(Student):

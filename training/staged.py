@@ -10,7 +10,7 @@ from torch import nn
 from lowres_sdk.errors import CheckpointError, InputError
 
 from .checkpoint import load_teacher
-from .loop import Student, Task
+from .task import Student, Task
 
 
 def freeze(model: nn.Module, trainable: str) -> list[str]:

@@ -29,10 +29,10 @@ from lowres_sdk.errors import CheckpointError, InputError
 
 from .backbones import count_mflops, count_params
 from .chain import chain_around, stage
-from .checkpoint import load_checkpoint, load_teacher, save_checkpoint
+from .checkpoint import existing_run, load_checkpoint, load_teacher, save_checkpoint
 from .data import ImageSet
 from .degrade import Degrade, ModelInput
-from .loop import to_float
+from .data import to_float
 
 
 @torch.no_grad()
@@ -103,19 +103,15 @@ def linear_svm(train_x: np.ndarray, train_y: np.ndarray, seed: int):
 
 
 def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
-        data: tuple[ImageSet, ImageSet] | None = None) -> dict:
+        data: tuple[ImageSet, ImageSet] | None = None, _stop_after: int | None = None) -> dict:
     """The whole procedure; writes a checkpoint of the chained model to ``out_dir``."""
-    from .data import load_splits
-    from .loop import Recipe, _world, fraction_per_class
+    from .data import fraction_per_class, load_splits
+    from .distributed import world as process_world
 
     out_dir = Path(out_dir)
-    rank, world = _world()
-    if (out_dir / "checkpoint.json").exists():
-        if not resume:
-            raise CheckpointError(f"{out_dir} already holds a run; pass resume=True (--resume) or choose another --out")
-        meta = load_checkpoint(out_dir)[1]
-        if Recipe.from_dict(meta["recipe"]) != recipe:
-            raise CheckpointError(f"{out_dir} was trained with a different recipe; resume needs the same one")
+    rank, world = process_world()
+    meta = existing_run(out_dir, recipe, resume)
+    if meta is not None:
         return meta  # one step: a finished run is complete
     if rank != 0:  # feature-level work is small: rank 0 does it, the others wait and read the result
         dist.barrier()

@@ -14,7 +14,7 @@ from lowres_sdk.spec import LETTERBOX_FILL
 from .checkpoint import load_model
 from .data import read_image_folder, resolve_data_root
 from .degrade import Degrade, ModelInput
-from .loop import to_float
+from .data import to_float
 
 
 def _pyplot():

@@ -1,0 +1,112 @@
+"""The fixed-camera label set and its training data: CIFAR-10, two pedestrian sets and person-free
+street windows in one in-memory set, every object stored as a 32x32 square plus its true aspect.
+
+The network is trained on 12 *fine* classes (CIFAR-10's ten + person + background), so the same
+run also gives CIFAR-10 figures; the shipped bundle merges them into the *coarse* labels a street
+or building camera needs (`COARSE`): airplane, deer, frog and ship are not what such a camera
+sees, and a label it may print for a shadow or a tree is worse than `other`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lowres_sdk.errors import DataError
+
+from .data import ImageSet, extract_archive, load_splits, read_image
+
+CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FINE = (*CIFAR, "person", "background")
+# coarse label -> the fine classes merged into it (probabilities add up inside the graph)
+COARSE = {"person": ("person",), "car": ("automobile",), "truck": ("truck",), "bird": ("bird",),
+          "cat": ("cat",), "dog": ("dog",), "horse": ("horse",),
+          "other": ("airplane", "deer", "frog", "ship", "background")}
+PERSON_REPEAT = 3          # ~1,500 training people -> ~4,500 samples, near a CIFAR class's 5,000
+BACKGROUND_CROPS = 16      # random sub-windows per training street window (plus the window itself)
+HOLD_OUT_EVERY = 5         # every 5th identity / image / scene is held out
+
+
+def _square(img: np.ndarray, size: int = 32) -> np.ndarray:
+    shrink = size < min(img.shape[:2])
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    files = sorted(root.glob(pattern))
+    if not files:
+        raise DataError(f"no images matching {pattern} under {root}")
+    return files
+
+
+def people(reid_archive: str | os.PathLike, mit_archive: str | os.PathLike) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+    """(training crops, held-out crops, split info): re-ID split by identity, MIT by image."""
+    reid, mit = extract_archive(reid_archive), extract_archive(mit_archive)
+    ids = sorted(p.name for p in reid.iterdir() if p.is_dir())
+    held = set(ids[::HOLD_OUT_EVERY])
+    train, test = [], []
+    for pid in ids:
+        for f in _files(reid / pid, "*.jpg"):
+            (test if pid in held else train).append(read_image(f))
+    mit_files = _files(mit, "person/*.jpg")
+    for i, f in enumerate(mit_files):
+        (test if i % HOLD_OUT_EVERY == 0 else train).append(read_image(f))
+    return train, test, {"reid_held_out_ids": sorted(held), "reid_ids": len(ids), "mit_images": len(mit_files)}
+
+
+def backgrounds(archive: str | os.PathLike, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+    """(training crops, held-out windows, info): split by scene; training windows also give
+    random sub-windows of any aspect and scale (floor, walls, fragments of street furniture)."""
+    root = extract_archive(archive)
+    files = _files(root, "background/*.jpg")
+    scenes = sorted({f.stem.rsplit("_", 1)[0] for f in files})
+    held = set(scenes[::HOLD_OUT_EVERY])
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for f in files:
+        img = read_image(f)
+        if f.stem.rsplit("_", 1)[0] in held:
+            test.append(img)
+            continue
+        train.append(img)
+        h, w = img.shape[:2]
+        for _ in range(BACKGROUND_CROPS):
+            ch = int(rng.integers(max(8, h // 5), h + 1))
+            cw = int(np.clip(round(ch * np.exp(rng.uniform(np.log(0.3), np.log(3.0)))), 8, w))
+            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            train.append(img[y:y + ch, x:x + cw])
+    return train, test, {"background_scenes": len(scenes), "background_held_out_scenes": sorted(held),
+                         "background_windows": len(files)}
+
+
+def _as_set(groups: list[tuple[list[np.ndarray], str, int]], base: ImageSet | None) -> ImageSet:
+    images, labels, aspects = [], [], []
+    if base is not None:
+        images.append(base.images)
+        labels.append(base.labels)
+        aspects.append(np.ones(len(base), np.float32))
+    for crops, name, repeat in groups:
+        square = np.stack([_square(c) for c in crops])
+        ratio = np.array([c.shape[1] / c.shape[0] for c in crops], np.float32)
+        images.append(np.repeat(square, repeat, axis=0))
+        labels.append(np.full(len(crops) * repeat, FINE.index(name), np.int64))
+        aspects.append(np.repeat(ratio, repeat))
+    return ImageSet(np.concatenate(images), np.concatenate(labels), list(FINE), np.concatenate(aspects))
+
+
+def load(data_dir: str | os.PathLike) -> tuple[ImageSet, ImageSet, dict]:
+    """Train and test sets of the 12 fine classes from the archives in ``data_dir`` (the project's
+    shared data folder). Test = CIFAR-10 test + held-out people + held-out street windows."""
+    d = Path(data_dir)
+    cifar_train, cifar_test = load_splits(d / "cifar10-jpg.tar.gz", 32)
+    if tuple(cifar_train.classes) != CIFAR:
+        raise DataError(f"expected CIFAR-10 classes {CIFAR}, got {cifar_train.classes}")
+    p_train, p_test, p_info = people(d / "person-reid-48x128.tar.gz", d / "pedestrians-mit-64x128.tar.gz")
+    b_train, b_test, b_info = backgrounds(d / "street-background-64x128.tar.gz")
+    train = _as_set([(p_train, "person", PERSON_REPEAT), (b_train, "background", 1)], cifar_train)
+    test = _as_set([(p_test, "person", 1), (b_test, "background", 1)], cifar_test)
+    info = {**p_info, **b_info, "person_train": len(p_train), "person_test": len(p_test), "person_repeat": PERSON_REPEAT,
+            "background_train_crops": len(b_train), "background_test_windows": len(b_test)}
+    return train, test, info

@@ -1,0 +1,53 @@
+"""`kd`: logit distillation (Hinton et al. 2015). A frozen teacher sees the HR image, the student the
+degraded one; the student minimises
+
+    L = (1 - alpha) * CE(z_s, y) + alpha * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))
+
+(tau^2 keeps the soft term's gradients on the scale of the hard one). Unlike DFD's feature loss it
+needs no common feature width, so any teacher with the same classes can teach any student.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lowres_sdk.errors import CheckpointError, InputError
+
+from .checkpoint import load_teacher
+from .degrade import ModelInput
+from .task import Student, Task
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """tau^2 * KL(softmax(t / tau) || softmax(s / tau)), averaged over the batch."""
+    log_p_s = F.log_softmax(student_logits / tau, dim=1)
+    log_p_t = F.log_softmax(teacher_logits / tau, dim=1)
+    return tau * tau * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
+
+
+class KDTask(Task):
+    def __init__(self, recipe, student, teacher, teacher_spec):
+        super().__init__(recipe, student)
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_input = ModelInput(teacher_spec)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # frozen: BN statistics stay the teacher's
+        return self
+
+    def loss(self, net, hr, y, index, generator):
+        logits, _ = net(self.student_input(hr, generator, index))
+        with torch.no_grad():
+            t = self.teacher(self.teacher_input(hr))
+        a = self.recipe.kd_alpha
+        return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
+
+
+def make_task(recipe, backbone, train_set) -> Task:
+    if not 0.0 <= recipe.kd_alpha <= 1.0 or recipe.kd_tau <= 0:
+        raise InputError(f"kd needs 0 <= kd_alpha <= 1 and kd_tau > 0, got {recipe.kd_alpha}, {recipe.kd_tau}")
+    teacher, teacher_spec, meta = load_teacher(recipe, "a teacher with the same classes")
+    if meta["classes"] != train_set.classes:
+        raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has {train_set.classes}")
+    return KDTask(recipe, Student(backbone), teacher, teacher_spec)
