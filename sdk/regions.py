@@ -64,7 +64,8 @@ class MotionCrops:
     """Moving objects by OpenCV MOG2 background subtraction + morphology + area limits + merging.
 
     The subtraction runs on a grayscale frame shrunk so that ``min_size`` (the smallest side, in
-    full-frame px, of an object worth classifying) spans ``MASK_PX`` mask pixels, and the boxes are
+    full-frame px, of an object worth classifying) spans about ``MASK_PX`` mask pixels (an integer
+    factor: ``min_size // MASK_PX``), and the boxes are
     mapped back to full resolution: MOG2 dominates the pipeline's cost, and on the pedestrian clip
     grayscale at 1/3 scale ran at 2,388 frames/s vs 346 for full-resolution BGR. Areas are in
     full-frame pixels. ``downscale`` (an integer factor) overrides the scale ``min_size`` gives.
@@ -82,15 +83,23 @@ class MotionCrops:
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold,
                                                              detectShadows=not gray)
         self.min_area, self.max_area_fraction, self.merge_gap, self.warmup = min_area, max_area_fraction, merge_gap, warmup
-        self.scale = 1.0 / int(downscale) if downscale else min(1.0, MASK_PX / min_size)
+        # An integer factor, on a frame cropped to a multiple of it: OpenCV's INTER_AREA takes its fast
+        # path only for integer ratios (1280x720 -> 427x240 cost 13.5 ms a frame on the highway clip).
+        self.downscale = int(downscale) if downscale else max(1, min_size // MASK_PX)
+        self.scale = 1.0 / self.downscale
         self.min_size, self.split, self.gray = min_size, split, gray
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._seen = 0
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
         H, W = frame.shape[:2]
+        d = self.downscale
+        w, h = max(1, W // d), max(1, H // d)
+        if d > 1 and W >= d and H >= d:
+            frame = frame[:h * d, :w * d]
+        else:
+            w, h = W, H
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 and self.gray else frame
-        w, h = max(1, round(W * self.scale)), max(1, round(H * self.scale))
         small = gray if (w, h) == (W, H) else cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         mask = self.subtractor.apply(small)
         self._seen += 1
@@ -98,7 +107,7 @@ class MotionCrops:
             return EMPTY
         _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)  # drop shadows (127)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
-        sx, sy = W / w, H / h
+        sx = sy = d if (w, h) != (W, H) else 1
         mask = cv2.dilate(mask, self.kernel, iterations=max(1, round(2 / sx)))  # ~2 px at full scale
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         boxes = merge_boxes(np.array([cv2.boundingRect(c) for c in contours]).reshape(-1, 4), max(1, round(self.merge_gap / sx)))
