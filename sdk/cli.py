@@ -163,32 +163,54 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="Where the objects are: motion (MOG2 background subtraction), face (OpenCV Haar cascade), "
                    "full (whole frame), or boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your detector).")
 @click.option("--out", default="lowres-video-out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for annotated.mp4, detections.jsonl and summary.json.")
-@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Process every N-th frame.")
+              help="Folder for annotated.mkv, detections.jsonl and summary.json.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Process every N-th frame (the others are skipped without decoding into images).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N processed frames.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Crops per inference call.")
-@click.option("--no-track", is_flag=True, help="No tracking: classify every box on every frame, no label smoothing.")
-@click.option("--no-video", is_flag=True, help="Skip writing annotated.mp4.")
+@click.option("--min-size", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Smallest object side (px) worth classifying; --crops motion finds motion at the scale this allows.")
+@click.option("--min-hits", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Report a track as an object once seen on N processed frames (shorter ones are 'tentative' in the JSONL).")
+@click.option("--ignore-labels", default="other,background", show_default=True,
+              help="Comma-separated labels never reported as objects (a background class); '' reports all.")
+@click.option("--no-track", is_flag=True, help="No tracking: classify every box on every frame, each its own label.")
+@click.option("--no-video", is_flag=True, help="Skip writing annotated.mkv.")
+@click.option("--video-scale", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
+              help="Write the annotated video at this fraction of the source resolution (cheaper to encode).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI build of OpenCV; q quits).")
-def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, no_track, no_video, show):
+def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, min_size, min_hits, ignore_labels,
+                  no_track, no_video, video_scale, show):
     """Classify every low-res object in SOURCE: a video file, a camera index (0, 1, ...) or an
-    rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary."""
+    rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary.
+    Exits 130 when interrupted and 3 when a file ended before its announced frame count (the
+    outputs then cover the frames read; summary.json says so)."""
     from .regions import parse_crops
     from .runtime import Classifier
+    from .tracking import TrackerConfig
     from .video import process
 
-    clf = Classifier(bundle, batch_size=batch_size)
-    summary = process(source, clf, out, parse_crops(crops_spec), stride=stride, max_frames=max_frames,
-                      batch_size=batch_size, track=not no_track, write_video=not no_video, show=show,
+    # One onnxruntime thread: decode, motion and encoding run in threads of their own beside it.
+    clf = Classifier(bundle, batch_size=batch_size, threads=1)
+    ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
+    summary = process(source, clf, out, parse_crops(crops_spec, min_size=min_size), stride=stride, max_frames=max_frames,
+                      batch_size=batch_size, track=not no_track, tracker=TrackerConfig(min_hits=min_hits),
+                      ignore_labels=ignored, write_video=not no_video, video_scale=video_scale, show=show,
                       log=lambda msg: click.echo(msg, err=True))
     click.echo(f"{summary['frames_processed']} frames ({summary['frames_failed']} failed to decode), "
-               f"{summary['objects']} objects, {summary['fps']} frames/s"
+               f"{summary['objects']} objects in {summary['tracks']} tracks {summary['track_labels']}, {summary['fps']} frames/s"
                + (f" = {summary['realtime_factor']}x real time" if summary["realtime_factor"] else "")
                + f"; {summary['crops_classified']} of {summary['crops_seen']} crops classified "
                  f"({100 * summary['classifications_saved']:.0f} % saved by tracking)")
-    click.echo(f"outputs in {out}/: " + ", ".join(summary["outputs"].values()) + ", summary.json")
+    click.echo(f"outputs in {out}/: " + ", ".join(v for v in summary["outputs"].values() if isinstance(v, str)) + ", summary.json")
+    # sys.exit, not click's Exit: under main()'s standalone_mode=False an Exit is returned, and the process exited 0
     if summary["interrupted"]:
-        raise click.exceptions.Exit(130)
+        click.echo("interrupted: the outputs cover the frames processed so far", err=True)
+        sys.exit(130)
+    if summary["truncated"]:
+        click.echo(f"error: {source} ended early: {summary['frames_unread']} of its {summary['frame_count']} frames "
+                   "could not be read (truncated file?); the outputs cover the frames before that", err=True)
+        sys.exit(3)
 
 
 @cli.command("index")
@@ -289,7 +311,7 @@ def demo_command(bundle, out):
             by_track[o["track"]] = o["label"]
     click.echo(f"   {summary['frames_processed']} frames, {summary['objects']} objects in {len(by_track)} tracks, "
                f"{summary['fps']} frames/s; final track labels: {dict(Counter(by_track.values()))}")
-    click.echo(f"   outputs: {out}/annotated.mp4, {out}/detections.jsonl, {out}/summary.json")
+    click.echo(f"   outputs: {out}/annotated.mkv, {out}/detections.jsonl, {out}/summary.json")
 
 
 def main(argv=None) -> None:

@@ -1,11 +1,17 @@
-"""A small IoU tracker with per-track label smoothing and DeepStream-style re-classification:
+"""A small IoU tracker with per-track label evidence and DeepStream-style re-classification:
 an object is classified again only when its box has grown by ``grow`` (default 20 %) since its
-last classification or ``every`` frames have passed, so cost follows objects, not frames x objects."""
+last classification or ``every`` processed frames have passed, so cost follows objects, not frames x objects.
+
+Ages count *processed* frames (calls to `IoUTracker.update`), not source frames: with ``--stride 6``
+a track that counted source frames died between two processed frames (643 tracks instead of 233
+on the pedestrian clip)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+EPS = 1e-6  # floor of a probability before its log: one confident miss must not veto a long track
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -24,21 +30,32 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @dataclass
 class Track:
     id: int
-    box: np.ndarray                  # x, y, w, h
-    last_seen: int
-    classified_area: float = 0.0     # box area at the last classification (0: never)
-    classified_frame: int = -1
-    probs: np.ndarray | None = None  # smoothed class probabilities
-    hits: int = 0
+    box: np.ndarray                      # x, y, w, h
+    last_seen: int                       # processed-frame step
+    classified_area: float = 0.0         # box area at the last classification (0: never)
+    classified_frame: int = -1           # processed-frame step of the last classification
+    log_evidence: np.ndarray | None = None  # sum over classified crops of weight * log p
+    weight: float = 0.0                  # sum of the weights
+    hits: int = 0                        # processed frames the track was seen on
+
+    @property
+    def probs(self) -> np.ndarray | None:
+        """The track's class probabilities: the normalised geometric mean of its crops' probabilities,
+        weighted by crop size (softmax of the weighted mean log-probability)."""
+        if self.log_evidence is None:
+            return None
+        z = self.log_evidence / self.weight
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
 
 @dataclass
 class TrackerConfig:
     iou: float = 0.3          # minimum IoU to continue a track
-    max_age: int = 5          # frames a track survives unseen
+    max_age: int = 5          # processed frames a track survives unseen
     grow: float = 0.2         # re-classify when the box area grew by this fraction
-    every: int = 30           # ... or after this many frames
-    smoothing: float = 0.6    # weight of the past in the smoothed probabilities (0: no smoothing)
+    every: int = 30           # ... or after this many processed frames
+    min_hits: int = 3         # a track seen on fewer processed frames is tentative (not reported as an object)
 
 
 class IoUTracker:
@@ -46,17 +63,20 @@ class IoUTracker:
         self.config = config or TrackerConfig()
         self.tracks: dict[int, Track] = {}
         self._next = 1
+        self.step = -1  # processed frames so far - 1
 
-    def update(self, boxes: np.ndarray, frame: int) -> list[tuple[Track, bool]]:
-        """Assign ``boxes`` ([N, 4] x, y, w, h) to tracks (greedy by IoU); returns, per box in order,
-        its track and whether it needs classifying on this frame."""
+    def update(self, boxes: np.ndarray) -> list[tuple[Track, bool]]:
+        """Assign ``boxes`` ([N, 4] x, y, w, h) of the next processed frame to tracks (greedy by IoU);
+        returns, per box in order, its track and whether it needs classifying on this frame."""
+        self.step += 1
+        step = self.step
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        live = [t for t in self.tracks.values() if frame - t.last_seen <= self.config.max_age]
+        live = [t for t in self.tracks.values() if step - t.last_seen - 1 <= self.config.max_age]
         self.tracks = {t.id: t for t in live}
         ious = iou_matrix(boxes, np.array([t.box for t in live]).reshape(-1, 4))
         assigned: dict[int, Track] = {}
         used = set()
-        for flat in np.argsort(-ious, axis=None):
+        for flat in np.argsort(-ious, axis=None, kind="stable"):
             i, j = np.unravel_index(flat, ious.shape)
             if ious[i, j] < self.config.iou:
                 break
@@ -68,20 +88,23 @@ class IoUTracker:
         for i, box in enumerate(boxes):
             track = assigned.get(i)
             if track is None:
-                track = Track(self._next, box, frame)
+                track = Track(self._next, box, step)
                 self.tracks[track.id] = track
                 self._next += 1
-            track.box, track.last_seen, track.hits = box, frame, track.hits + 1
+            track.box, track.last_seen, track.hits = box, step, track.hits + 1
             area = box[2] * box[3]
             due = bool(track.classified_frame < 0 or area > track.classified_area * (1 + self.config.grow)
-                       or frame - track.classified_frame >= self.config.every)
+                       or step - track.classified_frame >= self.config.every)
             if due:
-                track.classified_area, track.classified_frame = area, frame
+                track.classified_area, track.classified_frame = area, step
             out.append((track, due))
         return out
 
-    def observe(self, track: Track, probs: np.ndarray) -> np.ndarray:
-        """Fold a new classification into the track's smoothed probabilities and return them."""
-        a = self.config.smoothing
-        track.probs = probs.copy() if track.probs is None or a == 0 else a * track.probs + (1 - a) * probs
+    @staticmethod
+    def observe(track: Track, probs: np.ndarray, weight: float = 1.0) -> np.ndarray:
+        """Add one classified crop's probabilities to the track's evidence (``weight``: the crop's
+        size, so a 40 px view of an object counts more than a 10 px one); returns the track's probabilities."""
+        log_p = weight * np.log(np.maximum(np.asarray(probs, np.float64), EPS))
+        track.log_evidence = log_p if track.log_evidence is None else track.log_evidence + log_p
+        track.weight += weight
         return track.probs

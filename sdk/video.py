@@ -1,37 +1,44 @@
 """Video-frame inference: frames in, per-frame results out.
 
-``frames(source)`` yields decoded frames (files, camera indices, rtsp/http streams, with decode
-failures counted and stream reconnects); ``run(source, classifier, crops=...)`` yields a
-`FrameResult` per processed frame, classifying the crops of several frames in one batch and
-smoothing labels over IoU tracks. Sinks (`AnnotatedVideo`, `JsonlSink`) are context managers.
-Memory stays flat: at most ``batch_frames`` frames are held at once.
+``frames(source)`` reads a file, a camera index or an rtsp/http stream (decode failures counted,
+stream reconnects, skipped frames only grabbed); ``run(source, classifier, crops=...)`` yields a
+`FrameResult` per processed frame: crops of several frames classified in one batch, IoU tracks
+whose label comes from their accumulated evidence. Decode, motion + tracking and classification run
+in overlapping threads with bounded queues; ``threads=False`` gives the same results sequentially.
+Sinks (`AnnotatedVideo`, `JsonlSink`) are context managers; `process` writes all outputs.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
+import math
 import os
+import queue
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
-from .errors import SourceError
+from .errors import InputError, SourceError
+from .prefetch import Prefetch
 from .regions import MotionCrops, clip_boxes
 from .tracking import IoUTracker, TrackerConfig
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
+UNKNOWN = "unknown"
 
 
 @dataclass
 class Frame:
-    index: int          # position in the source (0-based, counting failed frames)
+    index: int          # position in the source (0-based, counting failed and skipped frames)
     t: float            # seconds from the start (source fps if known, else wall clock)
     image: np.ndarray   # uint8 BGR
 
@@ -40,9 +47,13 @@ class Frame:
 class Detection:
     box: tuple[int, int, int, int]  # x, y, w, h
     track: int
-    label: str
-    score: float
+    label: str                      # the track's label from its evidence so far ('unknown' below the bundle's threshold)
+    score: float                    # its probability
     classified: bool                # classified on this frame (False: label carried by the track)
+    status: str = "object"          # object | tentative (track seen on < min_hits frames) | background (ignored label)
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box), "track": self.track, "label": self.label, "score": round(self.score, 4)}
 
 
 @dataclass
@@ -50,26 +61,35 @@ class FrameResult:
     index: int
     t: float
     image: np.ndarray
-    objects: list[Detection]
+    detections: list[Detection]     # every box, reported or not
+
+    @property
+    def objects(self) -> list[Detection]:
+        """The reported objects: confirmed tracks whose label is not an ignored (background) one."""
+        return [d for d in self.detections if d.status == "object"]
 
     def to_json(self) -> dict:
         return {"frame": self.index, "t": round(self.t, 4),
-                "objects": [{"box": list(d.box), "track": d.track, "label": d.label, "score": round(d.score, 4)}
-                            for d in self.objects]}
+                **{key: [d.to_json() for d in self.detections if d.status == status]
+                   for key, status in (("objects", "object"), ("tentative", "tentative"), ("background", "background"))}}
 
 
 @dataclass
 class SourceStats:
     """Filled in while ``frames`` runs."""
 
-    frames_read: int = 0
+    frames_read: int = 0        # decoded and handed out
+    frames_skipped: int = 0     # grabbed without decoding into an image (stride)
     frames_failed: int = 0
+    frames_unread: int = 0      # a file's frames after the point where it stopped decoding
+    truncated: bool = False     # a file ended before its announced frame count
     reconnects: int = 0
     fps: float | None = None
     width: int | None = None
     height: int | None = None
     frame_count: int | None = None
     kind: str = "file"
+    decode_seconds: float = 0.0  # time spent in grab/read
 
 
 def _open(source, timeout: float = 10.0) -> tuple[cv2.VideoCapture, str]:
@@ -90,122 +110,245 @@ def _open(source, timeout: float = 10.0) -> tuple[cv2.VideoCapture, str]:
     return cap, kind
 
 
-def frames(source, stats: SourceStats | None = None, max_failures: int = 25, reconnect_attempts: int = 5,
-           backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None) -> Iterator[Frame]:
-    """Decoded frames of ``source`` (a file path, a camera index, or an rtsp/http URL).
+class FrameReader:
+    """Frames of ``source`` (a file path, a camera index, or an rtsp/http URL), iterated once; its
+    `stats` (a `SourceStats`) fill in as it goes. Use `frames()` to make one.
 
-    A frame that fails to decode is counted in ``stats.frames_failed`` and skipped (a file gives up
-    after ``max_failures`` failures in a row before its known end). A stream that drops is reopened
-    with exponential backoff, up to ``reconnect_attempts`` times in a row, each attempt reported to
-    ``log``; then the generator ends. ``timeout`` bounds opening and reading a stream (seconds).
+    Only every ``stride``-th frame is decoded into an image: the others are ``grab()``bed (the codec
+    still decodes them, as later frames depend on them, but nothing is converted or copied; 1.6x
+    faster on the pedestrian clip). A frame that fails to decode is counted in ``frames_failed`` and
+    skipped; a file gives up after ``max_failures`` failures in a row before its announced end and
+    is marked ``truncated`` with its ``frames_unread``. A stream that drops is reopened with
+    exponential backoff, up to ``reconnect_attempts`` times in a row, each attempt reported to
+    ``log``; then the iteration ends. ``timeout`` bounds opening and reading a stream (seconds).
     """
-    stats = stats if stats is not None else SourceStats()
-    log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
-    cap, kind = _open(source, timeout)
-    stats.kind = kind
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    stats.fps = fps if fps and 0 < fps < 1000 else None
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    stats.frame_count = count if kind == "file" and count > 0 else None
-    stats.width, stats.height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    start, index, failures_in_row = time.monotonic(), 0, 0
-    try:
-        while True:
-            ok, image = cap.read()
-            if ok and image is not None:
-                failures_in_row = 0
-                t = index / stats.fps if stats.fps and kind == "file" else time.monotonic() - start
-                stats.frames_read += 1
-                yield Frame(index, t, image)
-                index += 1
-                continue
-            if kind == "file":
-                if stats.frame_count is None or index >= stats.frame_count:
-                    return  # end of file
-                stats.frames_failed += 1
-                failures_in_row += 1
-                index += 1
-                if failures_in_row >= max_failures:
-                    log(f"{source}: {failures_in_row} frames in a row failed to decode at frame {index}; stopping "
-                        f"({stats.frame_count - index} frames left unread; the file is probably truncated)")
-                    return
-                continue
-            # camera or stream: the connection dropped or the stream ended
-            cap.release()
-            for attempt in range(1, reconnect_attempts + 1):
-                delay = backoff * 2 ** (attempt - 1)
-                log(f"{source}: stream lost; reconnecting in {delay:.1f}s (attempt {attempt}/{reconnect_attempts})")
-                time.sleep(delay)
-                try:
-                    cap, _ = _open(source, timeout)
-                except SourceError:
+
+    def __init__(self, source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5,
+                 backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None):
+        if not isinstance(stride, int) or stride < 1:
+            raise InputError(f"stride must be an integer >= 1, got {stride!r}")
+        self.source, self.stride, self.max_failures = source, stride, max_failures
+        self.reconnect_attempts, self.backoff, self.timeout = reconnect_attempts, backoff, timeout
+        self.log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
+        self.stats = SourceStats()
+
+    def __iter__(self) -> Iterator[Frame]:
+        stats, source, stride = self.stats, self.source, self.stride
+        cap, kind = _open(source, self.timeout)
+        stats.kind = kind
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        stats.fps = fps if fps and 0 < fps < 1000 else None
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        stats.frame_count = count if kind == "file" and count > 0 else None
+        stats.width, stats.height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        start, index, failures_in_row = time.monotonic(), 0, 0
+        try:
+            while True:
+                wanted = index % stride == 0
+                t0 = time.perf_counter()
+                if wanted:
+                    ok, image = cap.read()
+                    ok = ok and image is not None
+                else:
+                    ok, image = cap.grab(), None
+                stats.decode_seconds += time.perf_counter() - t0
+                if ok:
+                    failures_in_row = 0
+                    if wanted:
+                        t = index / stats.fps if stats.fps and kind == "file" else time.monotonic() - start
+                        stats.frames_read += 1
+                        yield Frame(index, t, image)
+                    else:
+                        stats.frames_skipped += 1
+                    index += 1
                     continue
-                stats.reconnects += 1
+                if kind == "file":
+                    if stats.frame_count is None or index >= stats.frame_count:
+                        if failures_in_row:  # the last frames would not decode: the file ends early
+                            stats.frames_failed -= failures_in_row
+                            stats.truncated, stats.frames_unread = True, failures_in_row
+                            self.log(f"{source}: the last {failures_in_row} of its {stats.frame_count} frames could "
+                                     "not be read (the file is probably truncated)")
+                        return  # end of file
+                    stats.frames_failed += 1
+                    failures_in_row += 1
+                    index += 1
+                    if failures_in_row >= self.max_failures:
+                        stats.truncated, stats.frames_unread = True, stats.frame_count - index
+                        self.log(f"{source}: {failures_in_row} frames in a row failed to decode at frame {index}; stopping "
+                                 f"({stats.frames_unread} frames left unread; the file is probably truncated)")
+                        return
+                    continue
+                # camera or stream: the connection dropped or the stream ended
+                cap.release()
+                for attempt in range(1, self.reconnect_attempts + 1):
+                    delay = self.backoff * 2 ** (attempt - 1)
+                    self.log(f"{source}: stream lost; reconnecting in {delay:.1f}s (attempt {attempt}/{self.reconnect_attempts})")
+                    time.sleep(delay)
+                    try:
+                        cap, _ = _open(source, self.timeout)
+                    except SourceError:
+                        continue
+                    stats.reconnects += 1
+                    break
+                else:
+                    self.log(f"{source}: gave up after {self.reconnect_attempts} reconnect attempts")
+                    cap = None
+                    return
+        finally:
+            if cap is not None:
+                cap.release()
+
+
+def frames(source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5, backoff: float = 0.5,
+           timeout: float = 10.0, log: Callable[[str], None] | None = None) -> FrameReader:
+    """Every ``stride``-th decoded frame of ``source``; ``.stats`` on the returned reader (see `FrameReader`)."""
+    return FrameReader(source, stride=stride, max_failures=max_failures, reconnect_attempts=reconnect_attempts,
+                       backoff=backoff, timeout=timeout, log=log)
+
+
+class VideoRun:
+    """The results of `run`: iterate it for one `FrameResult` per processed frame; ``stats`` (the
+    source's `SourceStats`), ``crops_seen``, ``crops_classified`` and ``seconds`` (busy time per
+    stage) fill in as it goes. Iterated once; ``close()`` (or leaving a ``with`` block) stops its threads."""
+
+    def __init__(self, source, classifier, crops, *, stride: int, max_frames: int | None, batch_size: int,
+                 batch_frames: int, tracker: TrackerConfig | None, track: bool, ignore_labels, threads: bool,
+                 frame_options: dict):
+        if max_frames is not None and max_frames < 1:
+            raise InputError(f"max_frames must be >= 1, got {max_frames}")
+        if batch_size < 1 or batch_frames < 1:
+            raise InputError(f"batch_size and batch_frames must be >= 1, got {batch_size}, {batch_frames}")
+        self.reader = frames(source, stride=stride, **frame_options)
+        self.stats = self.reader.stats
+        self.classifier, self.crops = classifier, crops if crops is not None else MotionCrops()
+        config = tracker or TrackerConfig()
+        if not track:  # every box classified on every frame, its label its own
+            config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1)
+        self.config, self.track = config, track
+        self.tracker = IoUTracker(config)
+        self.max_frames, self.batch_size, self.batch_frames, self.threads = max_frames, batch_size, batch_frames, threads
+        self.ignore_labels = frozenset(ignore_labels)
+        threshold = getattr(classifier, "unknown_below", None)  # a calibrated bundle's threshold, if it has one
+        self.unknown_below = float(threshold) if threshold is not None else None
+        self.crops_seen = self.crops_classified = 0
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._prefetchers: list[Prefetch] = []
+        self._gen = None
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        if self._gen is None:
+            self._gen = self._results()
+        return self._gen
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+        for p in reversed(self._prefetchers):
+            p.close()
+        self._prefetchers.clear()
+
+    def _frames(self) -> Iterator[Frame]:
+        for n, frame in enumerate(self.reader):
+            if self.max_frames is not None and n >= self.max_frames:
                 break
-            else:
-                log(f"{source}: gave up after {reconnect_attempts} reconnect attempts")
-                cap = None
-                return
-    finally:
-        if cap is not None:
-            cap.release()
+            yield frame
+
+    def _batches(self, frames) -> Iterator[list]:
+        """Motion crops and tracking, in frame order; groups frames whose due crops go to the classifier together."""
+        pending, n_due = [], 0
+        for frame in frames:
+            h, w = frame.image.shape[:2]
+            t0 = time.perf_counter()
+            boxes = clip_boxes(self.crops(frame.image, frame.index), w, h)
+            t1 = time.perf_counter()
+            # hits are read here, not when the result is built: this thread may be frames ahead by then
+            items = [(tuple(int(v) for v in box), tr, due, tr.hits) for box, (tr, due) in zip(boxes, self.tracker.update(boxes))]
+            t2 = time.perf_counter()
+            due_crops = [frame.image[y:y + bh, x:x + bw] for (x, y, bw, bh), _, due, _ in items if due]
+            self.seconds["motion"] += t1 - t0
+            self.seconds["track"] += t2 - t1
+            self.seconds["crops"] += time.perf_counter() - t2
+            self.crops_seen += len(items)
+            self.crops_classified += len(due_crops)
+            pending.append((frame, items, due_crops))
+            n_due += len(due_crops)
+            if len(pending) >= self.batch_frames or n_due >= self.batch_size:
+                yield pending
+                pending, n_due = [], 0
+        if pending:
+            yield pending
+
+    def _results(self) -> Iterator[FrameResult]:
+        source = self._frames()
+        if self.threads:
+            source = Prefetch(source, 2 * self.batch_frames, "lowres-decode")
+            self._prefetchers.append(source)
+        batches = self._batches(source)
+        if self.threads:
+            batches = Prefetch(batches, 2, "lowres-motion")
+            self._prefetchers.append(batches)
+        try:
+            for batch in batches:
+                yield from self._classify(batch)
+        finally:
+            for p in reversed(self._prefetchers):
+                p.close()
+            self._prefetchers.clear()
+
+    def _classify(self, batch) -> Iterator[FrameResult]:
+        due_crops = [c for _, _, crops in batch for c in crops]
+        t0 = time.perf_counter()
+        probs = self.classifier(due_crops).probs if due_crops else None
+        t1 = time.perf_counter()
+        self.seconds["classify"] += t1 - t0
+        labels, k, out = self.classifier.labels, 0, []
+        for frame, items, _ in batch:
+            detections = []
+            for box, tr, due, hits in items:
+                if due:
+                    p = probs[k]
+                    k += 1
+                    if self.track:
+                        p = IoUTracker.observe(tr, p, weight=math.sqrt(box[2] * box[3]))
+                else:
+                    p = tr.probs
+                j = int(np.argmax(p))
+                label, score = labels[j], float(p[j])
+                if self.unknown_below is not None and score < self.unknown_below:
+                    label = UNKNOWN
+                status = ("tentative" if hits < self.config.min_hits
+                          else "background" if label in self.ignore_labels else "object")
+                detections.append(Detection(box, tr.id, label, score, due, status))
+            out.append(FrameResult(frame.index, frame.t, frame.image, detections))
+        self.seconds["evidence"] += time.perf_counter() - t1
+        yield from out
 
 
 def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | None = None,
         batch_size: int = 64, batch_frames: int = 8, tracker: TrackerConfig | None = None, track: bool = True,
-        stats: SourceStats | None = None, counters: dict | None = None, **frame_options) -> Iterator[FrameResult]:
-    """Classify the crops of every ``stride``-th frame of ``source``; yields a `FrameResult` per processed frame.
+        ignore_labels=IGNORED_LABELS, threads: bool = True, **frame_options) -> VideoRun:
+    """Classify the crops of every ``stride``-th frame of ``source``; iterate the returned `VideoRun`
+    for a `FrameResult` per processed frame.
 
-    Crops from up to ``batch_frames`` frames (and at most ``batch_size`` crops) go to the
-    classifier in one call. With ``track`` (default), an IoU tracker gives each box a track id,
-    smooths its label over the track and re-classifies it only when it grew or aged (see
-    `TrackerConfig`); ``counters`` (if given) receives the crops seen and classified.
+    Crops from up to ``batch_frames`` frames (and at most ``batch_size`` crops) go to the classifier
+    in one call. With ``track`` (default), an IoU tracker gives each box a track id and re-classifies
+    it only when it grew or aged (see `TrackerConfig`); a track's label comes from the evidence of all
+    its classified crops (size-weighted mean log-probability), is ``unknown`` when its probability is
+    below the classifier's ``unknown_below`` (if it has one), and a track is reported as an object
+    only once seen on ``min_hits`` processed frames and when its label is not in ``ignore_labels``.
+    With ``threads`` (default) decoding, motion + tracking and classification overlap; results are
+    identical to ``threads=False``. ``frame_options`` go to `frames`.
     """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    crops = crops if crops is not None else MotionCrops()
-    config = tracker or TrackerConfig()
-    if not track:
-        config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, smoothing=0.0)
-    trk = IoUTracker(config)
-    counters = counters if counters is not None else {}
-    counters.setdefault("crops", 0)
-    counters.setdefault("classified", 0)
-    labels = classifier.labels
-    pending: list[tuple[Frame, list]] = []
-    n_pending_crops = 0
-
-    def flush():
-        nonlocal n_pending_crops
-        due_crops = [f.image[y:y + h, x:x + w] for f, items in pending for (x, y, w, h), _, due in items if due]
-        it = iter(classifier(due_crops).probs if due_crops else ())
-        for f, items in pending:
-            objects = []
-            for box, tr, due in items:
-                p = trk.observe(tr, next(it)) if due else tr.probs
-                j = int(p.argmax())
-                objects.append(Detection(tuple(int(v) for v in box), tr.id, labels[j], float(p[j]), due))
-            yield FrameResult(f.index, f.t, f.image, objects)
-        pending.clear()
-        n_pending_crops = 0
-
-    processed = 0
-    for frame in frames(source, stats, **frame_options):
-        if frame.index % stride:
-            continue
-        if max_frames is not None and processed >= max_frames:
-            break
-        processed += 1
-        h, w = frame.image.shape[:2]
-        boxes = clip_boxes(crops(frame.image, frame.index), w, h)
-        items = [(box, tr, due) for box, (tr, due) in zip(boxes, trk.update(boxes, frame.index))]
-        counters["crops"] += len(items)
-        counters["classified"] += sum(due for _, _, due in items)
-        pending.append((frame, items))
-        n_pending_crops += sum(due for _, _, due in items)
-        if len(pending) >= batch_frames or n_pending_crops >= batch_size:
-            yield from flush()
-    yield from flush()
+    return VideoRun(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
+                    batch_frames=batch_frames, tracker=tracker, track=track, ignore_labels=ignore_labels,
+                    threads=threads, frame_options=frame_options)
 
 
 class JsonlSink:
@@ -233,10 +376,14 @@ def _color(track: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(64, 256, 3))
 
 
-def annotate(image: np.ndarray, objects: list[Detection]) -> np.ndarray:
-    out = image.copy()
+def annotate(image: np.ndarray, objects: list[Detection], scale: float = 1.0) -> np.ndarray:
+    """``image`` (shrunk by ``scale``) with each object's box, label, score and track id drawn on it."""
+    if scale != 1.0:
+        out = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    else:
+        out = image.copy()
     for d in objects:
-        x, y, w, h = d.box
+        x, y, w, h = (round(v * scale) for v in d.box)
         color = _color(d.track)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, 1)
         text = f"{d.label} {d.score:.2f} #{d.track}"
@@ -245,76 +392,162 @@ def annotate(image: np.ndarray, objects: list[Detection]) -> np.ndarray:
 
 
 class AnnotatedVideo:
-    """An MP4 (MPEG-4 Part 2, plays in common players) with boxes, labels, scores and track ids."""
+    """The video with boxes, labels, scores and track ids, drawn and encoded in a thread of its own.
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
-        self.path, self.fps, self.size = Path(path), fps, size
-        self._writer = None
+    MPEG-4 Part 2 in Matroska (``.mkv``) by default: a run that is killed leaves a file that still
+    plays up to its last written cluster (a killed ``.mp4`` has no index and cannot be opened at all).
+    ``scale`` < 1 writes a smaller video (cheaper to encode; boxes are drawn at that scale).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], scale: float = 1.0,
+                 queue_size: int = 16):
+        if not 0 < scale <= 1:
+            raise InputError(f"video scale must be in (0, 1], got {scale}")
+        self.path, self.fps, self.scale = Path(path), fps, scale
+        self.size = (max(2, round(size[0] * scale)), max(2, round(size[1] * scale)))
+        self.frames_written, self.seconds = 0, {"annotate": 0.0, "encode": 0.0}
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._writer = self._thread = self._error = None
 
     def __enter__(self):
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
         if not self._writer.isOpened():
             raise SourceError(f"cannot write video {self.path} (no mp4v encoder in this OpenCV build?)")
+        self._thread = threading.Thread(target=self._encode, name="lowres-encode", daemon=True)
+        self._thread.start()
         return self
 
+    def _encode(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks
+            try:
+                t0 = time.perf_counter()
+                image = annotate(*item, scale=self.scale)
+                t1 = time.perf_counter()
+                if image.shape[1::-1] != self.size:
+                    image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+                self._writer.write(image)
+                self.seconds["annotate"] += t1 - t0
+                self.seconds["encode"] += time.perf_counter() - t1
+                self.frames_written += 1
+            except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
+                self._error = e
+
     def write(self, result: FrameResult) -> None:
-        self._writer.write(annotate(result.image, result.objects))
+        """Queue ``result`` for drawing and encoding (blocks while ``queue_size`` frames wait)."""
+        if self._error is not None:
+            raise SourceError(f"writing {self.path} failed: {self._error}")
+        self._q.put((result.image, result.objects))
 
     def __exit__(self, *exc):
+        self._q.put(None)
+        self._thread.join()
         self._writer.release()
+        if self._error is not None and exc[0] is None:
+            raise SourceError(f"writing {self.path} failed: {self._error}")
 
 
-def process(source, classifier, out_dir: str | os.PathLike, crops=None, *, stride: int = 1,
-            max_frames: int | None = None, batch_size: int = 64, track: bool = True, write_video: bool = True,
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=None, *,
+            callback: Callable[[FrameResult], None] | None = None, stride: int = 1, max_frames: int | None = None,
+            batch_size: int = 64, track: bool = True, tracker: TrackerConfig | None = None,
+            ignore_labels=IGNORED_LABELS, write_video: bool = True, video_scale: float = 1.0, threads: bool = True,
             show: bool = False, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
-    """Run the pipeline on ``source`` and write ``out_dir``/{annotated.mp4, detections.jsonl,
-    summary.json}; returns the summary. Stops cleanly on Ctrl-C, keeping what was written."""
+    """Run the pipeline on ``source``, call ``callback`` (if given) with each `FrameResult`, and write
+    ``out_dir``/{annotated.mkv, detections.jsonl, summary.json} (nothing when ``out_dir`` is None);
+    returns the summary. summary.json is written first with ``finished: false``, so a run that is
+    killed says so. Ctrl-C stops cleanly, keeping what was written (``interrupted: true``)."""
     from tqdm import tqdm
 
-    stats, counters = SourceStats(), {}
+    if not 0 < video_scale <= 1:
+        raise InputError(f"video_scale must be in (0, 1], got {video_scale}")
     results = run(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
-                  track=track, stats=stats, counters=counters, log=log)
+                  tracker=tracker, track=track, ignore_labels=ignore_labels, threads=threads, log=log)
+    stats = results.stats
     start, processed, objects, interrupted = time.perf_counter(), 0, 0, False
-    first = next(results, None)  # opens the source: a SourceError leaves no output files behind
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    total = stats.frame_count and -(-stats.frame_count // stride)
-    if max_frames is not None:
-        total = min(total, max_frames) if total else max_frames
+    out_dir = Path(out_dir) if out_dir is not None else None
+    write_video = write_video and out_dir is not None
+    track_labels: dict[int, Counter] = defaultdict(Counter)  # reported boxes' labels per track
+    track_status: dict[int, str] = {}
+    video, sink_seconds = None, {"jsonl": 0.0, "callback": 0.0}
+
+    def summary(finished: bool) -> dict:
+        wall = time.perf_counter() - start
+        majority = Counter(c.most_common(1)[0][0] for c in track_labels.values())
+        held = Counter(s for tid, s in track_status.items() if tid not in track_labels)
+        seconds = {"decode": stats.decode_seconds, **results.seconds, **sink_seconds, **(video.seconds if video else {})}
+        return {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
+                "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,
+                "frames_read": stats.frames_read, "frames_skipped": stats.frames_skipped,
+                "frames_failed": stats.frames_failed, "reconnects": stats.reconnects,
+                "truncated": stats.truncated, "frames_unread": stats.frames_unread,
+                "frames_processed": processed, "stride": stride, "objects": objects,
+                "tracks": len(track_labels), "tracks_not_reported": dict(held), "track_labels": dict(majority.most_common()),
+                "crops_classified": results.crops_classified, "crops_seen": results.crops_seen,
+                "classifications_saved": round(1 - results.crops_classified / max(1, results.crops_seen), 4),
+                "fps": round(processed / wall, 2) if wall > 0 else None, "wall_seconds": round(wall, 3),
+                "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
+                "busy_ms_per_frame": {k: round(1000 * v / max(1, processed), 3) for k, v in seconds.items()},
+                "bundle": str(classifier.bundle.path) if hasattr(classifier, "bundle") else None,
+                "tracking": track, "min_hits": results.config.min_hits, "ignore_labels": sorted(results.ignore_labels),
+                "unknown_below": results.unknown_below, "threads": threads,
+                "finished": finished, "interrupted": interrupted,
+                "outputs": {"detections": "detections.jsonl",
+                            **({"video": "annotated.mkv", "video_frames": video.frames_written} if video else {})}}
+
     try:
+        iterator = iter(results)
+        first = next(iterator, None)  # opens the source: a SourceError leaves no output files behind
+        total = stats.frame_count and -(-stats.frame_count // stride)
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as sinks:
-            jsonl = sinks.enter_context(JsonlSink(out_dir / "detections.jsonl"))
+            jsonl = sinks.enter_context(JsonlSink(out_dir / "detections.jsonl")) if out_dir is not None else None
             bar = sinks.enter_context(tqdm(total=total or None, unit="frame", disable=not progress, dynamic_ncols=True))
-            video = None
             if write_video and first is not None:
                 h, w = first.image.shape[:2]
-                video = sinks.enter_context(AnnotatedVideo(out_dir / "annotated.mp4", stats.fps or 10.0, (w, h)))
-            for result in itertools.chain([first] if first is not None else [], results):
-                jsonl.write(result)
-                if video is not None:
-                    video.write(result)
-                if show:
-                    _show(result)
-                processed += 1
-                objects += len(result.objects)
-                bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
-    wall = time.perf_counter() - start
-    summary = {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
-               "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,
-               "frames_read": stats.frames_read, "frames_failed": stats.frames_failed, "reconnects": stats.reconnects,
-               "frames_processed": processed, "stride": stride, "objects": objects,
-               "crops_classified": counters.get("classified", 0), "crops_seen": counters.get("crops", 0),
-               "classifications_saved": round(1 - counters.get("classified", 0) / max(1, counters.get("crops", 0)), 4),
-               "fps": round(processed / wall, 2) if wall > 0 else None, "wall_seconds": round(wall, 3),
-               "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
-               "bundle": str(classifier.bundle.path), "tracking": track, "interrupted": interrupted,
-               "outputs": {"detections": "detections.jsonl", **({"video": "annotated.mp4"} if write_video and processed else {})}}
-    tmp = out_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
-    return summary
+                video = sinks.enter_context(AnnotatedVideo(out_dir / "annotated.mkv", stats.fps or 10.0, (w, h), video_scale))
+            if out_dir is not None:
+                _write_json(out_dir / "summary.json", summary(finished=False))
+            result = first
+            try:
+                while result is not None:
+                    t0 = time.perf_counter()
+                    if jsonl is not None:
+                        jsonl.write(result)
+                    t1 = time.perf_counter()
+                    if callback is not None:
+                        callback(result)
+                    sink_seconds["jsonl"] += t1 - t0
+                    sink_seconds["callback"] += time.perf_counter() - t1
+                    if video is not None:
+                        video.write(result)
+                    if show:
+                        _show(result)
+                    for d in result.detections:
+                        if d.status == "object":
+                            track_labels[d.track][d.label] += 1
+                        track_status[d.track] = d.status
+                    processed += 1
+                    objects += len(result.objects)
+                    bar.update(1)
+                    result = next(iterator, None)
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        results.close()
+    out = summary(finished=not interrupted)
+    if out_dir is not None:
+        _write_json(out_dir / "summary.json", out)
+    return out
 
 
 def _show(result: FrameResult) -> None:

@@ -38,4 +38,4 @@ def test_lowres_demo_end_to_end(tiny_bundle, tmp_path):
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 90
     assert sum(bool(json.loads(line)["objects"]) for line in lines) > 60  # the motion crops find the sprites
-    assert (tmp_path / "annotated.mp4").stat().st_size > 10_000
+    assert (tmp_path / "annotated.mkv").stat().st_size > 10_000
