@@ -28,8 +28,7 @@ from lowres_sdk.training.data import load_splits
 from lowres_sdk.training.recipe import Recipe
 from lowres_sdk.training.evaluate import predict
 from lowres_sdk.training.loop import train
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_io import finished, write_json  # noqa: E402
+from results_io import finished, write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_methods.json"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -26,26 +27,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_io import write_json
+
+from lowres_sdk.training import fixedcam
+from lowres_sdk.training.degrade import Camera
+from lowres_sdk.training.loop import train
+from lowres_sdk.training.recipe import Recipe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from results_io import write_json  # noqa: E402
-
-from lowres_sdk.training import fixedcam  # noqa: E402
-from lowres_sdk.training.degrade import Camera  # noqa: E402
-from lowres_sdk.training.loop import train  # noqa: E402
-from lowres_sdk.training.recipe import Recipe  # noqa: E402
 
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
 BUNDLE = ROOT / "sdk" / "models" / "default"
 CHECKPOINT = HERE / "checkpoints" / "default_camera16"
+BUNDLE_CALIBRATION_KEYS = ("temperature", "unknown_below", "method", "fitted_on", "ece_before", "ece_after")
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 
 
 def recipe(data: str, epochs: int) -> Recipe:
-    return Recipe(method="lr", data=f"fixedcam:{data}", arch="resnet20", resolution=16, input_mode="native", fit="letterbox",
+    # The run records where its data was, relative to the repository (as the committed checkpoint does).
+    return Recipe(method="lr", data=f"fixedcam:{os.path.relpath(data, ROOT)}", arch="resnet20", resolution=16, input_mode="native", fit="letterbox",
                   epochs=epochs, batch_size=128, lr=0.1, warmup_epochs=1, seed=0, degradation="camera", camera_min=6,
                   camera_max=32, label_smoothing=0.1, ema_decay=0.999)
 
@@ -80,7 +82,7 @@ def merge_probs(p: np.ndarray, fine: list[str]) -> np.ndarray:
     return np.stack([p[:, [fine.index(c) for c in members]].sum(1) for members in fixedcam.COARSE.values()], 1)
 
 
-def calibrate(fine_bundle: Path, test, seed: int = 1) -> dict:
+def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
     """Temperature (grid search on NLL) on the even-index half of the held-out objects seen through
     random cameras; ECE before/after and the `unknown` threshold measured on the odd half."""
     from lowres_sdk import Classifier
@@ -92,7 +94,7 @@ def calibrate(fine_bundle: Path, test, seed: int = 1) -> dict:
     grid = np.round(np.arange(0.5, 3.01, 0.05), 3)
     nll = [float(-np.log(softmax_t(log_p[fit], t)[np.arange(fit.sum()), test.labels[fit]] + 1e-12).mean()) for t in grid]
     t = float(grid[int(np.argmin(nll))])
-    fine = clf.classes
+    fine = clf.labels
     to_coarse = np.array([next(j for j, m in enumerate(fixedcam.COARSE.values()) if c in m) for c in fine])
     coarse_labels = to_coarse[test.labels]
     out = {"temperature": t, "fitted_on": f"{int(fit.sum())} held-out objects (even indices of the test split: CIFAR-10 test, "
@@ -101,16 +103,17 @@ def calibrate(fine_bundle: Path, test, seed: int = 1) -> dict:
     before_p, after_p = merge_probs(softmax_t(log_p[held], 1.0), fine), merge_probs(softmax_t(log_p[held], t), fine)
     out["ece_before"], rows_before = ece(before_p, coarse_labels[held])
     out["ece_after"], rows_after = ece(after_p, coarse_labels[held])
-    # unknown: the smallest threshold whose kept predictions are >= 90 % right (on the fitting half).
+    # unknown: the smallest threshold whose kept predictions are >= `precision` right (on the fitting half).
     p_fit = merge_probs(softmax_t(log_p[fit], t), fine)
     conf, right = p_fit.max(1), p_fit.argmax(1) == coarse_labels[fit]
     threshold = 0.0
     for thr in np.arange(0.3, 0.91, 0.01):
         kept = conf >= thr
-        if kept.any() and right[kept].mean() >= 0.9:
+        if kept.any() and right[kept].mean() >= precision:
             threshold = float(round(thr, 2))
             break
     out["unknown_below"] = threshold or 0.5
+    out["target_precision"] = precision
     conf_h, right_h = after_p.max(1), after_p.argmax(1) == coarse_labels[held]
     kept = conf_h >= out["unknown_below"]
     out["held_out"] = {"objects": int(held.sum()), "coverage": round(float(kept.mean()), 4),
@@ -141,7 +144,7 @@ def reliability_png(before: list, after: list, path: Path, t: float) -> None:
 def people_by_width(clf, crops: list[np.ndarray], widths, kernels) -> dict:
     from lowres_sdk.export.kernel_eval import shrink
 
-    person = clf.classes.index("person")
+    person = clf.labels.index("person")
     return {k: {str(w): round(100 * float((clf([shrink(c, w, k, "width") for c in crops]).indices == person).mean()), 2)
                 for w in widths} for k in kernels}
 
@@ -152,6 +155,10 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "default_model")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--unknown-precision", type=float, default=0.8,
+                   help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
+    p.add_argument("--no-train", action="store_true", help="Use the run as it is (e.g. to check the later stages early); "
+                                                          "the shipped bundle is then not replaced.")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from lowres_sdk import Classifier
@@ -163,7 +170,13 @@ def main() -> None:
     if not run.exists() and (CHECKPOINT / "checkpoint.json").exists():
         shutil.copytree(CHECKPOINT, run)  # continue from the committed checkpoint instead of retraining
     t0 = time.time()
-    meta = train(recipe(str(args.data), args.epochs), run, resume=True, data=(train_set, test_set), progress=sys.stderr.isatty())
+    if args.no_train:
+        from lowres_sdk.training.checkpoint import load_checkpoint
+
+        meta = load_checkpoint(run)[1]
+    else:
+        meta = train(recipe(str(args.data), args.epochs), run, resume=True, data=(train_set, test_set),
+                     progress=sys.stderr.isatty())
     if meta["epoch"] >= args.epochs:
         CHECKPOINT.mkdir(parents=True, exist_ok=True)
         for name in ("checkpoint.json", "checkpoint.safetensors"):
@@ -177,7 +190,7 @@ def main() -> None:
     fine_bundle = args.runs / "bundle_fine"
     if not (fine_bundle / "bundle.json").exists():
         export_run(run, fine_bundle, test_set=test_set, calib_set=calib, log=print)
-    calibration = calibrate(fine_bundle, test_set)
+    calibration = calibrate(fine_bundle, test_set, args.unknown_precision)
     print("calibration", json.dumps(calibration), flush=True)
 
     staging = args.runs / "bundle_default"
@@ -185,7 +198,7 @@ def main() -> None:
         shutil.rmtree(staging)
     export_run(run, staging, test_set=test_set, calib_set=calib, log=print,
                head={"temperature": calibration["temperature"], "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}},
-               extra={"calibration": calibration})
+               extra={"calibration": {k: calibration[k] for k in BUNDLE_CALIBRATION_KEYS}})
 
     results = {"recipe": meta["recipe"], "data": info, "params": meta["params"], "mflops": meta["mflops"],
                "train_seconds": round(sum(h["seconds"] for h in meta["history"])), "epochs": meta["epoch"],
@@ -200,7 +213,7 @@ def main() -> None:
     shipped = Classifier(str(staging))
     kept_idx = [fixedcam.FINE.index(c) for c in ("automobile", "truck", "bird", "cat", "dog", "horse")]
     mask = np.isin(cifar_test.labels, kept_idx)
-    coarse_of = {fixedcam.FINE.index(f): shipped.classes.index(c) for c, members in fixedcam.COARSE.items() for f in members}
+    coarse_of = {fixedcam.FINE.index(f): shipped.labels.index(c) for c, members in fixedcam.COARSE.items() for f in members}
     labels = np.array([coarse_of[l] for l in cifar_test.labels[mask]])
     rep = accuracy_by_kernel(shipped, list(cifar_test.images[mask]), labels, DEFAULT_KERNELS, resolutions)
     results["cifar_kept_by_kernel"] = rep
@@ -214,6 +227,10 @@ def main() -> None:
     results["windows_labels_at_16px_area"] = _label_counts(shipped, windows_test, 16)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
                          "metrics": shipped.bundle.meta["metrics"], "parity": shipped.bundle.meta["parity"]["max_abs_diff"]}
+    if args.no_train:
+        print(json.dumps({k: results[k] for k in ("calibration", "person_recall_by_width", "windows_called_person_by_width")}))
+        print(json.dumps(results["cifar_kept_by_kernel"]["top1"]), json.dumps(results["cifar10_fine_by_kernel"]["top1"]))
+        return
     write_json(RESULTS / "default_model.json", results)
     if BUNDLE.exists():
         shutil.rmtree(BUNDLE)  # the package's own shipped bundle, replaced by its script
@@ -270,7 +287,7 @@ def write_doc(r: dict) -> None:
              f"- Calibration: {c['method']}, T = {c['temperature']}, fitted on {c['fitted_on']}. Expected calibration error of "
              f"the coarse probabilities on the other half: **{c['ece_before']:.3f} -> {c['ece_after']:.3f}** "
              "(15 bins; diagram: `benchmarks/results/default_model_reliability.png`). `unknown` below a top probability of "
-             f"**{c['unknown_below']}** (the smallest threshold whose kept predictions are >= 90 % right on the fitting half); "
+             f"**{c['unknown_below']}** (the smallest threshold whose kept predictions are >= {100 * c['target_precision']:.0f} % right on the fitting half); "
              f"on the other half it keeps {100 * c['held_out']['coverage']:.1f} % of the objects at "
              f"{100 * c['held_out']['accuracy_kept']:.1f} % accuracy (all: {100 * c['held_out']['accuracy_all']:.1f} %).",
              "- Bundle: " + ", ".join(f"{n} {b / 1e6:.2f} MB" for n, b in r["bundle"]["files"].items()) +

@@ -126,14 +126,14 @@ def eval_command(target, resolutions, kernels, data, limit_per_class, out, as_js
         classifier = Classifier(str(bundle_dir))
         root = resolve_data_root(data or json.loads((bundle_dir / "bundle.json").read_text())["provenance"]["recipe"]["data"])
         folder = root / "test" if (root / "test").is_dir() else root
-        missing = sorted({p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(classifier.classes))
+        missing = sorted({p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(classifier.labels))
         if missing:
             raise InputError(f"{folder} has classes the model does not output: {missing}")
         images, labels = [], []
         for name in sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
             files = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:limit_per_class]
             images += [read_image(f) for f in files]  # as they are: any size, each shrunk by the kernel
-            labels += [classifier.classes.index(name)] * len(files)
+            labels += [classifier.labels.index(name)] * len(files)
         if not images:
             raise InputError(f"no test images under {folder}")
         report = accuracy_by_kernel(classifier, images, labels, names, resolutions)

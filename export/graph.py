@@ -21,9 +21,11 @@ class FusedModel(nn.Module):
         self.backbone, self.spec, self.task = backbone.eval(), spec, task
         self.preprocess = ModelInput(spec)
         self.temperature = float(temperature)
-        self.merge = None
-        if merge is not None:  # [fine, coarse] 0/1 matrix: coarse probability = sum of its fine ones
-            fine = backbone.forward_head(torch.zeros(1, backbone.num_features)).shape[1]
+        if merge is None:
+            self.merge = None
+        else:  # [fine, coarse] 0/1 matrix: coarse probability = sum of its fine ones
+            with torch.no_grad():
+                fine = backbone.forward_head(torch.zeros(1, backbone.num_features)).shape[1]
             m = torch.zeros(fine, len(merge))
             for j, members in enumerate(merge):
                 m[list(members), j] = 1.0

@@ -31,7 +31,7 @@ def shrink(image_rgb: np.ndarray, size: int, kernel: str, side: str = "long") ->
 def accuracy_by_kernel(classifier, images: Sequence[np.ndarray], labels: np.ndarray, kernels: Sequence[str] = DEFAULT_KERNELS,
                        resolutions: Sequence[int] = (8, 12, 16, 24, 32), side: str = "long", progress: bool = True) -> dict:
     """Top-1 (%) and per-class accuracy of ``classifier`` (a `Classifier`) at each kernel x
-    resolution; ``labels`` index ``classifier.classes``. Also the minimum over kernels and the
+    resolution; ``labels`` index ``classifier.labels``. Also the minimum over kernels and the
     spread (best - worst) at each resolution."""
     bad = [k for k in kernels if k not in KERNELS]
     if bad:
@@ -41,7 +41,7 @@ def accuracy_by_kernel(classifier, images: Sequence[np.ndarray], labels: np.ndar
     if not resolutions or min(resolutions) < 1:
         raise InputError(f"resolutions must be positive integers, got {list(resolutions)}")
     labels = np.asarray(labels)
-    classes = list(classifier.classes)
+    classes = list(classifier.labels)
     top1, per_class = {}, {}
     bar = tqdm(total=len(kernels) * len(resolutions), desc="kernels x resolutions", disable=not progress, leave=False)
     for k in kernels:

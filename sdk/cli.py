@@ -298,6 +298,10 @@ def demo_command(bundle, out):
         mark = "ok" if names[0] == c.expected else "--"
         click.echo(f"   {mark} {c.name:<15} {w:>3}x{h:<3} expected {c.expected:<7} got " +
                    ", ".join(f"{n} {v:.2f}" for n, v in zip(names, s)))
+    known = [c for c in crops if c.expected in clf.labels]
+    right = sum(n[0] == c.expected for c, n in zip(crops, labels) if c.expected in clf.labels)
+    click.echo(f"   right: {right} of {len(known)} crops whose true label the model has"
+               + (f" ({len(crops) - len(known)} crops' true label is not one of its labels)" if len(known) < len(crops) else ""))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clip = out / "demo_input.avi"

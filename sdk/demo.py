@@ -26,14 +26,19 @@ def _skimage_data():
 
 
 def demo_crops(sizes: tuple[int, ...] = (32, 16, 12)) -> list[DemoCrop]:
-    """Photos of a person (astronaut; cameraman), a cat and a horse, each as an HR crop shrunk to
-    ``sizes`` px on its longer side (INTER_AREA, like a distant object)."""
+    """Photos of a person (astronaut; cameraman), a cat, a horse and three object-free textures, each
+    as an HR crop shrunk to ``sizes`` px on its longer side (INTER_AREA, like a distant object)."""
     data = _skimage_data()
     sources = [
         ("astronaut", "person", data.astronaut()[:, 60:420]),          # RGB, the person's upper body
         ("cameraman", "person", data.camera()[30:330, 110:330]),      # gray, a standing person
         ("chelsea", "cat", data.chelsea()[20:300, 80:360]),          # RGB, a cat's head
         ("horse", "horse", data.horse().astype(np.uint8) * 255),      # binary silhouette
+        # No object at all: what a motion detector also hands over (wall, lawn, gravel). A model for
+        # fixed cameras must say so (its background label) instead of naming an animal.
+        ("brick-wall", "other", data.brick()[:300, :150]),
+        ("grass", "other", data.grass()[100:400, 200:350]),
+        ("gravel", "other", data.gravel()[:200, :200]),
     ]
     crops = []
     for name, expected, img in sources:

@@ -1,0 +1,156 @@
+"""CIFAR-10 robustness ablation (the camera-degradation issue): one row per change, same seed,
+same student budget (ResNet-20 fed 16x16 natively, --epochs each), every row measured through
+its exported bundle on the full test split shrunk with the real OpenCV / Pillow kernels.
+
+Rows: specialists trained with one fixed kernel at 8 and 16 px; the any-size student trained
+through random cameras (6-32 px); + label smoothing and EMA; then, from the same HR teacher and
+with the same camera/LS/EMA recipe: staged fine-tuning, DFD (feature loss) and KD (logit loss).
+
+Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
+(rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
+"mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
+
+    python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from docs_table import write_block
+from results_io import finished, write_json
+
+from lowres_sdk.training.checkpoint import load_checkpoint
+from lowres_sdk.training.data import load_splits
+from lowres_sdk.training.loop import train
+from lowres_sdk.training.recipe import Recipe
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "cifar10_robust.json"
+KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
+RESOLUTIONS = (8, 12, 16, 24, 32)
+
+
+def plan(args) -> list[tuple[str, Recipe]]:
+    base = dict(data=str(args.data), arch="resnet20", seed=0, batch_size=128, lr=0.1)
+    native = dict(input_mode="native", epochs=args.epochs, **base)
+    camera = dict(degradation="camera", camera_min=6, camera_max=32)
+    robust = dict(camera, label_smoothing=0.1, ema_decay=0.999)
+    teacher = str(args.runs / "hr32")
+    return [
+        ("hr32", Recipe(method="hr", epochs=args.teacher_epochs, **base)),
+        ("fixed8", Recipe(method="lr", resolution=8, **native)),
+        ("fixed16", Recipe(method="lr", resolution=16, **native)),
+        ("camera16", Recipe(method="lr", resolution=16, **native, **camera)),
+        ("camera16_ls_ema", Recipe(method="lr", resolution=16, **native, **robust)),
+        ("staged16", Recipe(method="staged", resolution=16, teacher=teacher, **native, **robust)),
+        ("dfd16", Recipe(method="dfd", resolution=16, teacher=teacher, **native, **robust)),
+        ("kd16", Recipe(method="kd", resolution=16, teacher=teacher, init=teacher, **native, **robust)),
+    ]
+
+
+def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
+    from lowres_sdk import Classifier
+    from lowres_sdk.export.exporter import export_run
+    from lowres_sdk.export.kernel_eval import accuracy_by_kernel
+
+    meta = load_checkpoint(run)[1]
+    r = meta["recipe"]
+    bundle = bundles / name
+    if not (bundle / "bundle.json").exists():
+        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None)
+    rep = accuracy_by_kernel(Classifier(str(bundle)), list(test.images), test.labels, KERNELS, RESOLUTIONS, progress=False)
+    common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
+              "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),
+              "ema_decay": r.get("ema_decay", 0.0), "arch": r["arch"], "params": meta["params"], "mflops": meta["mflops"],
+              "epochs": r["epochs"], "train_seconds": round(sum(h["seconds"] for h in meta["history"]))}
+    return [{**common, "kernel": k, "test_resolution": int(res), "top1": rep["top1"][k][res]}
+            for k in rep["kernels"] for res in rep["top1"][k]]
+
+
+def summary(rows: list[dict]) -> list[str]:
+    lines = ["Full CIFAR-10 test split (10k), shrunk (square) with the real OpenCV / Pillow kernel, through each "
+             "run's exported bundle; ResNet-20 native 16 px students, seed 0, same epochs. `area` = OpenCV "
+             "INTER_AREA; `min` = the worst of the six kernels (area, linear, cubic, nearest, lanczos, pil-bicubic).", "",
+             "| run | method | training degradation | LS / EMA | epochs | train s | 8 px area | 8 px min | 12 px area | "
+             "16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 13 + "|"]
+    for name in dict.fromkeys(r["run"] for r in rows):
+        rr = [r for r in rows if r["run"] == name]
+        get = lambda res, k=None: (next(r["top1"] for r in rr if r["test_resolution"] == res and r["kernel"] == k) if k
+                                   else min(r["top1"] for r in rr if r["test_resolution"] == res))
+        r0 = rr[0]
+        deg = r0["degradation"] + ("" if r0["degradation"] == "camera" else f" ({r0['resolution']} px)")
+        lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
+                     f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
+                     f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
+    return lines
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for name in dict.fromkeys(r["run"] for r in rows):
+        rr = [r for r in rows if r["run"] == name]
+        res = sorted({r["test_resolution"] for r in rr})
+        axes[0].plot(res, [next(r["top1"] for r in rr if r["test_resolution"] == x and r["kernel"] == "area") for x in res],
+                     marker="o", label=name)
+        axes[1].plot(res, [min(r["top1"] for r in rr if r["test_resolution"] == x) for x in res], marker="o", label=name)
+    axes[0].set_title("OpenCV INTER_AREA", fontsize=9)
+    axes[1].set_title("worst of 6 kernels", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("test crop size (px)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("top-1 % (CIFAR-10 test)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--runs", type=Path, default=HERE / "runs" / "cifar10_robust")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_splits(args.data, 32)
+    checkpoints = HERE / "checkpoints" / "cifar10_robust"
+    rows = []
+    for name, recipe in plan(args):
+        run = args.runs / name
+        if not run.exists() and (checkpoints / name / "checkpoint.json").exists():
+            shutil.copytree(checkpoints / name, run)  # continue from the committed checkpoint
+        if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
+            continue
+        if not finished(run, recipe.epochs):
+            t = time.time()
+            print(f"== {name}", flush=True)
+            train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
+            print(f"== {name} done in {time.time() - t:.0f}s", flush=True)
+        (checkpoints / name).mkdir(parents=True, exist_ok=True)
+        for f in ("checkpoint.json", "checkpoint.safetensors"):
+            shutil.copyfile(run / f, checkpoints / name / f)
+        if name == "hr32":
+            continue
+        rows += rows_for(name, run, data[1], args.runs / "bundles")
+        write_json(RESULTS, rows)
+        plot(rows, RESULTS.with_suffix(".png"))
+        write_block("cifar10_robust", summary(rows))
+        print(json.dumps(summary(rows)[-1]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Camera degradations: the kernels are the real OpenCV / Pillow functions, seeded draws replay,
+and the KD loss is its formula."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lowres_sdk.errors import InputError
+from lowres_sdk.spec import InputSpec
+from lowres_sdk.training.degrade import KERNELS, Camera, CameraInput, camera_resize
+from lowres_sdk.training.kd import kd_loss
+
+from conftest import CIFAR_ARCHIVE
+
+
+@pytest.fixture(scope="module")
+def real_images():
+    if not CIFAR_ARCHIVE.exists():
+        pytest.skip(f"real images need {CIFAR_ARCHIVE} (shared data absent)")
+    from lowres_sdk.training.data import load_splits
+
+    return load_splits(CIFAR_ARCHIVE, 32, limit_per_class=3)[1].images
+
+
+@pytest.mark.parametrize("kernel, reference", [
+    ("area", lambda im, s: cv2.resize(im, s, interpolation=cv2.INTER_AREA)),
+    ("linear", lambda im, s: cv2.resize(im, s, interpolation=cv2.INTER_LINEAR)),
+    ("cubic", lambda im, s: cv2.resize(im, s, interpolation=cv2.INTER_CUBIC)),
+    ("nearest", lambda im, s: cv2.resize(im, s, interpolation=cv2.INTER_NEAREST)),
+    ("lanczos", lambda im, s: cv2.resize(im, s, interpolation=cv2.INTER_LANCZOS4)),
+    ("pil-bicubic", lambda im, s: np.asarray(Image.fromarray(im).resize(s, Image.BICUBIC))),
+    ("pil-bilinear", lambda im, s: np.asarray(Image.fromarray(im).resize(s, Image.BILINEAR))),
+])
+def test_library_kernels_are_the_library_functions(real_images, kernel, reference):
+    for img in real_images:
+        for size in ((7, 7), (12, 5), (16, 16), (40, 40)):
+            assert np.array_equal(camera_resize(img, size, kernel), reference(img, size)), (kernel, size)
+
+
+def test_our_antialiased_bilinear_matches_pillow_within_one_level(real_images):
+    # Stated tolerance: torch's antialiased bilinear is Pillow's triangle filter in float; after
+    # rounding to uint8 they differ by at most 1 level (measured: max 1 on these images).
+    worst = max(int(np.abs(camera_resize(img, s, "aa-bilinear").astype(int)
+                           - camera_resize(img, s, "pil-bilinear").astype(int)).max())
+                for img in real_images for s in ((8, 8), (12, 7), (16, 16)))
+    assert worst <= 1
+
+
+def test_camera_draws_are_seeded_and_vary():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    a = [Camera()(im, 1.0, np.random.default_rng(7)) for im in images]
+    b = [Camera()(im, 1.0, np.random.default_rng(7)) for im in images]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    cam, rng = Camera(), np.random.default_rng(1)
+    shapes = {cam(images[0], 1.0, rng).shape for _ in range(60)}
+    assert len(shapes) > 10  # sizes and aspects vary
+    assert all(6 <= max(h, w) <= 32 for h, w, _ in shapes)
+    tall = [cam(images[0], 0.4, rng).shape for _ in range(60)]
+    assert all(h > w for h, w, _ in tall)  # a person stays taller than wide (aspect x/÷ 1.25)
+
+
+def test_camera_input_is_seeded_by_the_generator_and_shaped_like_the_model_input():
+    ci = CameraInput(Camera(), InputSpec(size=16, resolution=16, fit="letterbox"))
+    hr = torch.rand(8, 3, 32, 32)
+    x1 = ci(hr, np.ones(8), torch.Generator().manual_seed(3))
+    x2 = ci(hr, np.ones(8), torch.Generator().manual_seed(3))
+    x3 = ci(hr, np.ones(8), torch.Generator().manual_seed(4))
+    assert x1.shape == (8, 3, 16, 16) and torch.equal(x1, x2) and not torch.equal(x1, x3)
+
+
+def test_bad_camera_settings_are_input_errors():
+    with pytest.raises(InputError, match="camera sizes"):
+        Camera(min_size=9, max_size=8)
+    with pytest.raises(InputError, match="unknown camera kernels"):
+        Camera(kernels=("bogus",))
+    with pytest.raises(InputError, match="unknown resize kernel"):
+        camera_resize(np.zeros((4, 4, 3), np.uint8), (2, 2), "bogus")
+    assert set(KERNELS) >= {"area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic"}
+
+
+def test_kd_loss_is_its_formula():
+    s = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    t = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    tau = 2.0
+    expected = 0.0
+    for i in range(2):
+        pt = torch.softmax(t[i] / tau, 0)
+        ps = torch.softmax(s[i] / tau, 0)
+        expected += float((pt * (pt.log() - ps.log())).sum()) * tau * tau
+    assert kd_loss(s, t, tau).item() == pytest.approx(expected / 2, rel=1e-6)
+    assert kd_loss(t, t, tau).item() == pytest.approx(0.0, abs=1e-7)
