@@ -49,7 +49,10 @@ def trt_violations(model: onnx.ModelProto) -> list[str]:
             found.append(f"Resize '{node.name}' has antialias=1 (TensorRT: antialiasing is not supported)")
         if node.domain not in STANDARD_DOMAINS:
             found.append(f"{node.op_type} '{node.name}' is in custom domain '{node.domain}'")
-    inferred = onnx.shape_inference.infer_shapes(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # e.g. a custom-domain op without a schema: check the declared types only
+        inferred = model
     typed = [(v.name, v.type.tensor_type.elem_type) for v in
              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)]
     typed += [(t.name, t.data_type) for t in model.graph.initializer]

@@ -185,9 +185,10 @@ class TensorRTRunner:
         return out
 
     def __del__(self):
+        if getattr(self, "stream", None) is None:  # construction failed before any CUDA allocation
+            return
         cudart = _cudart()
         for ptr in (getattr(self, "d_in", None), getattr(self, "d_out", None)):
             if ptr is not None:
                 cudart.cudaFree(ptr)
-        if getattr(self, "stream", None) is not None:
-            cudart.cudaStreamDestroy(self.stream)
+        cudart.cudaStreamDestroy(self.stream)
