@@ -20,6 +20,7 @@ from lowres_sdk.training.data import ImageSet, read_image_folder, resolve_data_r
 from lowres_sdk.training.degrade import Degrade
 
 from .graph import FusedModel
+from .int8_speed import gate_int8_speed
 from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
 from .quantize import quantize_int8
 
@@ -116,6 +117,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             if drop > MAX_INT8_DROP and not force:
                 raise ExportError(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP}); not exported. "
                                   f"Use --force to keep it anyway, or export without --int8")
+            metrics.update(gate_int8_speed(fp32, int8_path, at_resolution[:64], force=force, log=log))
             files["model.int8.onnx"] = int8_path
             variants["int8"] = "model.int8.onnx"
         provenance = {"lowres_sdk_version": __version__, "torch_version": torch.__version__, "opset": opset,

@@ -54,7 +54,8 @@ class _BundleModel:
     task = ""
 
     def __init__(self, bundle: str | Bundle | None = None, *, providers: list[str] | None = None,
-                 batch_size: int = 64, precision: str = "fp32", threads: int | None = None):
+                 batch_size: int = 64, precision: str = "fp32", threads: int | None = None,
+                 backend: str = "onnxruntime", engine_dir: str | None = None):
         import onnxruntime as ort
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -62,6 +63,15 @@ class _BundleModel:
             raise BundleError(f"{self.bundle.path} is a '{self.bundle.task}' bundle; {type(self).__name__} needs '{self.task}'")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self._trt = None
+        if backend == "tensorrt":  # an engine built by `lowres export BUNDLE --tensorrt`; precision fp32/fp16/int8
+            from .tensorrt_backend import TensorRTRunner
+
+            self.batch_size, self.precision, self.session = batch_size, precision, None
+            self._trt = TensorRTRunner(self.bundle, precision, engine_dir)
+            return
+        if backend != "onnxruntime":
+            raise InputError(f"backend must be 'onnxruntime' or 'tensorrt', got {backend!r}")
         variants = self.bundle.variants
         if precision not in variants:
             raise BundleError(f"{self.bundle.path} has no {precision} model (it has {', '.join(variants)})")
@@ -81,10 +91,14 @@ class _BundleModel:
 
     @property
     def providers(self) -> list[str]:
-        return self.session.get_providers()
+        return ["TensorRT"] if self._trt else self.session.get_providers()
 
     def _run(self, crops) -> np.ndarray:
         crops = as_crops(crops)
+        if self._trt:  # the engine takes fixed-size pixels: the host does the graph's fit + antialiased resize
+            from .host_preprocess import prepare
+
+            return self._trt.run(prepare(crops, self.bundle.spec))
         groups = defaultdict(list)
         for i, c in enumerate(crops):
             groups[c.shape].append(i)

@@ -122,6 +122,9 @@ def test_changed_bytes_and_drifted_metadata_are_refused(bundle, tmp_path):
 
 
 def test_int8_gate_both_ways(run, tmp_path, monkeypatch):
+    from lowres_sdk.export import int8_speed
+
+    monkeypatch.setattr(int8_speed, "measure_speedup", lambda *a, **k: {"batch1": 1.0, "batch64": 2.0})  # accuracy gate only
     ok = export_run(run, tmp_path / "int8", int8=True, eval_per_class=12, **QUIET)
     m = ok.meta["metrics"]
     assert "model.int8.onnx" in ok.meta["files"] and ok.variants["int8"] == "model.int8.onnx"
