@@ -33,7 +33,7 @@ class MicroBatcher:
     """``await batcher.submit(crops)`` -> ``split(run(all_crops), start, stop)`` for this request's crops."""
 
     def __init__(self, run: Callable[[list], Any], split: Callable[[Any, int, int], Any], *, max_batch: int = 32,
-                 max_wait_ms: float = 5.0, max_queue: int = 256, on_batch: Callable[[int], None] | None = None):
+                 max_wait_ms: float = 0.0, max_queue: int = 256, on_batch: Callable[[int], None] | None = None):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError(f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; got {max_batch}, {max_queue}, {max_wait_ms}")
         self.run, self.split = run, split

@@ -39,7 +39,7 @@ ROUTES = ("/v1/classify", "/v1/embed", "/healthz", "/readyz", "/metrics")
 @dataclass(frozen=True)
 class ServeConfig:
     max_batch: int = 32          # crops per model call; 1 = no batching
-    max_wait_ms: float = 5.0     # how long the oldest waiting request may wait for company
+    max_wait_ms: float = 0.0     # extra wait for company; 0 = batch whatever queued while the model ran
     max_queue: int = 256         # requests waiting for the model before 503
     timeout_s: float = 10.0      # per request, from arrival in the queue to its answer (504 after)
     top_k: int = 5               # default k of the answer's top-k (clipped to the number of classes)
@@ -277,9 +277,10 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
             raise HTTPError(503, "overloaded", str(e), headers={"Retry-After": str(config.retry_after_s)}) from None
         except asyncio.TimeoutError:
             raise HTTPError(504, "timeout", f"no answer within the server's timeout of {config.timeout_s:g} s") from None
+        # Serialised here rather than by FastAPI's encoder: it walks every float and costs more than the model.
         if task == "classify":
-            return {"classes": out.classes, "results": predictions_json(out, k)}
-        return {"dim": int(out.shape[1]), "embeddings": out.tolist()}
+            return JSONResponse({"classes": out.classes, "results": predictions_json(out, k)})
+        return JSONResponse({"dim": int(out.shape[1]), "embeddings": out.tolist()})
 
     @app.post("/v1/classify", openapi_extra=_BODY_DOC, summary="Classify one or more images or crops")
     async def classify(request: Request):
@@ -312,8 +313,9 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Crops per model call, across concurrent requests; 1 switches batching off.")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="How long a request may wait for others to fill a batch.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="How long a request may wait for others to fill a batch; 0: a batch is whatever queued up "
+                   "while the model ran the previous one (measured best on CPU, docs/serving.md).")
 @click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
               help="Requests waiting for the model before new ones get 503 + Retry-After.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
