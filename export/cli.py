@@ -6,7 +6,7 @@ import click
 
 @click.command("export")
 @click.argument("run", type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write (replaced atomically).")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Bundle directory to write (replaced atomically).")
 @click.option("--task", type=click.Choice(["classify", "embed"]), default="classify", show_default=True,
               help="classify: softmax probabilities; embed: L2-normalised pooled features.")
 @click.option("--int8", is_flag=True, help="Also write an INT8 (QDQ) model calibrated on training crops; refused if "
@@ -15,16 +15,36 @@ import click
 @click.option("--data", default=None, help="Dataset for metrics and calibration (default: the run's own).")
 @click.option("--eval-per-class", type=int, default=100, show_default=True, help="Held-out test images per class for the metrics.")
 @click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra).")
-def export_command(run, out, task, int8, force, data, eval_per_class, tensorrt):
+@click.option("--triton", "triton_repo", default=None, type=click.Path(file_okay=False),
+              help="Also write a Triton Inference Server model repository here (RUN may then be a bundle; no torch needed).")
+@click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
+              help="instance_group kind of the Triton onnxruntime model.")
+def export_command(run, out, task, int8, force, data, eval_per_class, tensorrt, triton_repo, triton_kind):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
-    crops of any size in), parity-checked against torch, with metrics and provenance."""
+    crops of any size in), parity-checked against torch, with metrics and provenance.
+    `lowres export BUNDLE --triton REPO` writes only the Triton repository of an existing bundle."""
+    from pathlib import Path
+
+    if (Path(run) / "bundle.json").is_file():
+        if not triton_repo or out:
+            raise click.UsageError(f"{run} is a bundle already: pass --triton REPO (and no --out) to write its Triton repository")
+        from .triton import write_triton_repo
+
+        click.echo(f"wrote Triton repository {write_triton_repo(run, triton_repo, kind=triton_kind)} (see its README.md)")
+        return
+    if not out:
+        raise click.UsageError("Missing option '--out' (the bundle directory to write)")
     from .exporter import export_run
 
     if tensorrt:
         from .tensorrt_engine import require_tensorrt
 
         require_tensorrt()
-    export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class, log=click.echo)
+    bundle = export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class, log=click.echo)
+    if triton_repo:
+        from .triton import write_triton_repo
+
+        click.echo(f"wrote Triton repository {write_triton_repo(bundle, triton_repo, kind=triton_kind)} (see its README.md)")
 
 
 @click.command("check")
