@@ -5,7 +5,7 @@ measurements interleaved (batched, unbatched, batched, ...), since the machine i
 Each client is a closed loop (send, wait for the answer, send again) on a keep-alive connection,
 posting one JPEG crop per request (--crops-per-request to change); the clients are asyncio tasks
 speaking plain HTTP/1.1 so the load generator costs little CPU next to the server.
-Writes benchmarks/results/serve.json.
+Writes benchmarks/results/serve.json and its table in docs/serving.md.
 
     python benchmarks/serve.py [--bundle DIR] [--requests 600] [--rounds 3]
 """
@@ -26,8 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from docs_table import write_block
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "serve.json"
+DOC = HERE.parent / "docs" / "serving.md"
 
 
 def free_port() -> int:
@@ -105,6 +108,21 @@ def multipart(crops: list[np.ndarray]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+def docs_table(result: dict) -> list[str]:
+    rows = ["| clients | server | requests | crops/s | p50 ms | p99 ms | batched / unbatched |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(result["rows"], key=lambda r: (r["clients"], not r["batched"])):
+        ratio = f"**{result['speedup_batched_vs_unbatched'][str(r['clients'])]}x**" if r["batched"] else ""
+        rows.append(f"| {r['clients']} | {'batched (--max-batch ' + str(r['max_batch']) + ')' if r['batched'] else 'unbatched (--max-batch 1)'} "
+                    f"| {r['requests']} | {r['crops_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {ratio} |")
+    m = result["model_only_crops_per_s"]
+    rows.append("")
+    rows.append(f"Model alone in the same rounds (in-process `Classifier`, no HTTP): {' vs '.join(f'{v} crops/s at {k.replace(chr(95), chr(32))}' for k, v in m.items())}, "
+                f"ratio **{result['model_only_speedup']}x**: the ceiling of what batching can buy here. "
+                f"Machine: {result['machine']['cpu_count']} cores, load average {result['machine']['load_average_at_end']} at the end; "
+                f"command `{result['command']}`.")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=None, help="bundle to serve (default: the shipped model)")
@@ -117,7 +135,11 @@ def main() -> None:
     ap.add_argument("--max-wait-ms", type=float, default=0.0)
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads of the servers (default: all cores)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--docs-only", action="store_true", help="only rewrite the table in docs/serving.md from --out")
     args = ap.parse_args()
+    if args.docs_only:
+        write_block("serve", docs_table(json.loads(Path(args.out).read_text())), DOC)
+        return
 
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8) for _ in range(args.crops_per_request)]
@@ -172,6 +194,8 @@ def main() -> None:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, out)
+    if out == RESULTS:
+        write_block("serve", docs_table(json.loads(out.read_text())), DOC)
     for r in rows:
         print(r)
     print("batched / unbatched crops/s:", speedup, "; model alone, batch", args.max_batch, "/ batch 1:",

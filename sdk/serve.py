@@ -33,6 +33,7 @@ from .serve_input import Limits, LimitError, check_count, decode_image, decode_r
 from .serve_metrics import Metrics
 
 ENCODED_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+INLINE_DECODE_BYTES = 64 << 10  # larger bodies are parsed and decoded in a worker thread
 ROUTES = ("/v1/classify", "/v1/embed", "/healthz", "/readyz", "/metrics")
 
 
@@ -129,6 +130,12 @@ async def read_crops(request: Request, limits: Limits) -> list[np.ndarray]:
         raise HTTPError(415, "unsupported_media_type", f"Content-Type {content_type[:80]!r} is not accepted; send "
                         f"multipart/form-data, application/json or one of {', '.join(ENCODED_TYPES)}")
     body = await read_body(request, limits.max_body_bytes)
+    if len(body) > INLINE_DECODE_BYTES:  # decoding megabytes would stall every other request on the event loop
+        return await asyncio.to_thread(parse_crops, body, kind, content_type, limits)
+    return parse_crops(body, kind, content_type, limits)
+
+
+def parse_crops(body: bytes, kind: str, content_type: str, limits: Limits) -> list[np.ndarray]:
     if kind == "multipart/form-data":
         blobs = parse_multipart(body, content_type, limits.max_images)
         check_count(len(blobs), limits)
@@ -137,7 +144,7 @@ async def read_crops(request: Request, limits: Limits) -> list[np.ndarray]:
         return [decode_image(body, limits, "the body")]
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise HTTPError(400, "malformed", f"the body is not valid JSON: {e}") from None
     if not isinstance(doc, dict) or not set(doc) <= {"images", "crops"} or not doc:
         raise HTTPError(422, "invalid_input", "expected a JSON object with 'images' (base64 JPEG/PNG) and/or "

@@ -105,6 +105,12 @@ def test_classify_multipart_json_and_raw_body_equal_classifier(server, clf):
     assert [x["label"] for x in r.json()["results"]] == [expected.labels[1], expected.labels[0]]
     r = server.client.post("/v1/classify", content=png(imgs[4]), headers={"Content-Type": "image/png"})
     assert r.json()["results"][0]["label"] == expected.labels[4]
+    # a body large enough to be decoded off the event loop gives the same answers
+    noisy = [np.random.default_rng(i).integers(0, 256, (180, 180, 3), dtype=np.uint8) for i in range(3)]
+    blobs = [png(c) for c in noisy]
+    assert sum(map(len, blobs)) > 64 << 10
+    r = server.client.post("/v1/classify", files=[("images", (f"{i}.png", b, "image/png")) for i, b in enumerate(blobs)])
+    assert [x["label"] for x in r.json()["results"]] == clf(noisy).labels
     # JPEG: the server decodes as OpenCV does, so it equals Classifier on cv2.imdecode of the same bytes
     jpg = cv2.imencode(".jpg", imgs[4])[1].tobytes()
     r = server.client.post("/v1/classify", content=jpg, headers={"Content-Type": "image/jpeg"})
@@ -166,6 +172,7 @@ def bad_requests():
         "invalid json": (400, ct("application/json", b"{'crops': ")),
         "json not utf8": (400, ct("application/json", b"\xff\xfe\x00")),
         "json list": (422, {"json": [1, 2]}),
+        "json nested 100k deep": (400, ct("application/json", b"[" * 100_000 + b"]" * 100_000)),
         "json unknown key": (422, {"json": {"crops": [], "pics": []}}),
         "json empty": (422, {"json": {"crops": []}}),
         "json crops not list": (422, {"json": {"crops": "abc"}}),
