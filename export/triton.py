@@ -72,7 +72,7 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         bundle = load_bundle(Path(__file__).resolve().parent / "bundle")
         self.task = bundle.task
-        self.limits = Limits(max_pixels=int(params.get("max_pixels", 1 << 20)), max_side=int(params.get("max_side", 4096)))
+        self.limits = Limits(max_pixels=int(params.get("max_pixels", 1 << 20)), max_side=int(params.get("max_side", 1024)))
         self.model = (Classifier if self.task == "classify" else Embedder)(
             bundle, batch_size=max(1, int(config.get("max_batch_size", 64))))
 
@@ -205,7 +205,7 @@ parameters {{
 }}
 parameters {{
   key: "max_side"
-  value: {{ string_value: "4096" }}
+  value: {{ string_value: "1024" }}
 }}
 '''
 

@@ -330,7 +330,8 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=8.0, show_default=True)
 @click.option("--max-images", type=click.IntRange(min=1), default=256, show_default=True, help="Images per request.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Pixels per image.")
-@click.option("--max-side", type=click.IntRange(min=1), default=4096, show_default=True, help="Pixels per image side.")
+@click.option("--max-side", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Pixels per image side (memory in the model grows with its square).")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
 @click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
 def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout_s, max_body_mb, max_images,

@@ -32,7 +32,9 @@ class Limits:
     max_body_bytes: int = 8 << 20
     max_images: int = 256
     max_pixels: int = 1 << 20      # per image, H * W
-    max_side: int = 4096           # per image; a 1 x 16384 crop costs GBs in the graph's resize
+    # per image; the graph's resize costs memory growing with the side squared: one 1x4096 crop took
+    # +170 MB (1x16384: 3.3 GB, FACTS.md), and a batch holds up to max_batch of them; 1024: ~11 MB
+    max_side: int = 1024
 
 
 class LimitError(InputError):

@@ -342,3 +342,9 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(tmp_path):
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_serve_without_the_extra_is_one_line_naming_it():
+    code = "import sys; sys.modules['fastapi'] = None; from lowres_sdk.cli import main; main(['serve', '--help'])"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "pip install 'lowres_sdk[serve]'" in p.stderr and "Traceback" not in p.stderr
