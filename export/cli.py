@@ -26,11 +26,15 @@ import click
 @click.option("--engine-dir", type=click.Path(file_okay=False), default=None,
               help="TensorRT engine cache (default ~/.cache/lowres_sdk/engines).")
 @click.option("--max-batch", type=int, default=64, show_default=True, help="TensorRT profile: batch 1 / max/4 / max.")
+@click.option("--triton", "triton_repo", default=None, type=click.Path(file_okay=False),
+              help="Also write a Triton Inference Server model repository here.")
+@click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
+              help="instance_group kind of the Triton onnxruntime model.")
 def export_command(run, out, task, int8, force, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
-                   engine_dir, max_batch):
+                   engine_dir, max_batch, triton_repo, triton_kind):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
-    instead, write its DeepStream / TensorRT forms (--deepstream, --trt-onnx, --tensorrt)."""
+    instead, write its deployment forms (--deepstream, --trt-onnx, --tensorrt, --triton)."""
     from pathlib import Path
 
     from lowres_sdk.bundle import META_FILE, load_bundle
@@ -43,8 +47,9 @@ def export_command(run, out, task, int8, force, data, eval_per_class, deepstream
     if is_bundle:
         if out or int8 or data:
             raise click.UsageError(f"{run} is a bundle: --out, --int8 and --data apply to a training run")
-        if not (deepstream or trt_onnx or tensorrt):
-            raise click.UsageError(f"{run} is a bundle: say what to write (--deepstream DIR, --trt-onnx FILE, --tensorrt)")
+        if not (deepstream or trt_onnx or tensorrt or triton_repo):
+            raise click.UsageError(f"{run} is a bundle: say what to write (--deepstream DIR, --trt-onnx FILE, "
+                                   f"--tensorrt, --triton REPO)")
         bundle = load_bundle(run)
     else:
         if not out:
@@ -69,6 +74,10 @@ def export_command(run, out, task, int8, force, data, eval_per_class, deepstream
             raise click.UsageError(f"--max-batch must be >= 1, got {max_batch}")
         for p in precision or ["fp16", *(["int8"] if "int8" in bundle.variants else [])]:
             build_engine(bundle, p, engine_dir=engine_dir, profile=(1, max(1, max_batch // 4), max_batch), log=click.echo)
+    if triton_repo:
+        from .triton import write_triton_repo
+
+        click.echo(f"wrote Triton repository {write_triton_repo(bundle, triton_repo, kind=triton_kind)} (see its README.md)")
 
 
 @click.command("check")

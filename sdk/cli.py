@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
                        "Retrieval mAP/P@k/R@k of a run by query resolution (JSON + PNG).", "train"),
     "export": ("lowres_sdk.export.cli", "export_command", "Compile a run into a bundle (ONNX + metadata).", "export"),
     "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
+    "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
 }
 
 
