@@ -91,6 +91,17 @@ def check_replaceable(target: str | os.PathLike, what: str, recognise: Recognise
                           f"delete; pass overwrite (--overwrite) to replace it anyway")
 
 
+def check_writable(target: str | os.PathLike) -> None:
+    """OutputError unless a folder can be created beside ``target`` (call before long work; creates
+    the missing parent folders, as the write would)."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=target.parent))
+    except OSError as e:
+        raise _fail(target, e) from e
+
+
 @contextlib.contextmanager
 def replace_dir(target: str | os.PathLike, what: str, recognise: Recognise, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty folder beside ``target`` to fill; on success swap it in for ``target``.

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ._io import check_replaceable, replace_dir
+from ._io import check_replaceable, check_writable, replace_dir
 from .errors import BundleError, InputError
 from .spec import InputSpec
 
@@ -375,6 +375,7 @@ def _recognise_bundle(folder: Path) -> list[str] | None:
 def check_bundle_target(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
     """OutputError unless a bundle may be written to ``out_dir`` (call before a long export)."""
     check_replaceable(out_dir, "bundle", _recognise_bundle, overwrite)
+    check_writable(out_dir)
 
 
 def write_bundle(out_dir: str | os.PathLike, description: dict, files: dict[str, str | os.PathLike],

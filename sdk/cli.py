@@ -234,12 +234,13 @@ def index_command(images_dir, bundle, out, overwrite, batch_size):
 
     from tqdm import tqdm
 
-    from ._io import check_replaceable
+    from ._io import check_replaceable, check_writable
     from .crops import IMAGE_SUFFIXES
     from .gallery import Gallery, _recognise_gallery
     from .runtime import Embedder
 
     check_replaceable(out, "gallery", _recognise_gallery, overwrite)  # before minutes of embedding
+    check_writable(out)
     emb = Embedder(bundle, batch_size=batch_size)
     root = Path(images_dir)
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
