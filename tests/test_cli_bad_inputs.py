@@ -43,7 +43,11 @@ def run_driver(cases, cwd):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
+    return build_world(tmp_path_factory.mktemp("cli"))
+
+
+def build_world(root):
+    """Bundles, images, galleries and a user's folder for the cases (also used by benchmarks/reliability.py)."""
     w = {"root": root, "clf": make_bundle(root / "clf"), "emb": make_bundle(root / "emb", task="embed")}
     bad = make_bundle(root / "badmodel")
     (bad / "model.onnx").write_bytes(b"\0" * 10)
