@@ -200,7 +200,7 @@ def main() -> None:
 
     shipped_args = dict(test_set=test_set, calib_set=calib, log=print,
                         head={"temperature": calibration["temperature"], "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}},
-                        extra={"calibration": {k: calibration[k] for k in BUNDLE_CALIBRATION_KEYS}})
+                        calibration={k: calibration[k] for k in BUNDLE_CALIBRATION_KEYS})
     try:  # INT8 ships only if the export's accuracy and speed gates pass
         export_run(run, staging, int8=True, **shipped_args)
     except ExportError as e:

@@ -7,7 +7,9 @@ import click
 @click.command("export")
 @click.argument("run", metavar="RUN_OR_BUNDLE", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Bundle directory to write from a training RUN (replaced atomically); not used with a BUNDLE.")
+              help="Bundle folder to write from a training RUN: new, empty, or a bundle (replaced atomically); "
+                   "not used with a BUNDLE.")
+@click.option("--overwrite", is_flag=True, help="Also replace a bundle folder that holds files it does not list (deleting them).")
 @click.option("--task", type=click.Choice(["classify", "embed"]), default="classify", show_default=True,
               help="classify: softmax probabilities; embed: L2-normalised pooled features.")
 @click.option("--int8", is_flag=True, help="Also write an INT8 (QDQ) model calibrated on training crops; refused if "
@@ -15,7 +17,7 @@ import click
                                            "on this machine (stored as int8_speedup_batch64), unless --force.")
 @click.option("--force", is_flag=True, help="Keep the INT8 model even if it loses more than 1 point or is not faster.")
 @click.option("--data", default=None, help="Dataset for metrics and calibration (default: the run's own).")
-@click.option("--eval-per-class", type=int, default=100, show_default=True, help="Held-out test images per class for the metrics.")
+@click.option("--eval-per-class", type=click.IntRange(min=1), default=100, show_default=True, help="Held-out test images per class for the metrics.")
 @click.option("--deepstream", type=click.Path(file_okay=False), default=None,
               help="Also write a DeepStream nvinfer secondary-classifier folder (ONNX, labels, config).")
 @click.option("--trt-onnx", type=click.Path(dir_okay=False), default=None,
@@ -30,14 +32,14 @@ import click
               help="Also write a Triton Inference Server model repository here.")
 @click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="instance_group kind of the Triton onnxruntime model.")
-def export_command(run, out, task, int8, force, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
+def export_command(run, out, overwrite, task, int8, force, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
                    engine_dir, max_batch, triton_repo, triton_kind):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
     instead, write its deployment forms (--deepstream, --trt-onnx, --tensorrt, --triton)."""
     from pathlib import Path
 
-    from lowres_sdk.bundle import META_FILE, load_bundle
+    from lowres_sdk.bundle import META_FILE, check_bundle_target, load_bundle
 
     is_bundle = (Path(run) / META_FILE).is_file()
     if tensorrt:
@@ -54,10 +56,11 @@ def export_command(run, out, task, int8, force, data, eval_per_class, deepstream
     else:
         if not out:
             raise click.UsageError("--out is required when exporting a training run")
+        check_bundle_target(out, overwrite)  # before importing torch and minutes of work
         from .exporter import export_run
 
         bundle = export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class,
-                            log=click.echo)
+                            overwrite=overwrite, log=click.echo)
     if deepstream:
         from .deepstream import export_deepstream
 
@@ -84,7 +87,7 @@ def export_command(run, out, task, int8, force, data, eval_per_class, deepstream
 @click.argument("bundle", type=click.Path())
 @click.option("--against", "run", required=True, type=click.Path(), help="The training run the bundle was exported from.")
 @click.option("--images", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Real crops to compare on (repeatable).")
-@click.option("--tolerance", type=float, default=1e-4, show_default=True)
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True)
 def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import torch
 
 from lowres_sdk import __version__
-from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, describe, write_bundle
+from lowres_sdk.bundle import INPUT_NAME, ONNX_METADATA_KEY, OUTPUT_NAMES, Bundle, check_bundle_target, describe, write_bundle
 from lowres_sdk.errors import ExportError
 from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.data import ImageSet, read_image_folder, resolve_data_root, to_float
@@ -37,7 +37,7 @@ def camera_crops(images_rgb: np.ndarray, resolution: int | None) -> np.ndarray:
 
 def onnx_top1(path: str | os.PathLike, crops: np.ndarray, labels: np.ndarray, batch: int = 256) -> float:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    pred = np.concatenate([session.run(None, {"images": crops[i:i + batch]})[0].argmax(1)
+    pred = np.concatenate([session.run(None, {INPUT_NAME: crops[i:i + batch]})[0].argmax(1)
                            for i in range(0, len(crops), batch)])
     return float(100 * (pred == labels).mean())
 
@@ -52,14 +52,22 @@ def _embed_metadata(path: Path, description: dict) -> None:
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "classify",
                int8: bool = False, force: bool = False, data: str | None = None, eval_per_class: int = 100,
-               calib_per_class: int = 20, opset: int = OPSET, log=print, test_set: ImageSet | None = None,
-               calib_set: ImageSet | None = None, head: dict | None = None, extra: dict | None = None) -> Bundle:
+               calib_per_class: int = 20, opset: int = OPSET, calibration: dict | None = None,
+               overwrite: bool = False, log=print, test_set: ImageSet | None = None,
+               calib_set: ImageSet | None = None, head: dict | None = None) -> Bundle:
     """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails.
 
-    ``test_set`` / ``calib_set`` (images at the run's image size) replace the run's own data folder;
-    ``head`` = {"temperature": T, "merge": {label: [fine classes]}} calibrates and merges the
-    classifier's output inside the graph; ``extra`` adds top-level fields to the description
-    (e.g. "calibration")."""
+    ``out_dir`` may be new, empty or a bundle (replaced atomically); anything else is refused with
+    OutputError before any work (``overwrite``: also a bundle folder holding other files).
+    ``calibration`` (classify only): the block `lowres_sdk.bundle.Calibration` describes --
+    temperature (already applied inside the model given), unknown_below, method, fitted_on,
+    ece_before, ece_after -- written into bundle.json and the ONNX metadata, so hashes and the
+    metadata check cover it. ``test_set`` / ``calib_set`` (images at the run's image size) replace
+    the run's own data folder; ``head`` = {"temperature": T, "merge": {label: [fine classes]}}
+    calibrates and merges the classifier's output inside the graph."""
+    check_bundle_target(out_dir, overwrite)
+    if calibration is not None and task != "classify":
+        raise ExportError("calibration applies to classify bundles only")
     run_dir = Path(run_dir)
     backbone, spec, meta = load_model(run_dir)
     recipe = meta["recipe"]
@@ -87,7 +95,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         log(f"exporting {run_dir} ({recipe['arch']}, {task}, input {spec.resolution} px -> {spec.size} px) to ONNX opset {opset}")
-        export_onnx(fused, fp32, opset)
+        export_onnx(fused, fp32, opset, output_name=OUTPUT_NAMES[task])
         real = [camera_crops(test.images[i:i + 64], r) for i in range(0, min(len(test), 128), 64)
                 for r in (None, spec.resolution)]
         report = parity(fused, fp32, random_crops() + real)
@@ -128,12 +136,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
         if head:
             provenance["head"] = {"temperature": fused.temperature, "merge": head.get("merge")}
         description = describe(task, classes, spec, embedding_dim=backbone.num_features,
-                               provenance=provenance, metrics=metrics, parity=report, variants=variants)
+                               provenance=provenance, metrics=metrics, parity=report, variants=variants,
+                               calibration=calibration)
         if task == "embed":  # which vectors are comparable: those of the same weights, or of the space G maps into
             description["embedding_space"] = meta.get("embedding_space", provenance["checkpoint_sha256"])
-        description.update(extra or {})
         for path in files.values():
             _embed_metadata(path, description)
-        bundle = write_bundle(out_dir, description, files)
+        bundle = write_bundle(out_dir, description, files, overwrite=overwrite)
     log(f"wrote {out_dir}: " + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
     return bundle

@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from lowres_sdk.bundle import INPUT_NAME
 from lowres_sdk.errors import ExportError
 
 OPSET = 18  # Resize with antialias needs opset >= 18
@@ -22,8 +23,9 @@ PARITY_TOLERANCE = 1e-4
 PARITY_SHAPES = [(32, 32), (8, 8), (16, 16), (128, 48), (48, 128), (7, 5), (96, 96)]
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = OPSET) -> None:
-    """Export ``model`` (uint8 [N, H, W, 3] -> [N, K]) with dynamic N, H, W and check the graph."""
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = OPSET, output_name: str = "output") -> None:
+    """Export ``model`` (uint8 [N, H, W, 3] -> [N, K]) with dynamic N, H, W and check the graph.
+    ``output_name``: the graph's output, as bundle.json names it (`lowres_sdk.bundle.OUTPUT_NAMES`)."""
     example = torch.randint(0, 256, (2, 37, 29, 3), dtype=torch.uint8)
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("height"), 2: torch.export.Dim("width")}
     quiet = logging.getLogger("torch.onnx")
@@ -32,8 +34,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = OP
         quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model.eval(), (example,), str(path), input_names=["images"], output_names=["output"],
-                              opset_version=opset, dynamo=True, dynamic_shapes={"images": dims}, optimize=True,
+            torch.onnx.export(model.eval(), (example,), str(path), input_names=[INPUT_NAME], output_names=[output_name],
+                              opset_version=opset, dynamo=True, dynamic_shapes={INPUT_NAME: dims}, optimize=True,
                               verbose=False, external_data=False)
     except Exception as e:  # the exporter raises many types; name the failing step instead
         raise ExportError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
@@ -57,7 +59,7 @@ def parity(model: torch.nn.Module, onnx_path: str | os.PathLike, batches: list[n
     with torch.no_grad():
         for i, batch in enumerate(batches):
             expected = model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-            got = session.run(None, {"images": batch})[0]
+            got = session.run(None, {INPUT_NAME: batch})[0]
             if got.shape != expected.shape:
                 raise ExportError(f"parity: output shape {got.shape} != torch {expected.shape} for input {batch.shape}")
             diff = np.abs(got - expected)

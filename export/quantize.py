@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lowres_sdk.bundle import INPUT_NAME
 from lowres_sdk.errors import ExportError
 
 
@@ -20,7 +21,7 @@ class _Calibration:
 
     def get_next(self):
         batch = next(self._it, None)
-        return None if batch is None else {"images": batch}
+        return None if batch is None else {INPUT_NAME: batch}
 
     def rewind(self):
         raise NotImplementedError

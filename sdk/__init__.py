@@ -5,7 +5,7 @@ only (onnxruntime loads with the first model); training (``lowres_sdk.training``
 (``lowres_sdk.export``) need torch and are imported explicitly.
 """
 from ._version import __version__
-from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, SourceError
+from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, OutputError, SourceError
 from .bundle import Bundle, load_bundle
 from .gallery import Gallery
 from .runtime import Classifier, Embedder, Predictions
@@ -26,5 +26,6 @@ __all__ = [
     "CheckpointError",
     "BundleError",
     "ExportError",
+    "OutputError",
     "SourceError",
 ]

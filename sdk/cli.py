@@ -26,6 +26,12 @@ LAZY_COMMANDS = {
 }
 
 
+# Optional dependencies a command may import only once it runs -> the extra that installs them.
+OPTIONAL_MODULES = {"torch": "export", "onnx": "export", "onnxscript": "export", "safetensors": "train",
+                    "matplotlib": "train", "sklearn": "train", "threadpoolctl": "train", "faiss": "faiss",
+                    "tensorrt": "tensorrt", "pycuda": "tensorrt", "skimage": "demo"}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -63,7 +69,10 @@ def _read_images(paths) -> list:
     for path in paths:
         if not os.path.isfile(path):
             raise InputError(f"image not found: {path}")
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error as e:  # e.g. past OpenCV's pixel limit for one image
+            raise InputError(f"cannot read image {path}: {str(e).strip().splitlines()[-1][:200]}") from None
         if img is None:
             raise InputError(f"cannot read image {path} (missing, not an image, or corrupt)")
         crops.append(img)
@@ -73,24 +82,29 @@ def _read_images(paths) -> list:
 @cli.command("classify")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
-@click.option("--top-k", type=int, default=1, show_default=True, help="Show the k most probable classes.")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k most probable classes.")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--unknown-below", type=click.FloatRange(0, 1), default=None,
+              help="Report 'unknown' when the best probability is below this (default: the bundle's calibration; 0 disables).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
-def classify_command(images, bundle, top_k, precision, as_json):
-    """Classify IMAGES (any size; each is resized inside the model's graph)."""
+def classify_command(images, bundle, top_k, precision, unknown_below, as_json):
+    """Classify IMAGES (any size; each is resized inside the model's graph). A best probability
+    under the bundle's calibrated threshold prints as `unknown` followed by the classes."""
     import json
 
     from .runtime import Classifier
 
-    clf = Classifier(bundle, precision=precision)
+    kw = {} if unknown_below is None else {"unknown_below": unknown_below}
+    clf = Classifier(bundle, precision=precision, **kw)
     pred = clf(_read_images(images))
     idx, labels, scores = pred.top_k(min(top_k, len(clf.labels)))
-    for path, names, s in zip(images, labels, scores):
+    for path, label, known, names, s in zip(images, pred.labels, pred.known, labels, scores):
         if as_json:
-            click.echo(json.dumps({"image": str(path), "top": [{"label": n, "score": round(float(v), 5)}
-                                                                 for n, v in zip(names, s)]}))
+            click.echo(json.dumps({"image": str(path), "label": label, "known": bool(known),
+                                   "top": [{"label": n, "score": round(float(v), 5)} for n, v in zip(names, s)]}))
         else:
-            click.echo(f"{path}: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, s)))
+            top = ", ".join(f"{n} {v:.3f}" for n, v in zip(names, s))
+            click.echo(f"{path}: {top}" if known else f"{path}: {label} ({top})")
 
 
 @cli.command("inspect")
@@ -98,38 +112,47 @@ def classify_command(images, bundle, top_k, precision, as_json):
 def inspect_command(bundle):
     """Print a bundle's contract, labels, metrics, parity and the providers available here."""
     from .bundle import load_bundle
-    from .runtime import available_providers
+    from .runtime import available_providers, open_session
 
     b = load_bundle(bundle)
-    m = b.meta
-    spec = m["preprocessing"]
-    prov = m.get("provenance", {})
-    click.echo(f"bundle   {b.path}  (schema {m['schema_version']}, verified: sha256 of {len(m['files'])} files)")
-    click.echo(f"task     {m['task']} -> {m['output']['name']} {m['output']['shape']}")
-    click.echo(f"input    {m['input']['dtype']} {m['input']['layout']} {m['input']['channel_order']}, any height/width, dynamic batch")
-    click.echo(f"model    resize to {spec['resolution']} px ({spec['down']}), then to {spec['size']} px ({spec['up']}), "
-               f"{spec['channel_order']}, mean {spec['mean']} std {spec['std']}")
-    click.echo(f"labels   {', '.join(m['labels'])}")
+    d = b.description
+    for precision in b.variants:  # the graphs' signatures and embedded metadata, not only the hashes
+        open_session(b, precision, ["CPUExecutionProvider"])
+    spec = d.preprocessing
+    prov = d.provenance
+    click.echo(f"bundle   {b.path}  (schema {d.schema_version}, verified: sha256 of {len(d.files)} files, "
+               f"graph signatures)")
+    click.echo(f"task     {d.task} -> {d.output.name} {list(d.output.shape)}")
+    click.echo(f"input    {d.input.name}: uint8 NHWC BGR, any height/width, dynamic batch")
+    click.echo(f"model    resize to {spec.resolution} px ({spec.down}), then to {spec.size} px ({spec.up}), "
+               f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
+    click.echo(f"labels   {', '.join(d.labels)}")
     if prov:
-        r = prov.get("recipe", {})
+        r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
+        params = prov.get("params")
         click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} for {prov.get('trained_epochs')} epochs "
-                   f"({prov.get('params'):,} params, {prov.get('mflops')} MFLOPs); lowres_sdk {prov.get('lowres_sdk_version')}, "
-                   f"opset {prov.get('opset')}")
-    if m.get("metrics"):
-        click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in m["metrics"].items()))
-    if m.get("parity"):
-        click.echo(f"parity   max |onnxruntime - torch| {m['parity']['max_abs_diff']:.2e} over {m['parity']['crops']} crops")
+                   f"({f'{params:,}' if isinstance(params, int) else params} params, {prov.get('mflops')} MFLOPs); "
+                   f"lowres_sdk {prov.get('lowres_sdk_version')}, opset {prov.get('opset')}")
+    if d.metrics:
+        click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in d.metrics.items()))
+    if isinstance(d.parity.get("max_abs_diff"), (int, float)):
+        click.echo(f"parity   max |onnxruntime - torch| {d.parity['max_abs_diff']:.2e} over {d.parity.get('crops')} crops")
+    if d.calibration:
+        c = d.calibration
+        click.echo(f"calibrated {c.method} (T = {c.temperature:g}, in the graph) on {c.fitted_on or '?'}; "
+                   f"ECE {c.ece_before} -> {c.ece_after}; 'unknown' below {c.unknown_below:g}")
     click.echo(f"models   {', '.join(f'{k}: {v}' for k, v in b.variants.items())}")
     click.echo(f"providers here: {', '.join(available_providers())}")
 
 
 @cli.command("bench")
 @click.argument("bundle", required=False, type=click.Path())
-@click.option("--batch-sizes", default="1,8,64", show_default=True)
-@click.option("--size", type=int, default=32, show_default=True, help="Side of the synthetic square crops (px).")
-@click.option("--seconds", type=float, default=3.0, show_default=True, help="Time per batch size.")
+@click.option("--batch-sizes", default="1,8,64", show_default=True, help="Comma-separated batch sizes (1..4096).")
+@click.option("--size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Side of the synthetic square crops (px).")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True, max=3600), default=3.0, show_default=True,
+              help="Time per batch size.")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
-@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
 def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     """Crops/s and latency percentiles of BUNDLE at several batch sizes."""
     import time
@@ -139,11 +162,17 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     from .runtime import Classifier, Embedder
     from .bundle import load_bundle
 
+    try:
+        sizes = [int(v) for v in batch_sizes.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes") from None
+    if not all(1 <= v <= 4096 for v in sizes):
+        raise click.BadParameter(f"batch sizes must be in 1..4096, got {batch_sizes!r}", param_hint="--batch-sizes")
     b = load_bundle(bundle)
     model = (Classifier if b.task == "classify" else Embedder)(b, precision=precision, threads=threads)
     rng = np.random.default_rng(0)
     click.echo(f"{b.path} [{precision}] on {', '.join(model.providers)}, {size}x{size} crops")
-    for bs in (int(v) for v in batch_sizes.split(",")):
+    for bs in sizes:
         crops = rng.integers(0, 256, (bs, size, size, 3), dtype=np.uint8)
         model.batch_size = bs
         model(crops)  # warm-up
@@ -217,19 +246,24 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
 @cli.command("index")
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--bundle", required=True, type=click.Path(), help="An embed bundle (lowres export --task embed).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Gallery folder to write.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Gallery folder to write: new, empty, or a gallery (replaced atomically).")
+@click.option("--overwrite", is_flag=True, help="Also replace a gallery folder that holds other files (deleting them).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-def index_command(images_dir, bundle, out, batch_size):
+def index_command(images_dir, bundle, out, overwrite, batch_size):
     """Embed every image under IMAGES_DIR into a gallery (id = path relative to IMAGES_DIR,
     metadata = path and parent folder as 'class')."""
     from pathlib import Path
 
     from tqdm import tqdm
 
+    from ._io import check_replaceable, check_writable
     from .crops import IMAGE_SUFFIXES
-    from .gallery import Gallery
+    from .gallery import Gallery, _recognise_gallery
     from .runtime import Embedder
 
+    check_replaceable(out, "gallery", _recognise_gallery, overwrite)  # before minutes of embedding
+    check_writable(out)
     emb = Embedder(bundle, batch_size=batch_size)
     root = Path(images_dir)
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -240,7 +274,7 @@ def index_command(images_dir, bundle, out, batch_size):
         part = paths[i:i + batch_size]
         gallery.add(emb(_read_images(part)), [str(p.relative_to(root)) for p in part],
                     [{"path": str(p), "class": p.parent.name} for p in part])
-    gallery.save(out)
+    gallery.save(out, overwrite=overwrite)
     click.echo(f"{out}: {len(gallery)} images, {gallery.dim}-d embeddings from {emb.bundle.path}")
 
 
@@ -324,6 +358,16 @@ def main(argv=None) -> None:
         cli.main(args=argv, prog_name="lowres", standalone_mode=False)
     except LowresError as e:
         click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except ModuleNotFoundError as e:
+        # A command reached an optional dependency (torch for export/check, ...) at run time.
+        extra = OPTIONAL_MODULES.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        click.echo(f"error: this command needs {e.name}, which is not installed: pip install 'lowres_sdk[{extra}]'", err=True)
+        sys.exit(1)
+    except OSError as e:  # the file system refused (permissions, disk full): the user's environment, not a bug
+        click.echo(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

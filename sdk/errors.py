@@ -30,3 +30,7 @@ class ExportError(LowresError):
 
 class SourceError(LowresError):
     """A video source cannot be opened or read."""
+
+
+class OutputError(LowresError):
+    """An output path cannot be written, or holds something lowres_sdk will not replace."""

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._io import replace_dir
 from .bundle import sha256_file
 from .errors import BundleError, InputError
 
 FORMAT = "lowres_sdk.gallery/1"
+FILES = ("gallery.json", "vectors.npy")
+UNIT_TOLERANCE = 1e-3  # |norm - 1| a saved vector may have (float32 round-off is ~1e-7)
 
 
 @dataclass
@@ -30,8 +31,9 @@ class SearchResults:
 
 class Gallery:
     def __init__(self, dim: int, fingerprint: str | None = None, backend: str = "numpy", source_bundle: str | None = None):
-        if dim < 1:
-            raise InputError(f"dim must be >= 1, got {dim}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise InputError(f"dim must be an integer >= 1, got {dim!r}")
+        dim = int(dim)
         if backend not in ("numpy", "faiss"):
             raise InputError(f"backend must be 'numpy' or 'faiss', got {backend!r}")
         self.dim, self.fingerprint, self.backend = dim, fingerprint, backend
@@ -90,7 +92,9 @@ class Gallery:
         queries = self._as_vectors(queries)
         if len(self) == 0:
             raise InputError("the gallery is empty")
-        k = min(top_k, len(self))
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+            raise InputError(f"top_k must be an integer, got {top_k!r}")
+        k = min(int(top_k), len(self))
         if k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         if self.backend == "faiss":
@@ -136,43 +140,89 @@ class Gallery:
             raise InputError("an embedding is all zeros")
         return np.ascontiguousarray(x / norms)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``path``/vectors.npy + gallery.json (no pickle), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write ``path``/vectors.npy + gallery.json (no pickle), atomically. ``path`` may be new,
+        empty or a gallery; anything else is refused with OutputError (``overwrite``: also a
+        gallery folder holding other files, which are then deleted)."""
+        with replace_dir(path, "gallery", _recognise_gallery, overwrite) as tmp:
             np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
             meta = {"format": FORMAT, "dim": self.dim, "fingerprint": self.fingerprint, "bundle": self.source_bundle,
                     "count": len(self),
                     "ids": self.ids, "metadata": self.metadata, "vectors_sha256": sha256_file(tmp / "vectors.npy")}
             (tmp / "gallery.json").write_text(json.dumps(meta))
-            os.chmod(tmp, 0o755)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike, embedder=None, backend: str = "numpy") -> "Gallery":
+        """Read a saved gallery; BundleError (naming the fault) unless every part verifies."""
         path = Path(path)
+        meta = _read_gallery_json(path)
+        where = path / "gallery.json"
+
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise BundleError(f"{where}: {what}")
+
+        need(meta.get("format") == FORMAT, f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        dim, count, ids, metadata = (meta.get(k) for k in ("dim", "count", "ids", "metadata"))
+        need(isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1, f"'dim' must be an integer >= 1, got {dim!r}")
+        need(isinstance(count, int) and not isinstance(count, bool) and count >= 0,
+             f"'count' must be an integer >= 0, got {count!r}")
+        need(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "'ids' must be a list of strings")
+        need(len(ids) == count and len(set(ids)) == count, f"{len(ids)} ids ({len(set(ids))} distinct) for count {count}")
+        need(isinstance(metadata, list) and len(metadata) == count and all(isinstance(m, dict) for m in metadata),
+             f"'metadata' must be a list of {count} objects, one per id")
+        for key in ("fingerprint", "bundle"):
+            need(meta.get(key) is None or isinstance(meta[key], str), f"'{key}' must be a string or null")
+        need(isinstance(meta.get("vectors_sha256"), str), "'vectors_sha256' is missing")
+        vec_file = path / "vectors.npy"
         try:
-            meta = json.loads((path / "gallery.json").read_text())
-        except FileNotFoundError:
-            raise BundleError(f"not a gallery: {path} (no gallery.json)") from None
-        except json.JSONDecodeError as e:
-            raise BundleError(f"{path / 'gallery.json'} is not valid JSON: {e}") from e
-        if meta.get("format") != FORMAT:
-            raise BundleError(f"{path} has gallery format {meta.get('format')!r}, expected {FORMAT!r}")
-        if sha256_file(path / "vectors.npy") != meta["vectors_sha256"]:
-            raise BundleError(f"{path / 'vectors.npy'} does not match gallery.json (changed or damaged)")
-        vectors = np.load(path / "vectors.npy", allow_pickle=False)
-        if vectors.shape != (meta["count"], meta["dim"]) or len(meta["ids"]) != meta["count"]:
-            raise BundleError(f"{path}: {vectors.shape} vectors for {meta['count']} ids of dim {meta['dim']}")
-        g = cls(meta["dim"], meta["fingerprint"], backend, meta.get("bundle"))
-        g.vectors, g.ids, g.metadata = vectors.astype(np.float32), list(meta["ids"]), list(meta["metadata"])
+            if sha256_file(vec_file) != meta["vectors_sha256"]:
+                raise BundleError(f"{vec_file} does not match gallery.json (changed or damaged)")
+            vectors = np.load(vec_file, allow_pickle=False)
+        except OSError as e:
+            raise BundleError(f"cannot read {vec_file}: {e.strerror or e}") from e
+        except ValueError as e:  # object arrays (need pickle), malformed headers
+            raise BundleError(f"{vec_file} is not a plain numeric array: {e}") from e
+        if not isinstance(vectors, np.ndarray) or vectors.dtype.kind != "f" or vectors.shape != (count, dim):
+            raise BundleError(f"{vec_file}: expected float [{count}, {dim}] vectors, got "
+                              f"{getattr(vectors, 'dtype', type(vectors).__name__)} {getattr(vectors, 'shape', '')}")
+        vectors = vectors.astype(np.float32)
+        if not np.isfinite(vectors).all():
+            raise BundleError(f"{vec_file} contains NaN or infinite values")
+        norms = np.linalg.norm(vectors, axis=1)
+        if count and not np.all(np.abs(norms - 1) <= UNIT_TOLERANCE):
+            bad = int(np.argmax(np.abs(norms - 1)))
+            raise BundleError(f"{vec_file}: vectors must have unit length, row {bad} has norm {norms[bad]:.4g}")
+        g = cls(dim, meta["fingerprint"], backend, meta.get("bundle"))
+        g.vectors, g.ids, g.metadata = np.ascontiguousarray(vectors), list(ids), [dict(m) for m in metadata]
         if embedder is not None:
             g.check_embedder(embedder)
         return g
+
+
+def _read_gallery_json(path: Path) -> dict:
+    f = path / "gallery.json"
+    try:
+        meta = json.loads(f.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"not a gallery: {path} (no gallery.json)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{f} is not valid JSON: {e}") from e
+    except RecursionError:
+        raise BundleError(f"{f} is nested too deeply to be a gallery description") from None
+    except OSError as e:
+        raise BundleError(f"cannot read {f}: {e.strerror or e}") from e
+    if not isinstance(meta, dict):
+        raise BundleError(f"{f}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _recognise_gallery(folder: Path) -> list[str] | None:
+    """For `replace_dir`: None unless ``folder`` is a gallery; else its entries that are not."""
+    try:
+        meta = _read_gallery_json(folder)
+    except BundleError:
+        return None
+    if meta.get("format") != FORMAT:
+        return None
+    return sorted(set(os.listdir(folder)) - set(FILES))

@@ -1,41 +1,78 @@
 """The torch-free runtime: `Classifier` and `Embedder` over a verified bundle with onnxruntime.
 
 Crops of mixed sizes are grouped by size and each group runs in batches of at most
-``batch_size``: the graph resizes any size itself, so grouping keeps results identical to running
-each crop alone (no second resize outside the graph); order is restored afterwards.
+``batch_size`` (and at most `MAX_BATCH_PIXELS` padded pixels): the graph resizes any size itself,
+so grouping keeps results identical to running each crop alone (no second resize outside the
+graph); order is restored afterwards. The graph's signature (tensor names, dtypes, ranks, output
+width = labels) is checked when the model opens, before any user crop runs.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import operator
+import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundle import ONNX_METADATA_KEY, Bundle, description_of, load_bundle
+from .bundle import LEGACY_OUTPUT_NAME, ONNX_METADATA_KEY, OUTPUT_NAMES, Bundle, description_of, load_bundle
 from .crops import as_crops
 from .errors import BundleError, InputError
+
+UNKNOWN = "unknown"
+# Padded pixels (max(h, w)^2 per crop, the letterbox's square) per onnxruntime call: ~50 MB of
+# float32 RGB per copy the graph makes. 32x32 crops still run 4,096 at a time.
+MAX_BATCH_PIXELS = 1 << 22
+_FROM_BUNDLE = object()
 
 
 @dataclass
 class Predictions:
-    """Classifier output for N crops."""
+    """Classifier output for N crops.
+
+    ``labels[i]`` is ``"unknown"`` where ``scores[i] < unknown_below`` (then ``known[i]`` is False);
+    ``indices``, ``scores`` and ``probs`` always describe the model's best class."""
 
     indices: np.ndarray   # int64 [N], best class
-    labels: list[str]     # [N], its name
+    labels: list[str]     # [N], its name, or "unknown" below the threshold
     scores: np.ndarray    # float32 [N], its probability
     probs: np.ndarray     # float32 [N, C]
     classes: list[str]    # the C class names, in probs' column order
+    known: np.ndarray = field(default=None)  # bool [N]: scores >= unknown_below (all True without one)
+    unknown_below: float | None = None
+
+    def __post_init__(self):
+        if self.known is None:
+            self.known = np.ones(len(self.indices), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def top_k(self, k: int) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
-        """(indices [N, k], labels, scores [N, k]) of the k most probable classes, best first."""
+        """(indices [N, k], labels, scores [N, k]) of the k most probable classes, best first
+        (class names, never "unknown")."""
+        k = _int_arg(k, "k")
         if not 1 <= k <= self.probs.shape[1]:
             raise InputError(f"k must be in 1..{self.probs.shape[1]}, got {k}")
         idx = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
         return idx, [[self.classes[j] for j in row] for row in idx], np.take_along_axis(self.probs, idx, 1)
+
+
+def _int_arg(value, name: str) -> int:
+    """``value`` as an int (Python or numpy integer; not bool, float or str), else InputError."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InputError(f"{name} must be an integer, got {type(value).__name__} {value!r}"[:200]) from None
+
+
+def max_threads() -> int:
+    """The most onnxruntime threads accepted: beyond 4 per core only costs (100,000 crashed the process)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def available_providers() -> list[str]:
@@ -50,44 +87,139 @@ def _default_providers() -> list[str]:
     return [p for p in preferred if p in have]
 
 
+def _providers_arg(providers) -> list[str]:
+    if providers is None:
+        return _default_providers()
+    if isinstance(providers, str):  # one name, not its characters
+        providers = [providers]
+    if not isinstance(providers, (list, tuple)) or not providers or not all(isinstance(p, str) for p in providers):
+        raise InputError(f"providers must be a provider name or a list of them, got {providers!r}"[:200])
+    have = available_providers()
+    missing = [p for p in providers if p not in have]
+    if missing:
+        raise InputError(f"execution providers {missing} are not available here (available: {have})")
+    return list(providers)
+
+
+def _unknown_arg(value, bundle: Bundle) -> float | None:
+    if value is _FROM_BUNDLE:
+        return bundle.calibration.unknown_below if bundle.calibration else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise InputError(f"unknown_below must be a probability in [0, 1] or None, got {value!r}"[:200])
+    return float(value)
+
+
+def open_session(bundle: Bundle, precision: str = "fp32", providers=None, threads: int | None = None):
+    """An onnxruntime session on ``bundle``'s ``precision`` model whose signature and embedded
+    metadata match bundle.json, or BundleError. Returns (session, input name, output name)."""
+    import onnxruntime as ort
+
+    if not isinstance(precision, str) or precision not in bundle.variants:
+        raise BundleError(f"{bundle.path} has no {precision!r} model (it has {', '.join(bundle.variants)})")
+    name = bundle.variants[precision]
+    path = bundle.file(name)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BundleError(f"cannot read {path}: {e.strerror or e}") from e
+    # Hashed again as read: the bytes that run are the bytes bundle.json vouches for. Loading from
+    # bytes also means no external-data file can be pulled in from outside the bundle.
+    if hashlib.sha256(data).hexdigest() != bundle.description.files[name].sha256:
+        raise BundleError(f"{path} does not match the sha256 in bundle.json: the file was changed or damaged")
+    options = ort.SessionOptions()
+    # No arena: it kept the peak of the largest batch ever run (343 MB after 64 crops of 512 px,
+    # 118 MB without); batch-64 32-px speed without it was 0.78-1.08x (noise on this machine).
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3  # onnxruntime's own warnings would precede our error on stderr
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(data, options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own pybind types (Fail, InvalidProtobuf, ...)
+        raise BundleError(f"{path} is not a loadable ONNX model: {str(e).strip().splitlines()[0][:300]}") from None
+    try:
+        embedded = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+        same = embedded is not None and json.loads(embedded) == description_of(bundle.meta)
+    except (ValueError, RecursionError):
+        same = False
+    if not same:
+        raise BundleError(f"{bundle.path}: the metadata inside {name} does not match bundle.json")
+    return (session, *_check_signature(session, bundle, name))
+
+
+def _check_signature(session, bundle: Bundle, name: str) -> tuple[str, str]:
+    d = bundle.description
+    where = f"{bundle.path / name}"
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or inputs[0].name != d.input.name:
+        raise BundleError(f"{where}: expected one input named {d.input.name!r} (bundle.json), "
+                          f"the graph has {[i.name for i in inputs]}")
+    i = inputs[0]
+    if i.type != "tensor(uint8)" or len(i.shape) != 4 or i.shape[3] not in (3, None) and not isinstance(i.shape[3], str):
+        raise BundleError(f"{where}: input {i.name!r} must be uint8 [N, H, W, 3], the graph has {i.type} {i.shape}")
+    names = [o.name for o in outputs]
+    if d.output.name in names:
+        out = outputs[names.index(d.output.name)]
+    elif len(outputs) == 1 and names[0] == LEGACY_OUTPUT_NAME and d.output.name == OUTPUT_NAMES[d.task]:
+        out = outputs[0]  # exported before graph and bundle.json agreed on the name
+    else:
+        raise BundleError(f"{where}: bundle.json names the output {d.output.name!r}, the graph has {names}")
+    width = d.output_width
+    if out.type != "tensor(float)" or len(out.shape) != 2 or isinstance(out.shape[1], int) and out.shape[1] != width:
+        raise BundleError(f"{where}: output {out.name!r} must be float32 [N, {width}] "
+                          f"({'one column per label' if d.task == 'classify' else 'embedding_dim'}), "
+                          f"the graph has {out.type} {out.shape}")
+    # Shapes can be symbolic: one tiny crop settles the width before any user crop runs.
+    try:
+        y = session.run([out.name], {i.name: np.full((1, 8, 8, 3), 128, np.uint8)})[0]
+    except Exception as e:  # onnxruntime's pybind error types
+        raise BundleError(f"{where} fails on an 8x8 test crop: {str(e).strip().splitlines()[0][:300]}") from None
+    if y.shape != (1, width) or not np.isfinite(y).all():
+        raise BundleError(f"{where}: an 8x8 test crop gives output shape {y.shape}"
+                          f"{'' if np.isfinite(y).all() else ' with NaN/inf'}; expected (1, {width})")
+    return i.name, out.name
+
+
 class _BundleModel:
     task = ""
 
-    def __init__(self, bundle: str | Bundle | None = None, *, providers: list[str] | None = None,
+    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, *, providers: list[str] | str | None = None,
                  batch_size: int = 64, precision: str = "fp32", threads: int | None = None,
                  backend: str = "onnxruntime", engine_dir: str | None = None):
-        import onnxruntime as ort
-
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         if self.bundle.task != self.task:
             raise BundleError(f"{self.bundle.path} is a '{self.bundle.task}' bundle; {type(self).__name__} needs '{self.task}'")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.precision = precision
         self._trt = None
         if backend == "tensorrt":  # an engine built by `lowres export BUNDLE --tensorrt`; precision fp32/fp16/int8
             from .tensorrt_backend import TensorRTRunner
 
-            self.batch_size, self.precision, self.session = batch_size, precision, None
+            self.session = None
             self._trt = TensorRTRunner(self.bundle, precision, engine_dir)
             return
         if backend != "onnxruntime":
             raise InputError(f"backend must be 'onnxruntime' or 'tensorrt', got {backend!r}")
-        variants = self.bundle.variants
-        if precision not in variants:
-            raise BundleError(f"{self.bundle.path} has no {precision} model (it has {', '.join(variants)})")
-        self.batch_size, self.precision = batch_size, precision
-        have = available_providers()
-        providers = providers or _default_providers()
-        missing = [p for p in providers if p not in have]
-        if missing:
-            raise InputError(f"execution providers {missing} are not available here (available: {have})")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.bundle.file(variants[precision])), options, providers=providers)
-        embedded = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
-        if embedded is None or json.loads(embedded) != description_of(self.bundle.meta):
-            raise BundleError(f"{self.bundle.path}: the metadata inside {variants[precision]} does not match bundle.json")
+        if threads is not None:
+            threads = _int_arg(threads, "threads")
+            if not 1 <= threads <= max_threads():
+                raise InputError(f"threads must be in 1..{max_threads()} (4 per core), got {threads}")
+        self.session, self.input_name, self.output_name = open_session(
+            self.bundle, precision, _providers_arg(providers), threads)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value) -> None:
+        value = _int_arg(value, "batch_size")
+        if value < 1:
+            raise InputError(f"batch_size must be >= 1, got {value}")
+        self._batch_size = value
 
     @property
     def providers(self) -> list[str]:
@@ -102,22 +234,36 @@ class _BundleModel:
         groups = defaultdict(list)
         for i, c in enumerate(crops):
             groups[c.shape].append(i)
-        out = None
-        for index in groups.values():
-            for start in range(0, len(index), self.batch_size):
-                part = index[start:start + self.batch_size]
+        out = np.empty((len(crops), self.bundle.description.output_width), dtype=np.float32)
+        for (h, w, _), index in groups.items():
+            step = max(1, min(self.batch_size, MAX_BATCH_PIXELS // (max(h, w) ** 2)))
+            for start in range(0, len(index), step):
+                part = index[start:start + step]
                 batch = np.stack([crops[i] for i in part])
-                y = self.session.run(None, {"images": batch})[0]
-                if out is None:
-                    out = np.empty((len(crops), y.shape[1]), dtype=np.float32)
-                out[part] = y
+                out[part] = self.session.run([self.output_name], {self.input_name: batch})[0]
         return out
 
 
 class Classifier(_BundleModel):
-    """``Classifier(bundle=None)(crops) -> Predictions``; None loads the default bundle shipped in the package."""
+    """``Classifier(bundle=None)(crops) -> Predictions``; None loads the default bundle shipped in the package.
+
+    ``unknown_below``: predictions whose best probability is below it are labelled "unknown".
+    Default: the bundle's ``calibration.unknown_below`` (none for uncalibrated bundles); a number
+    in [0, 1] overrides it, ``None`` disables it."""
 
     task = "classify"
+
+    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, *, unknown_below=_FROM_BUNDLE, **kw):
+        super().__init__(bundle, **kw)
+        self._unknown_below = _unknown_arg(unknown_below, self.bundle)
+
+    @property
+    def unknown_below(self) -> float | None:
+        return self._unknown_below
+
+    @unknown_below.setter
+    def unknown_below(self, value) -> None:
+        self._unknown_below = _unknown_arg(value, self.bundle)
 
     @property
     def labels(self) -> list[str]:
@@ -126,7 +272,10 @@ class Classifier(_BundleModel):
     def __call__(self, crops) -> Predictions:
         probs = self._run(crops)
         idx = probs.argmax(1).astype(np.int64)
-        return Predictions(idx, [self.labels[i] for i in idx], probs[np.arange(len(idx)), idx], probs, self.labels)
+        scores = probs[np.arange(len(idx)), idx]
+        known = scores >= self.unknown_below if self.unknown_below is not None else np.ones(len(idx), bool)
+        labels = [self.labels[i] if k else UNKNOWN for i, k in zip(idx, known)]
+        return Predictions(idx, labels, scores, probs, self.labels, known, self.unknown_below)
 
 
 class Embedder(_BundleModel):
@@ -136,7 +285,7 @@ class Embedder(_BundleModel):
 
     @property
     def dim(self) -> int:
-        return int(self.bundle.meta["embedding_dim"])
+        return self.bundle.description.embedding_dim
 
     def __call__(self, crops) -> np.ndarray:
         return self._run(crops)
