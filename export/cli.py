@@ -92,7 +92,7 @@ def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""
     from lowres_sdk.bundle import load_bundle
-    from lowres_sdk.cli import _read_images
+    from lowres_sdk.cli import read_images
     from lowres_sdk.training.checkpoint import load_model
 
     from .graph import FusedModel
@@ -100,7 +100,7 @@ def check_command(bundle, run, images, tolerance):
 
     b = load_bundle(bundle)
     backbone, spec, run_meta = load_model(run)
-    batches = random_crops(seed=1) + [img[None] for img in _read_images(images)]
+    batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
     head = (b.meta.get("provenance") or {}).get("head") or {}
     merge = None
     if head.get("merge"):  # the bundle's labels merge the run's fine classes (see export_run's head)

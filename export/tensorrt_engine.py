@@ -15,7 +15,8 @@ import onnx
 
 from lowres_sdk.bundle import Bundle
 from lowres_sdk.errors import ExportError
-from lowres_sdk.tensorrt_backend import (DEFAULT_ENGINE_DIR, DEFAULT_PROFILE, INPUT_NAME, PRECISIONS, BackendError,
+from lowres_sdk.errors import BackendError
+from lowres_sdk.tensorrt_backend import (DEFAULT_ENGINE_DIR, DEFAULT_PROFILE, INPUT_NAME, PRECISIONS,
                                          current_device, engine_key, engine_path, read_engine, write_engine)
 
 from .trt_graph import trt_ready

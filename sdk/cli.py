@@ -60,7 +60,7 @@ def cli():
     """lowres_sdk: train, export and run recognisers for 8-48 px crops."""
 
 
-def _read_images(paths) -> list:
+def read_images(paths) -> list:
     import cv2
 
     from .errors import InputError
@@ -96,7 +96,7 @@ def classify_command(images, bundle, top_k, precision, unknown_below, as_json):
 
     kw = {} if unknown_below is None else {"unknown_below": unknown_below}
     clf = Classifier(bundle, precision=precision, **kw)
-    pred = clf(_read_images(images))
+    pred = clf(read_images(images))
     idx, labels, scores = pred.top_k(min(top_k, len(clf.labels)))
     for path, label, known, names, s in zip(images, pred.labels, pred.known, labels, scores):
         if as_json:
@@ -272,7 +272,7 @@ def index_command(images_dir, bundle, out, overwrite, batch_size):
     gallery = Gallery.for_embedder(emb)
     for i in tqdm(range(0, len(paths), batch_size), unit="batch", desc="indexing"):
         part = paths[i:i + batch_size]
-        gallery.add(emb(_read_images(part)), [str(p.relative_to(root)) for p in part],
+        gallery.add(emb(read_images(part)), [str(p.relative_to(root)) for p in part],
                     [{"path": str(p), "class": p.parent.name} for p in part])
     gallery.save(out, overwrite=overwrite)
     click.echo(f"{out}: {len(gallery)} images, {gallery.dim}-d embeddings from {emb.bundle.path}")
@@ -295,7 +295,7 @@ def search_command(queries, gallery, bundle, top_k, as_json):
         raise click.ClickException(f"{gallery} does not record its bundle; pass --bundle")
     emb = Embedder(bundle)
     g.check_embedder(emb)
-    res = g.search(emb(_read_images(queries)), top_k=top_k)
+    res = g.search(emb(read_images(queries)), top_k=top_k)
     for q, ids, scores, idx in zip(queries, res.ids, res.scores, res.indices):
         if as_json:
             click.echo(json.dumps({"query": str(q), "hits": [{"id": i, "score": round(float(s), 5), "metadata": g.metadata[j]}
@@ -353,6 +353,13 @@ def demo_command(bundle, out):
     click.echo(f"   outputs: {out}/annotated.mkv, {out}/detections.jsonl, {out}/summary.json")
 
 
+def _interrupted_message(args: list[str]) -> str:
+    command = next((a for a in args if not a.startswith("-")), "")
+    if command == "train":
+        return "interrupted: the last finished epoch is saved; continue with the same command and --resume"
+    return f"interrupted{f' ({command})' if command else ''}"
+
+
 def main(argv=None) -> None:
     try:
         cli.main(args=argv, prog_name="lowres", standalone_mode=False)
@@ -369,15 +376,12 @@ def main(argv=None) -> None:
     except OSError as e:  # the file system refused (permissions, disk full): the user's environment, not a bug
         click.echo(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort in most commands
+        click.echo(_interrupted_message(sys.argv[1:] if argv is None else argv), err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: the last finished epoch is saved; continue with --resume", err=True)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

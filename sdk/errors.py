@@ -34,3 +34,7 @@ class SourceError(LowresError):
 
 class OutputError(LowresError):
     """An output path cannot be written, or holds something lowres_sdk will not replace."""
+
+
+class BackendError(LowresError):
+    """A backend cannot run here (no GPU, no engine for this GPU, missing package)."""

@@ -22,17 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BundleError, LowresError
+from .errors import BackendError, BundleError
 
 ENGINE_MAGIC = b"LOWRESTRT1"
 DEFAULT_ENGINE_DIR = Path.home() / ".cache" / "lowres_sdk" / "engines"
 PRECISIONS = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # engine precision -> the bundle variant it is built from
 DEFAULT_PROFILE = (1, 16, 64)  # batch min / opt / max of the optimisation profile
 INPUT_NAME = "pixels"
-
-
-class BackendError(LowresError):
-    """A backend cannot run here (no GPU, no engine for this GPU, missing package)."""
 
 
 def _cudart():
