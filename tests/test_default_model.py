@@ -1,5 +1,5 @@
-"""The default bundle shipped in the package: it loads with no argument, verifies, and recognises
-people it never saw (held-out identities of the re-ID set) and CIFAR-10 test images."""
+"""The default bundle shipped in the package: it loads with no argument, verifies, is calibrated,
+recognises people it never saw, and takes neither shape nor padding for a class (held-out real data)."""
 import tarfile
 
 import cv2
@@ -9,31 +9,73 @@ import pytest
 from lowres_sdk import Classifier
 from lowres_sdk.bundle import DEFAULT_BUNDLE
 
-from conftest import SHARED_DATA
+from conftest import CIFAR_ARCHIVE, SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_BUNDLE / "bundle.json").is_file(),
                                 reason=f"no default bundle shipped at {DEFAULT_BUNDLE} (benchmarks/default_model.py writes it)")
 PERSON_ARCHIVE = SHARED_DATA / "person-reid-48x128.tar.gz"
+WINDOWS_ARCHIVE = SHARED_DATA / "street-background-64x128.tar.gz"
 
 
 def test_default_bundle_loads_and_describes_itself():
     clf = Classifier()
     m = clf.bundle.meta
-    assert "person" in clf.labels and len(clf.labels) == 11
-    assert m["preprocessing"]["resolution"] == 16 and m["provenance"]["recipe"]["method"] == "dfd"
+    assert clf.labels == ["person", "car", "truck", "bird", "cat", "dog", "horse", "other"]
+    assert m["preprocessing"]["resolution"] == 16 and m["provenance"]["recipe"]["degradation"] == "camera"
     assert m["parity"]["max_abs_diff"] <= 1e-4
-    assert sum(f["bytes"] for f in m["files"].values()) <= 3_000_000
-    assert m["metrics"]["top1_at_16px"] > 60
+    assert sum(f["bytes"] for f in m["files"].values()) <= 2_000_000
+    cal = m["calibration"]
+    assert 0 < cal["temperature"] and cal["ece_after"] < cal["ece_before"]
+    assert clf.unknown_below == cal["unknown_below"]
+
+
+def _extract(archive, tmp_path):
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path
 
 
 @pytest.mark.skipif(not PERSON_ARCHIVE.is_file(), reason=f"person re-ID crops not found at {PERSON_ARCHIVE}")
-def test_default_model_recognises_held_out_people(tmp_path):
-    with tarfile.open(PERSON_ARCHIVE) as tar:
-        tar.extractall(tmp_path, filter="data")
-    ids = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
-    held_out = ids[::5]  # the identities benchmarks/default_model.py kept out of training
-    crops = [cv2.imread(str(f)) for i in held_out for f in sorted((tmp_path / i).glob("*.jpg"))]
+def test_default_model_recognises_held_out_people_at_low_resolution(tmp_path):
+    root = _extract(PERSON_ARCHIVE, tmp_path)
+    ids = sorted(p.name for p in root.iterdir() if p.is_dir())
+    held_out = ids[::5]  # the identities training/fixedcam.py keeps out of training
+    crops = [cv2.imread(str(f)) for i in held_out for f in sorted((root / i).glob("*.jpg"))]
     assert len(crops) == 16 * len(held_out)
-    pred = Classifier()(crops)  # raw 48x128 crops: the graph does the rest
-    person = np.mean(np.array(pred.labels) == "person")
-    assert person > 0.8, person
+    clf = Classifier(unknown_below=None)
+    for width in (12, 24, 48):  # 48x128 crops shrunk with OpenCV's area kernel to the width
+        small = [cv2.resize(c, (width, round(width * 128 / 48)), interpolation=cv2.INTER_AREA) for c in crops]
+        person = np.mean(np.array(clf(small).labels) == "person")
+        assert person >= 0.9, (width, person)  # measured 0.98+ (docs/default_model.md)
+
+
+@pytest.mark.skipif(not WINDOWS_ARCHIVE.is_file(), reason=f"street windows not found at {WINDOWS_ARCHIVE}")
+def test_a_person_free_tall_crop_is_not_a_person(tmp_path):
+    root = _extract(WINDOWS_ARCHIVE, tmp_path)
+    files = sorted((root / "background").glob("*.jpg"))
+    scenes = sorted({f.stem.rsplit("_", 1)[0] for f in files})
+    held = set(scenes[::5])  # the scenes training/fixedcam.py keeps out of training
+    crops = [cv2.resize(cv2.imread(str(f)), (16, 32), interpolation=cv2.INTER_AREA) for f in files
+             if f.stem.rsplit("_", 1)[0] in held]
+    person = np.mean(np.array(Classifier(unknown_below=None)(crops).labels) == "person")
+    assert person <= 0.1, person  # the old model: 0.9
+
+
+@pytest.mark.skipif(not CIFAR_ARCHIVE.is_file(), reason=f"CIFAR-10 not found at {CIFAR_ARCHIVE}")
+def test_a_letterboxed_or_tall_animal_is_still_that_animal_not_a_person():
+    from lowres_sdk.training.data import load_splits
+
+    test = load_splits(CIFAR_ARCHIVE, 32, limit_per_class=60)[1]
+    clf = Classifier(unknown_below=None)
+    keep = {"automobile": "car", "truck": "truck", "bird": "bird", "cat": "cat", "dog": "dog", "horse": "horse"}
+    idx = [i for i, label in enumerate(test.labels) if test.classes[label] in keep]
+    truth = np.array([keep[test.classes[test.labels[i]]] for i in idx])
+    square = [np.ascontiguousarray(test.images[i][..., ::-1]) for i in idx]
+    # The same objects as tall crops: cut to a 1:2 strip (what a loose motion box of a walking
+    # animal gives), which the graph then letterboxes with gray.
+    tall = [np.ascontiguousarray(img[:, 8:24]) for img in square]
+    acc_square = np.mean(np.array(clf(square).labels) == truth)
+    acc_tall = np.mean(np.array(clf(tall).labels) == truth)
+    called_person = np.mean(np.array(clf(tall).labels) == "person")
+    assert acc_square > 0.55 and acc_tall > acc_square - 0.2, (acc_square, acc_tall)
+    assert called_person < 0.1, called_person
