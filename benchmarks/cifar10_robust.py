@@ -50,8 +50,8 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("camera16", Recipe(method="lr", resolution=16, **native, **camera)),
         ("camera16_ls_ema", Recipe(method="lr", resolution=16, **native, **robust)),
         ("staged16", Recipe(method="staged", resolution=16, teacher=teacher, **native, **robust)),
-        ("dfd16", Recipe(method="dfd", resolution=16, teacher=teacher, **native, **robust)),
         ("kd16", Recipe(method="kd", resolution=16, teacher=teacher, init=teacher, **native, **robust)),
+        ("dfd16", Recipe(method="dfd", resolution=16, teacher=teacher, **native, **robust)),
     ]
 
 
@@ -129,6 +129,7 @@ def main() -> None:
     data = load_splits(args.data, 32)
     checkpoints = HERE / "checkpoints" / "cifar10_robust"
     rows = []
+    done = json.loads(RESULTS.read_text()) if RESULTS.exists() else []  # rows of earlier runs of this script
     for name, recipe in plan(args):
         run = args.runs / name
         if not run.exists() and (checkpoints / name / "checkpoint.json").exists():
@@ -145,7 +146,9 @@ def main() -> None:
             shutil.copyfile(run / f, checkpoints / name / f)
         if name == "hr32":
             continue
-        rows += rows_for(name, run, data[1], args.runs / "bundles")
+        sha = load_checkpoint(run)[1]["weights_sha256"]
+        cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
+        rows += cached or [{**r, "weights_sha256": sha} for r in rows_for(name, run, data[1], args.runs / "bundles")]
         write_json(RESULTS, rows)
         plot(rows, RESULTS.with_suffix(".png"))
         write_block("cifar10_robust", summary(rows))
