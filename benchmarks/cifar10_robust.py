@@ -49,7 +49,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("fixed16", Recipe(method="lr", resolution=16, **native)),
         ("camera16", Recipe(method="lr", resolution=16, **native, **camera)),
         ("camera16_ls_ema", Recipe(method="lr", resolution=16, **native, **robust)),
-        ("staged16", Recipe(method="staged", resolution=16, teacher=teacher, **native, **robust)),
+        # staged (paper 001) with every layer trainable = fine-tuning the teacher's weights on LR input;
+        # `--method staged` needs the teacher's own input size, so the native student starts via `init`.
+        ("staged16", Recipe(method="lr", resolution=16, init=teacher, **native, **robust)),
         ("kd16", Recipe(method="kd", resolution=16, teacher=teacher, init=teacher, **native, **robust)),
         ("dfd16", Recipe(method="dfd", resolution=16, teacher=teacher, **native, **robust)),
     ]

@@ -85,10 +85,13 @@ def test_refusals_keep_the_users_files(shipped, tmp_path):
     export_deepstream(shipped, tmp_path / "again", **QUIET)
     (tmp_path / "again" / f"{MODEL}_b16_gpu0_fp16.engine").write_bytes(b"x")  # nvinfer's own cache is fine
     export_deepstream(shipped, tmp_path / "again", **QUIET)  # re-export replaces its own files
-    embed = dataclasses.replace(shipped, meta={**shipped.meta, "task": "embed"})
+    # description=None: the typed description is derived again from the edited meta
+    embed_meta = {**{k: v for k, v in shipped.meta.items() if k != "calibration"}, "task": "embed",
+                  "output": {**shipped.meta["output"], "name": "embeddings", "shape": ["N", shipped.meta["embedding_dim"]]}}
+    embed = dataclasses.replace(shipped, meta=embed_meta, description=None)
     with pytest.raises(ExportError, match="'embed' bundle"):
         export_deepstream(embed, tmp_path / "e", **QUIET)
-    bad = dataclasses.replace(shipped, meta={**shipped.meta, "labels": ["a;b", *shipped.labels[1:]]})
+    bad = dataclasses.replace(shipped, meta={**shipped.meta, "labels": ["a;b", *shipped.labels[1:]]}, description=None)
     with pytest.raises(ExportError, match="contain ';'"):
         export_deepstream(bad, tmp_path / "b", **QUIET)
 

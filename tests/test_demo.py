@@ -14,11 +14,11 @@ from lowres_sdk.demo import demo_crops, make_demo_clip  # noqa: E402
 
 def test_demo_crops_are_low_res_bgr():
     crops = demo_crops((32, 12))
-    assert len(crops) == 8
+    assert len(crops) == 14  # 7 sources (2 people, a cat, a horse, 3 object-free textures) x 2 sizes
     for c in crops:
         assert c.image.dtype == np.uint8 and c.image.ndim == 3 and c.image.shape[2] == 3
         assert max(c.image.shape[:2]) == int(c.name.split("@")[1][:-2])
-    assert {c.expected for c in crops} == {"person", "cat", "horse"}
+    assert {c.expected for c in crops} == {"person", "cat", "horse", "other"}
 
 
 def test_demo_clip_has_the_objects_where_it_says(tmp_path):

@@ -161,13 +161,15 @@ def test_large_crops_are_shrunk_on_the_host_and_small_ones_untouched():
 def test_peak_memory_of_huge_crops_stays_under_500_mb(bundle):
     """Crops that took 3.3 GB (1x16384) or failed inside onnxruntime (1x40000); one process for all."""
     code = textwrap.dedent(f"""
-        import resource, numpy as np
+        import numpy as np
         from lowres_sdk import Classifier
         clf = Classifier({str(bundle)!r})
         for shape, n in [((1, 40000, 3), 1), ((1, 16384, 3), 1), ((1, 4096, 3), 8), ((8192, 1, 3), 1),
                          ((3000, 3000, 3), 1), ((512, 512, 3), 64)]:
             assert len(clf([np.full(shape, 100, np.uint8)] * n)) == n
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        # VmHWM: this process's own peak RSS (ru_maxrss would also count the forking parent's,
+        # which Linux folds in at exec: ~900 MB when the whole suite runs)
+        print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

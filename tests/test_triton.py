@@ -95,7 +95,7 @@ def test_cli_export_bundle_with_triton(tmp_path, capsys):
     assert "kind: KIND_GPU" in (tmp_path / "r" / "lowres_classify_onnx" / "config.pbtxt").read_text()
     with pytest.raises(SystemExit) as e:
         main(["export", str(Classifier().bundle.path)])
-    assert e.value.code == 2 and "is a bundle already" in capsys.readouterr().err
+    assert e.value.code == 2 and "is a bundle: say what to write" in capsys.readouterr().err
 
 
 # ---- a real tritonserver ----------------------------------------------------------------------
