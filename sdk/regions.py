@@ -154,14 +154,21 @@ class BoxesFile:
         if not path.is_file():
             raise InputError(f"boxes file not found: {path}")
         self.boxes: dict[int, list] = defaultdict(list)
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not a text file of boxes (expected MOT lines 'frame,id,x,y,w,h,...')") from None
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.startswith("#"):
                 continue
             parts = line.replace(" ", "").split(",")
             try:
-                frame, x, y, w, h = int(float(parts[0])), *(float(v) for v in parts[2:6])
-            except (ValueError, IndexError):
-                raise InputError(f"{path}:{n}: expected 'frame,id,x,y,w,h,...', got {line[:60]!r}") from None
+                values = [float(v) for v in (parts[0], *parts[2:6])]
+                if len(values) < 5 or not all(abs(v) < 1e7 for v in values):  # inf, nan, 1e30: not a box
+                    raise ValueError
+                frame, x, y, w, h = int(values[0]), *values[1:]
+            except (ValueError, IndexError, OverflowError):
+                raise InputError(f"{path}:{n}: expected 'frame,id,x,y,w,h,...' with finite numbers, got {line[:60]!r}") from None
             if w > 0 and h > 0:
                 self.boxes[frame - first_frame].append([round(x), round(y), round(w), round(h)])
 

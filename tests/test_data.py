@@ -75,3 +75,24 @@ def test_cifar10_archive_layout(cache_dir):
     train, test = load_splits(CIFAR_ARCHIVE, 32, limit_per_class=5, cache_dir=cache_dir)
     assert train.classes == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     assert train.images.shape == (50, 32, 32, 3) and test.images.shape == (50, 32, 32, 3)
+
+
+def test_truncated_archive_is_a_data_error_and_leaves_no_temp_folder(tmp_path):
+    import io
+    import tarfile
+
+    from lowres_sdk.errors import DataError
+    from lowres_sdk.training.data import extract_archive
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = bytes(range(256)) * 4000
+        info = tarfile.TarInfo("train/a/x.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "cut.tar.gz"
+    archive.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="could not extract"):
+        extract_archive(archive, cache)
+    assert not list((cache / "datasets").glob(".extract-*"))

@@ -416,3 +416,14 @@ def test_threads_give_the_sequential_results(tiny_bundle):
                         for r in run(PEDESTRIANS, clf, threads=threads)]
     assert len(got[True]) == 795 and sum(len(d) for _, d in got[True]) > 2000
     assert got[True] == got[False]
+
+
+@pytest.mark.parametrize("content", [b"1,1,inf,2,3,4\n", b"1,1,1e30,2,3,4\n", b"1,1,nan,2,3,4\n", bytes(range(256)) * 4])
+def test_boxes_file_with_non_finite_or_binary_content_is_an_input_error(tmp_path, content):
+    from lowres_sdk.errors import InputError
+    from lowres_sdk.regions import parse_crops
+
+    path = tmp_path / "boxes.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError):
+        parse_crops(f"boxes:{path}")

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except (tarfile.TarError, OSError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # a truncated .tar.gz raises EOFError
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"could not extract {archive}: {e}") from e
     return target
