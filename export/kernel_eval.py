@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
 from lowres_sdk.training.degrade import KERNELS, camera_resize
+from lowres_sdk._io import atomic_write_text
 
 DEFAULT_KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 SIDES = ("long", "width", "height")
@@ -90,8 +91,6 @@ def write_report(report: dict, out_dir: str | os.PathLike, name: str = "kernels"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, png = out / f"{name}.json", out / f"{name}.png"
-    tmp = out / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, js)
+    atomic_write_text(js, json.dumps(report, indent=2))
     heatmap(report, png)
     return js, png

@@ -11,6 +11,7 @@ import torch
 
 from lowres_sdk.errors import InputError
 from lowres_sdk.spec import InputSpec
+from lowres_sdk._io import atomic_write_text
 
 from .checkpoint import load_model
 from .data import read_image_folder, resolve_data_root
@@ -63,9 +64,7 @@ def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | Non
     for r in resolutions:
         predicted = predict(model, spec, test.images, resolution=r).argmax(1)
         report["resolutions"][str(r)] = accuracy_report(test.labels, predicted, meta["classes"])
-    tmp = run_dir / ".eval.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, run_dir / "eval.json")
+    atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2))
     plot_accuracy_vs_resolution({run_dir.name: report}, run_dir / "eval_resolution.png")
     return report
 

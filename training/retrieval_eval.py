@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
+from lowres_sdk._io import atomic_write_text
 
 from .checkpoint import load_model
 from .degrade import ModelInput
@@ -104,9 +105,7 @@ def evaluate_retrieval(run_dir: str | os.PathLike, dataset: str, data: str | Non
     report = retrieval_report(run_dir, rset, resolutions, factors, ks, progress)
     out = Path(out_dir or run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".retrieval.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "retrieval.json")
+    atomic_write_text(out / "retrieval.json", json.dumps(report, indent=2))
     plot_curves({Path(run_dir).name: report}, out / "retrieval.png")
     return report
 
