@@ -133,3 +133,20 @@ def test_init_from_another_run_with_a_new_head(tiny_data, tmp_path):
     assert torch.equal(wider_head.stem[0].weight, source.stem[0].weight)
     with pytest.raises(CheckpointError, match="does not fit"):
         init_from_run(build_model("mobilenet", 3, 16), src)
+
+
+def test_ema_and_label_smoothing_resume_exactly_and_the_ema_is_what_loads(tiny_data, tmp_path):
+    recipe = tiny_recipe(tiny_data, epochs=2, ema_decay=0.9, label_smoothing=0.1, degradation="camera", camera_min=4,
+                         camera_max=16)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(recipe, full, progress=False)
+    train(recipe, part, progress=False, _stop_after=1)
+    train(recipe, part, progress=False, resume=True)
+    a, b = load_file(full / "checkpoint.safetensors"), load_file(part / "checkpoint.safetensors")
+    assert any(k.startswith("ema.") for k in a) and a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    model, _, _ = load_model(full)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, a[f"ema.backbone.{k}"]), k
+    assert not all(torch.equal(a[f"ema.backbone.{k}"], a[f"model.backbone.{k}"]) for k in model.state_dict())

@@ -66,7 +66,8 @@ def init_from_run(backbone: Backbone, run_dir: str | os.PathLike) -> list[str]:
     """Copy every weight of ``run_dir`` whose name and shape fit ``backbone``; returns those left as
     initialised (e.g. the classifier head when the number of classes differs)."""
     tensors, meta = load_checkpoint(run_dir)
-    source = {k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")}
+    prefix = "ema.backbone." if any(k.startswith("ema.backbone.") for k in tensors) else "model.backbone."  # as load_model
+    source = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = backbone.state_dict()
     fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if len(fitting) < len(own) // 2:
