@@ -16,7 +16,7 @@ from lowres_sdk.errors import CheckpointError, InputError
 from .checkpoint import load_teacher
 from .degrade import ModelInput
 from .data import to_float
-from .task import Student, Task
+from .task import Student, Task, TeacherTask
 
 
 def distillation_loss(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch.Tensor:
@@ -24,17 +24,10 @@ def distillation_loss(f_student: torch.Tensor, f_teacher: torch.Tensor) -> torch
     return 0.5 * (f_student - f_teacher).pow(2).sum(dim=1).mean()
 
 
-class DFDTask(Task):
+class DFDTask(TeacherTask):
     def __init__(self, recipe, student, teacher, teacher_spec, cached=None):
-        super().__init__(recipe, student)
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.teacher_input = ModelInput(teacher_spec)
+        super().__init__(recipe, student, teacher, teacher_spec)
         self.cached = cached  # [N, D] teacher features of the un-augmented train set, or None
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()  # frozen: BN statistics stay the teacher's
-        return self
 
     def loss(self, net, hr, y, index, generator):
         logits, f_s = net(self.student_input(hr, generator, index))

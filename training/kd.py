@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from lowres_sdk.errors import CheckpointError, InputError
 
 from .checkpoint import load_teacher
-from .degrade import ModelInput
-from .task import Student, Task
+from .task import Student, Task, TeacherTask
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
@@ -25,16 +24,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     return tau * tau * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
 
 
-class KDTask(Task):
-    def __init__(self, recipe, student, teacher, teacher_spec):
-        super().__init__(recipe, student)
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.teacher_input = ModelInput(teacher_spec)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()  # frozen: BN statistics stay the teacher's
-        return self
+class KDTask(TeacherTask):
 
     def loss(self, net, hr, y, index, generator):
         logits, _ = net(self.student_input(hr, generator, index))

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Backbone
-from .degrade import Camera, CameraInput, Degrade, Normalize
+from .degrade import Camera, CameraInput, Degrade, ModelInput, Normalize
 
 
 class Student(nn.Module):
@@ -57,3 +57,17 @@ class Task(nn.Module):
         """(loss, logits) for a batch; ``net`` is the student, DDP-wrapped when distributed."""
         logits, _ = net(self.student_input(hr, generator, index))
         return self.ce(logits, y), logits
+
+
+class TeacherTask(Task):
+    """A task with a frozen teacher that sees the HR image through its own input pipeline (dfd, kd)."""
+
+    def __init__(self, recipe, student: Student, teacher: Backbone, teacher_spec):
+        super().__init__(recipe, student)
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_input = ModelInput(teacher_spec)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # frozen: BN statistics stay the teacher's
+        return self
