@@ -26,7 +26,7 @@ import torch
 from docs_table import write_block
 from results_io import finished, write_json
 
-from lowres_sdk.training.checkpoint import load_checkpoint
+from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
 from lowres_sdk.training.data import load_splits
 from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
@@ -143,9 +143,7 @@ def main() -> None:
             print(f"== {name}", flush=True)
             train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
             print(f"== {name} done in {time.time() - t:.0f}s", flush=True)
-        (checkpoints / name).mkdir(parents=True, exist_ok=True)
-        for f in ("checkpoint.json", "checkpoint.safetensors"):
-            shutil.copyfile(run / f, checkpoints / name / f)
+        save_finished_copy(run, checkpoints / name)
         if name == "hr32":
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]

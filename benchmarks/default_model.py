@@ -30,6 +30,7 @@ import torch
 from results_io import write_json
 
 from lowres_sdk.training import fixedcam
+from lowres_sdk.training.checkpoint import save_finished_copy
 from lowres_sdk.training.degrade import Camera
 from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
@@ -178,9 +179,7 @@ def main() -> None:
         meta = train(recipe(str(args.data), args.epochs), run, resume=True, data=(train_set, test_set),
                      progress=sys.stderr.isatty())
     if meta["epoch"] >= args.epochs:
-        CHECKPOINT.mkdir(parents=True, exist_ok=True)
-        for name in ("checkpoint.json", "checkpoint.safetensors"):
-            shutil.copyfile(run / name, CHECKPOINT / name)
+        save_finished_copy(run, CHECKPOINT)
     print(f"trained {run} ({meta['epoch']} epochs, {sum(h['seconds'] for h in meta['history']):.0f} s of training) "
           f"[{time.time() - t0:.0f}s]", flush=True)
 

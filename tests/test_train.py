@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from lowres_sdk import CheckpointError, DataError, InputError
-from lowres_sdk.training.checkpoint import load_checkpoint, load_model
+from lowres_sdk.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lowres_sdk.training.recipe import Recipe
 from lowres_sdk.training.loop import train
 
@@ -150,3 +150,24 @@ def test_ema_and_label_smoothing_resume_exactly_and_the_ema_is_what_loads(tiny_d
     for k, v in model.state_dict().items():
         assert torch.equal(v, a[f"ema.backbone.{k}"]), k
     assert not all(torch.equal(a[f"ema.backbone.{k}"], a[f"model.backbone.{k}"]) for k in model.state_dict())
+
+
+def test_a_finished_copy_drops_the_optimizer_and_still_resumes_as_finished(tiny_data, tmp_path):
+    from lowres_sdk.training.checkpoint import save_finished_copy
+
+    recipe = tiny_recipe(tiny_data, epochs=1)
+    train(recipe, tmp_path / "run", progress=False)
+    save_finished_copy(tmp_path / "run", tmp_path / "copy")
+    tensors, meta = load_checkpoint(tmp_path / "copy")
+    assert not any(k.startswith("optim.") for k in tensors) and meta["epoch"] == 1
+    assert all(torch.equal(v, load_file(tmp_path / "run" / "checkpoint.safetensors")[k]) for k, v in tensors.items())
+    assert train(recipe, tmp_path / "copy", progress=False, resume=True)["epoch"] == 1  # finished: nothing to do
+    longer = tiny_recipe(tiny_data, epochs=2)
+    train(longer, tmp_path / "part", progress=False, _stop_after=1)
+    with pytest.raises(CheckpointError, match="not finished"):
+        save_finished_copy(tmp_path / "part", tmp_path / "copy2")
+    tensors, meta = load_checkpoint(tmp_path / "part")  # an unfinished run stripped by hand cannot continue
+    save_checkpoint(tmp_path / "part", {k: v for k, v in tensors.items() if not k.startswith("optim.")},
+                    {k: v for k, v in meta.items() if k not in ("format", "weights_sha256")})
+    with pytest.raises(CheckpointError, match="without optimizer state"):
+        train(longer, tmp_path / "part", progress=False, resume=True)

@@ -101,9 +101,13 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     if existing_run(out_dir, recipe, resume) is not None:  # every rank raises alike: none is left waiting
         tensors, meta = load_checkpoint(out_dir)
         student.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        for i, p in enumerate(params):
-            opt.state[p]["momentum_buffer"] = tensors[f"optim.{i}.momentum_buffer"].clone()
         start_epoch, history = meta["epoch"], meta["history"]
+        if start_epoch < recipe.epochs:  # a finished run's copy may lack the optimizer (`save_finished_copy`)
+            if "optim.0.momentum_buffer" not in tensors:
+                raise CheckpointError(f"{out_dir} holds a finished run's copy without optimizer state; it cannot "
+                                      f"continue training (train into a new --out with --init {out_dir})")
+            for i, p in enumerate(params):
+                opt.state[p]["momentum_buffer"] = tensors[f"optim.{i}.momentum_buffer"].clone()
         if ema is not None:
             ema.load({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}, meta["ema_updates"])
     net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
