@@ -10,7 +10,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
 "mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
 
-    python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10]
+    python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
 """
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("staged16", Recipe(method="lr", resolution=16, init=teacher, **native, **robust)),
         ("kd16", Recipe(method="kd", resolution=16, teacher=teacher, init=teacher, **native, **robust)),
         ("dfd16", Recipe(method="dfd", resolution=16, teacher=teacher, **native, **robust)),
+        # the same camera/LS/EMA recipe on airbench-style nets (training/backbones.py AirNet)
+        ("airnet16_half", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5}, **robust)),
+        ("airnet16", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet"}, **robust)),
+        # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
+        ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
     ]
 
 
@@ -78,7 +83,7 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
 
 def summary(rows: list[dict]) -> list[str]:
     lines = ["Full CIFAR-10 test split (10k), shrunk (square) with the real OpenCV / Pillow kernel, through each "
-             "run's exported bundle; ResNet-20 native 16 px students, seed 0, same epochs. `area` = OpenCV "
+             "run's exported bundle; native 16 px students (ResNet-20 unless the run is an airnet), seed 0, same epochs. `area` = OpenCV "
              "INTER_AREA; `min` = the worst of the six kernels (area, linear, cubic, nearest, lanczos, pil-bicubic).", "",
              "| run | method | training degradation | LS / EMA | epochs | train s | 8 px area | 8 px min | 12 px area | "
              "16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 13 + "|"]
@@ -124,6 +129,7 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "cifar10_robust")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--long-epochs", type=int, default=30, help="epochs of the long airnet16_long row")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

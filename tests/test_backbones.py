@@ -42,3 +42,15 @@ def test_bad_arch_and_size():
         cifar_resnet(21, 10)
     with pytest.raises(InputError, match="input_size"):
         build_model("resnet20", 10, input_size=2)
+
+
+def test_airnet_fits_the_student_budget_and_keeps_a_4x4_map():
+    # issue 13's budget: <= 1/10 of ResNet-18's FLOPs at 32 px (111 MFLOPs); airnet at native 16 px is under it
+    r18 = count_mflops(build_model("resnet18", 10, 32), 32)
+    assert count_mflops(build_model("airnet", 10, 16), 16) < r18 / 10
+    half = build_model("airnet", 12, 16, 0.5)
+    assert [b.conv2.out_channels for b in half.blocks] == [32, 64, 128]
+    assert count_params(half) < 350_000  # the shipped default stays under 2 MB (FP32 + INT8)
+    # 16 px: two pools (16 -> 8 -> 4), the last block keeps 4x4; 32 px pools three times
+    assert [isinstance(b.pool, torch.nn.MaxPool2d) for b in half.blocks] == [True, True, False]
+    assert all(isinstance(b.pool, torch.nn.MaxPool2d) for b in build_model("airnet", 10, 32).blocks)

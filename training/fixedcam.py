@@ -27,6 +27,10 @@ COARSE = {"person": ("person",), "car": ("automobile",), "truck": ("truck",), "b
 PERSON_REPEAT = 3          # ~1,500 training people -> ~4,500 samples, near a CIFAR class's 5,000
 BACKGROUND_CROPS = 16      # random sub-windows per training street window (plus the window itself)
 HOLD_OUT_EVERY = 5         # every 5th identity / image / scene is held out
+# Moving objects mined from the first half of each given clip (training/clipmine.py): the clip's
+# kind as its fine class, and how often each crop repeats (the highway half gives ~160 crops).
+CLIPS = {"pedestrians-480x360.avi": ("person", 2), "highway-cars-1280x720.mp4": ("automobile", 4)}
+CLIP_TRAIN_FRACTION = 0.5  # frames [0, half) train; the rest of each clip is held out for the video labels
 
 
 def _square(img: np.ndarray, size: int = 32) -> np.ndarray:
@@ -96,17 +100,35 @@ def _as_set(groups: list[tuple[list[np.ndarray], str, int]], base: ImageSet | No
     return ImageSet(np.concatenate(images), np.concatenate(labels), list(FINE), np.concatenate(aspects))
 
 
-def load(data_dir: str | os.PathLike) -> tuple[ImageSet, ImageSet, dict]:
+def clip_frames(path: str | os.PathLike) -> tuple[int, int]:
+    """(frames used for training, frames in the clip): training crops come from [0, first)."""
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    if n <= 0:
+        raise DataError(f"cannot read the frame count of {path}")
+    return int(n * CLIP_TRAIN_FRACTION), n
+
+
+def load(data_dir: str | os.PathLike, clips: bool = True) -> tuple[ImageSet, ImageSet, dict]:
     """Train and test sets of the 12 fine classes from the archives in ``data_dir`` (the project's
-    shared data folder). Test = CIFAR-10 test + held-out people + held-out street windows."""
+    shared data folder). Test = CIFAR-10 test + held-out people + held-out street windows.
+    ``clips``: also train on the moving objects of the first half of each clip in `CLIPS`."""
     d = Path(data_dir)
     cifar_train, cifar_test = load_splits(d / "cifar10-jpg.tar.gz", 32)
     if tuple(cifar_train.classes) != CIFAR:
         raise DataError(f"expected CIFAR-10 classes {CIFAR}, got {cifar_train.classes}")
     p_train, p_test, p_info = people(d / "person-reid-48x128.tar.gz", d / "pedestrians-mit-64x128.tar.gz")
     b_train, b_test, b_info = backgrounds(d / "street-background-64x128.tar.gz")
-    train = _as_set([(p_train, "person", PERSON_REPEAT), (b_train, "background", 1)], cifar_train)
-    test = _as_set([(p_test, "person", 1), (b_test, "background", 1)], cifar_test)
+    groups = [(p_train, "person", PERSON_REPEAT), (b_train, "background", 1)]
     info = {**p_info, **b_info, "person_train": len(p_train), "person_test": len(p_test), "person_repeat": PERSON_REPEAT,
-            "background_train_crops": len(b_train), "background_test_windows": len(b_test)}
+            "background_train_crops": len(b_train), "background_test_windows": len(b_test), "clips": {}}
+    for name, (label, repeat) in CLIPS.items() if clips else ():
+        from .clipmine import mine
+
+        crops, clip_info = mine(d / "video" / name, 0, clip_frames(d / "video" / name)[0])
+        groups.append((crops, label, repeat))
+        info["clips"][name] = {**clip_info, "label": label, "repeat": repeat}
+    train = _as_set(groups, cifar_train)
+    test = _as_set([(p_test, "person", 1), (b_test, "background", 1)], cifar_test)
     return train, test, info
