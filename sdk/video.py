@@ -92,7 +92,7 @@ class SourceStats:
     decode_seconds: float = 0.0  # time spent in grab/read
 
 
-def _open(source, timeout: float = 10.0) -> tuple[cv2.VideoCapture, str]:
+def _open(source, timeout: float = 10.0, decode_threads: int | None = None) -> tuple[cv2.VideoCapture, str]:
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         cap, kind = cv2.VideoCapture(int(source)), "camera"
     elif isinstance(source, str) and source.lower().startswith(STREAM_PREFIXES):
@@ -103,7 +103,14 @@ def _open(source, timeout: float = 10.0) -> tuple[cv2.VideoCapture, str]:
         path = Path(source)
         if not path.is_file():
             raise SourceError(f"video not found: {source}")
-        cap, kind = cv2.VideoCapture(str(path)), "file"
+        cap, kind = None, "file"
+        if decode_threads:  # FFmpeg's decoder threads; a file FFmpeg cannot open goes to the other backends
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
+            if not cap.isOpened():
+                cap.release()
+                cap = None
+        if cap is None:
+            cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"cannot open {kind} {source} (unsupported format, unreachable, or no such device)")
@@ -121,12 +128,18 @@ class FrameReader:
     is marked ``truncated`` with its ``frames_unread``. A stream that drops is reopened with
     exponential backoff, up to ``reconnect_attempts`` times in a row, each attempt reported to
     ``log``; then the iteration ends. ``timeout`` bounds opening and reading a stream (seconds).
+    ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's own choice, one per
+    core): the pipeline decodes in one thread, as its other stages need the other cores.
     """
 
     def __init__(self, source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5,
-                 backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None):
+                 backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None,
+                 decode_threads: int | None = None):
         if not isinstance(stride, int) or stride < 1:
             raise InputError(f"stride must be an integer >= 1, got {stride!r}")
+        if decode_threads is not None and (not isinstance(decode_threads, int) or decode_threads < 1):
+            raise InputError(f"decode_threads must be an integer >= 1 or None, got {decode_threads!r}")
+        self.decode_threads = decode_threads
         self.source, self.stride, self.max_failures = source, stride, max_failures
         self.reconnect_attempts, self.backoff, self.timeout = reconnect_attempts, backoff, timeout
         self.log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
@@ -134,7 +147,7 @@ class FrameReader:
 
     def __iter__(self) -> Iterator[Frame]:
         stats, source, stride = self.stats, self.source, self.stride
-        cap, kind = _open(source, self.timeout)
+        cap, kind = _open(source, self.timeout, self.decode_threads)
         stats.kind = kind
         fps = cap.get(cv2.CAP_PROP_FPS)
         stats.fps = fps if fps and 0 < fps < 1000 else None
@@ -201,10 +214,10 @@ class FrameReader:
 
 
 def frames(source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5, backoff: float = 0.5,
-           timeout: float = 10.0, log: Callable[[str], None] | None = None) -> FrameReader:
+           timeout: float = 10.0, log: Callable[[str], None] | None = None, decode_threads: int | None = None) -> FrameReader:
     """Every ``stride``-th decoded frame of ``source``; ``.stats`` on the returned reader (see `FrameReader`)."""
     return FrameReader(source, stride=stride, max_failures=max_failures, reconnect_attempts=reconnect_attempts,
-                       backoff=backoff, timeout=timeout, log=log)
+                       backoff=backoff, timeout=timeout, log=log, decode_threads=decode_threads)
 
 
 class VideoRun:
@@ -458,7 +471,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
             callback: Callable[[FrameResult], None] | None = None, stride: int = 1, max_frames: int | None = None,
             batch_size: int = 64, track: bool = True, tracker: TrackerConfig | None = None,
             ignore_labels=IGNORED_LABELS, write_video: bool = True, video_scale: float = 1.0, threads: bool = True,
-            show: bool = False, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
+            show: bool = False, progress: bool = True, log: Callable[[str], None] | None = None,
+            decode_threads: int | None = 1) -> dict:
     """Run the pipeline on ``source``, call ``callback`` (if given) with each `FrameResult`, and write
     ``out_dir``/{annotated.mkv, detections.jsonl, summary.json} (nothing when ``out_dir`` is None);
     returns the summary. summary.json is written first with ``finished: false``, so a run that is
@@ -468,7 +482,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     if not 0 < video_scale <= 1:
         raise InputError(f"video_scale must be in (0, 1], got {video_scale}")
     results = run(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
-                  tracker=tracker, track=track, ignore_labels=ignore_labels, threads=threads, log=log)
+                  tracker=tracker, track=track, ignore_labels=ignore_labels, threads=threads, log=log,
+                  decode_threads=decode_threads)
     stats = results.stats
     start, processed, objects, interrupted = time.perf_counter(), 0, 0, False
     out_dir = Path(out_dir) if out_dir is not None else None

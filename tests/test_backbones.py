@@ -54,3 +54,9 @@ def test_airnet_fits_the_student_budget_and_keeps_a_4x4_map():
     # 16 px: two pools (16 -> 8 -> 4), the last block keeps 4x4; 32 px pools three times
     assert [isinstance(b.pool, torch.nn.MaxPool2d) for b in half.blocks] == [True, True, False]
     assert all(isinstance(b.pool, torch.nn.MaxPool2d) for b in build_model("airnet", 10, 32).blocks)
+
+
+def test_recipe_offers_exactly_the_built_archs():
+    from lowres_sdk.training.recipe import ARCH_NAMES
+
+    assert set(ARCH_NAMES) == set(ARCHS)

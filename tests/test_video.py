@@ -427,3 +427,13 @@ def test_boxes_file_with_non_finite_or_binary_content_is_an_input_error(tmp_path
     path.write_bytes(content)
     with pytest.raises(InputError):
         parse_crops(f"boxes:{path}")
+
+
+@pytest.mark.skipif(not PEDESTRIANS.is_file(), reason=f"pedestrian clip not found at {PEDESTRIANS}")
+def test_one_decoder_thread_gives_the_same_frames():
+    default = [f.image for f in frames(PEDESTRIANS)][:60:7]
+    one = [f.image for f in frames(PEDESTRIANS, decode_threads=1)][:60:7]
+    assert len(one) == len(default) == 9 and all(np.array_equal(a, b) for a, b in zip(one, default))
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(InputError, match="decode_threads"):
+            frames(PEDESTRIANS, decode_threads=bad)
