@@ -39,7 +39,7 @@ def antialiased_weights(n_in: int, n_out: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def _letterbox_pads(h: int, w: int) -> tuple[int, int, int, int]:
+def letterbox_pads(h: int, w: int) -> tuple[int, int, int, int]:
     side = max(h, w)
     ph, pw = side - h, side - w
     return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2  # top, bottom, left, right (training's split)
@@ -62,7 +62,7 @@ def prepare(crops, spec: InputSpec) -> np.ndarray:
         if spec.channel_order == "RGB":
             x = x[..., ::-1]
         if spec.fit == "letterbox" and h != w:
-            top, bottom, left, right = _letterbox_pads(h, w)
+            top, bottom, left, right = letterbox_pads(h, w)
             x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=LETTERBOX_FILL / 255.0)
         wh, ww = antialiased_weights(x.shape[1], r), antialiased_weights(x.shape[2], r)
         out[index] = np.einsum("oh,nhwc,pw->ncop", wh, x, ww, optimize=True)

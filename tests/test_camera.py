@@ -10,7 +10,7 @@ from PIL import Image
 
 from lowres_sdk.errors import InputError
 from lowres_sdk.spec import InputSpec
-from lowres_sdk.training.degrade import KERNELS, Camera, CameraInput, camera_resize
+from lowres_sdk.training.degrade import KERNELS, Camera, CameraInput, ModelInput, camera_resize, to_resolution
 from lowres_sdk.training.kd import kd_loss
 
 from conftest import CIFAR_ARCHIVE
@@ -70,6 +70,22 @@ def test_camera_input_is_seeded_by_the_generator_and_shaped_like_the_model_input
     x2 = ci(hr, np.ones(8), torch.Generator().manual_seed(3))
     x3 = ci(hr, np.ones(8), torch.Generator().manual_seed(4))
     assert x1.shape == (8, 3, 16, 16) and torch.equal(x1, x2) and not torch.equal(x1, x3)
+
+
+@pytest.mark.parametrize("spec", [InputSpec(size=16, resolution=16, fit="letterbox"),
+                                  InputSpec(size=32, resolution=8, fit="stretch")])
+def test_camera_input_batches_what_the_model_input_does_per_sample(spec):
+    # the numpy weight matrices of the fast path = the graph's torch ops, crop by crop
+    ci, rng = CameraInput(Camera(), spec), np.random.default_rng(0)
+    smalls = [rng.integers(0, 256, (int(rng.integers(3, 40)), int(rng.integers(3, 40)), 3), dtype=np.uint8) for _ in range(40)]
+    ref = torch.cat([ModelInput(spec)(torch.from_numpy(s).permute(2, 0, 1)[None].float() / 255.0) for s in smalls])
+    got = torch.from_numpy(np.stack([to_resolution(s, spec) for s in smalls])).permute(0, 3, 1, 2) / 255.0
+    if spec.size != spec.resolution:
+        from lowres_sdk.training.degrade import resize
+
+        got = resize(got, spec.size, spec.down, spec.up)
+    got = ci.model_input.normalize(got)
+    assert got.shape == ref.shape and (got - ref).abs().max() < 1e-4
 
 
 def test_bad_camera_settings_are_input_errors():

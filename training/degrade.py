@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import InputError
+from lowres_sdk.host_preprocess import antialiased_weights, letterbox_pads
 from lowres_sdk.spec import DOWN_MODES, LETTERBOX_FILL, UP_MODES, InputSpec
 
 
@@ -278,7 +279,12 @@ def _motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class CameraInput(nn.Module):
     """Training input of a ``camera`` recipe: each HR sample through a random `Camera`, then the
-    model's own `ModelInput` (letterbox, resize, normalise) exactly as the exported graph runs it."""
+    model's own `ModelInput` (letterbox, resize, normalise) exactly as the exported graph runs it.
+
+    Camera crops all differ in size, so the graph's first steps (letterbox + antialiased bilinear
+    resize to the resolution) run per sample in numpy with the filter's weight matrices
+    (`host_preprocess`, equal to torch's / the graph's resize to float rounding; tested) and the rest
+    once on the batch: 128 per-sample torch calls cost ~17 ms a batch, the matrices ~3 ms."""
 
     def __init__(self, camera: Camera, spec: InputSpec):
         super().__init__()
@@ -287,8 +293,24 @@ class CameraInput(nn.Module):
     def forward(self, hr: torch.Tensor, aspects: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         images = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
-        out = []
-        for img, a in zip(images, aspects):
-            small = torch.from_numpy(self.camera(img, float(a), rng)).permute(2, 0, 1)[None].float().div_(255.0)
-            out.append(self.model_input(small))
-        return torch.cat(out)
+        smalls = [self.camera(img, float(a), rng) for img, a in zip(images, aspects)]
+        spec = self.model_input.spec
+        if spec.down != "bilinear":  # the graph's first resize is another kernel: torch, per sample
+            return torch.cat([self.model_input(torch.from_numpy(s).permute(2, 0, 1)[None].float().div_(255.0)) for s in smalls])
+        x = torch.from_numpy(np.stack([to_resolution(s, spec) for s in smalls])).permute(0, 3, 1, 2).div_(255.0)
+        if spec.size != spec.resolution:
+            x = resize(x, spec.size, spec.down, spec.up)
+        return self.model_input.normalize(x)
+
+
+def to_resolution(img: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 HxWx3 -> float32 [r, r, 3] in 0..255: the graph's letterbox (``spec.fit``) and
+    antialiased bilinear resize to ``spec.resolution``, as two small matrix products."""
+    h, w = img.shape[:2]
+    if spec.fit == "letterbox" and h != w:
+        top, bottom, left, right = letterbox_pads(h, w)
+        img = np.pad(img, ((top, bottom), (left, right), (0, 0)), constant_values=LETTERBOX_FILL)
+        h, w = img.shape[:2]
+    r = spec.resolution
+    rows = (antialiased_weights(h, r) @ img.reshape(h, w * 3).astype(np.float32)).reshape(r, w, 3)
+    return np.matmul(antialiased_weights(w, r), rows)
