@@ -16,11 +16,12 @@ import argparse
 import json
 import tempfile
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
 
+from clip_purity import CLIP_CLASSES as CLIPS
+from clip_purity import clip_purity, purity
 from docs_table import write_block
 from lowres_sdk import Classifier
 from lowres_sdk.regions import MotionCrops
@@ -29,40 +30,11 @@ from lowres_sdk.video import frames, process
 HERE = Path(__file__).resolve().parent
 VIDEO = HERE.parent.parent / "shared" / "data" / "video"
 RESULTS = HERE / "results" / "video.json"
-CLIPS = {"pedestrians-480x360.avi": {"person"}, "highway-cars-1280x720.mp4": {"automobile", "truck", "car"}}
 
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2 ** 20
-
-
-def purity(summary: dict, wanted: set[str]) -> dict:
-    labels = summary["track_labels"]
-    n = sum(labels.values())
-    return {"tracks": n, "label_purity": round(sum(v for k, v in labels.items() if k in wanted) / n, 3) if n else None,
-            "unknown_share": round(labels.get("unknown", 0) / n, 3) if n else None, "labels": labels}
-
-
-def held_out_purity(path: Path, clf, wanted: set[str]) -> dict:
-    """Label purity over the tracks that first appear in the part of the clip the default model did
-    not train on (frames from `fixedcam.clip_frames`'s split on): a track's label = the label most
-    of its reported boxes carry, as in the summary."""
-    from lowres_sdk.training.fixedcam import clip_frames
-
-    split, _ = clip_frames(path)
-    born: dict[int, int] = {}
-    labels: dict[int, Counter] = defaultdict(Counter)
-
-    def collect(r):
-        for d in r.detections:
-            born.setdefault(d.track, r.index)
-            if d.status == "object":
-                labels[d.track][d.label] += 1
-
-    process(path, clf, None, MotionCrops(), callback=collect, progress=False)
-    majority = Counter(c.most_common(1)[0][0] for t, c in labels.items() if born[t] >= split)
-    return {"from_frame": split, **purity({"track_labels": dict(majority)}, wanted)}
 
 
 def bench_clip(path: Path, clf, wanted: set[str], repeat: int) -> dict:
@@ -111,8 +83,8 @@ def bench_clip(path: Path, clf, wanted: set[str], repeat: int) -> dict:
             "profile_ms_per_frame": s["busy_ms_per_frame"],
             "threaded_profile_ms_per_frame": summaries["video"]["busy_ms_per_frame"],
             "tracking": {"crops_seen": s["crops_seen"], "classified": s["crops_classified"], "saved": s["classifications_saved"]},
-            "tracks": s["tracks"], "tracks_not_reported": s["tracks_not_reported"], **purity(s, wanted),
-            "held_out": held_out_purity(path, clf, wanted)}
+            "tracks": s["tracks"], "tracks_not_reported": s["tracks_not_reported"], **purity(s["track_labels"], wanted),
+            "held_out": clip_purity(path, clf, wanted)["held_out"]}
 
 
 def long_run_rss(path: Path, clf, times: int) -> dict:
