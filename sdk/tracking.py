@@ -20,8 +20,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros((len(a), len(b)))
     ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0, None], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1, None], b[None, :, 1]), 0, None)
+    iw = np.maximum(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0, None], b[None, :, 0]), 0)
+    ih = np.maximum(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1, None], b[None, :, 1]), 0)
     inter = iw * ih
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     return inter / np.maximum(union, 1e-9)
@@ -37,16 +37,7 @@ class Track:
     log_evidence: np.ndarray | None = None  # sum over classified crops of weight * log p
     weight: float = 0.0                  # sum of the weights
     hits: int = 0                        # processed frames the track was seen on
-
-    @property
-    def probs(self) -> np.ndarray | None:
-        """The track's class probabilities: the normalised geometric mean of its crops' probabilities,
-        weighted by crop size (softmax of the weighted mean log-probability)."""
-        if self.log_evidence is None:
-            return None
-        z = self.log_evidence / self.weight
-        e = np.exp(z - z.max())
-        return e / e.sum()
+    probs: np.ndarray | None = None      # the class probabilities its evidence gives (set by `IoUTracker.observe`)
 
 
 @dataclass
@@ -107,4 +98,9 @@ class IoUTracker:
         log_p = weight * np.log(np.maximum(np.asarray(probs, np.float64), EPS))
         track.log_evidence = log_p if track.log_evidence is None else track.log_evidence + log_p
         track.weight += weight
+        # the normalised geometric mean of its crops' probabilities, weighted by crop size
+        # (softmax of the weighted mean log-probability); kept, as frames between classifications read it
+        z = track.log_evidence / track.weight
+        e = np.exp(z - z.max())
+        track.probs = e / e.sum()
         return track.probs
