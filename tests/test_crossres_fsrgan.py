@@ -76,10 +76,8 @@ def test_fsr_generator_and_critic_fit_the_feature_size():
 
 
 @pytest.fixture(scope="module")
-def hr_run(tiny_data, tmp_path_factory):
-    path = tmp_path_factory.mktemp("hr") / "hr"
-    train(tiny_recipe(tiny_data, method="hr", epochs=2), path, progress=False)
-    return path
+def hr_run(tiny_teacher):
+    return tiny_teacher  # the session's one HR teacher (conftest)
 
 
 def fsr_recipe(tiny_data, hr_run, **kw):

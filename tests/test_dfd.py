@@ -17,10 +17,8 @@ def test_distillation_loss_matches_formula_on_hand_made_tensors():
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_data, tmp_path_factory):
-    run = tmp_path_factory.mktemp("teacher") / "hr"
-    train(tiny_recipe(tiny_data, method="hr", epochs=1), run, progress=False)
-    return run
+def teacher(tiny_teacher):
+    return tiny_teacher  # the session's one HR teacher (conftest)
 
 
 def test_dfd_total_loss_is_ce_plus_lambda_half_squared_distance(tiny_data, teacher):

@@ -21,10 +21,8 @@ from conftest import tiny_recipe
 
 
 @pytest.fixture(scope="module")
-def hr_run(tiny_data, tmp_path_factory):
-    run = tmp_path_factory.mktemp("hr") / "hr"
-    train(tiny_recipe(tiny_data, method="hr", epochs=3), run, progress=False)
-    return run
+def hr_run(tiny_teacher):
+    return tiny_teacher  # the session's one HR teacher (conftest)
 
 
 # --- staged --------------------------------------------------------------------------------------
