@@ -357,8 +357,11 @@ def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | No
     below the classifier's ``unknown_below`` (if it has one), and a track is reported as an object
     only once seen on ``min_hits`` processed frames and when its label is not in ``ignore_labels``.
     With ``threads`` (default) decoding, motion + tracking and classification overlap; results are
-    identical to ``threads=False``. ``frame_options`` go to `frames`.
+    identical to ``threads=False``. ``frame_options`` go to `frames`; the decoder gets one FFmpeg
+    thread unless they say otherwise (``decode_threads``): the pipeline's other stages need the
+    other cores (pedestrian clip: 0.40 ms CPU a frame vs 0.54 with FFmpeg's default).
     """
+    frame_options.setdefault("decode_threads", 1)
     return VideoRun(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
                     batch_frames=batch_frames, tracker=tracker, track=track, ignore_labels=ignore_labels,
                     threads=threads, frame_options=frame_options)
@@ -476,7 +479,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     """Run the pipeline on ``source``, call ``callback`` (if given) with each `FrameResult`, and write
     ``out_dir``/{annotated.mkv, detections.jsonl, summary.json} (nothing when ``out_dir`` is None);
     returns the summary. summary.json is written first with ``finished: false``, so a run that is
-    killed says so. Ctrl-C stops cleanly, keeping what was written (``interrupted: true``)."""
+    killed says so. Ctrl-C stops cleanly, keeping what was written (``interrupted: true``).
+    ``decode_threads``: FFmpeg decoder threads for a file (None: FFmpeg's default); see `run`."""
     from tqdm import tqdm
 
     if not 0 < video_scale <= 1:
