@@ -330,16 +330,19 @@ def demo_command(bundle, out):
     click.echo(f"model: {clf.bundle.path} ({len(clf.labels)} classes, trained at {clf.bundle.spec.resolution} px; "
                f"{', '.join(clf.providers)})")
     crops = demo_crops()
-    _, labels, scores = clf([c.image for c in crops]).top_k(2)
-    click.echo("\n1. still crops (photo shrunk to the size a distant camera sees):")
-    for c, names, s in zip(crops, labels, scores):
+    pred = clf([c.image for c in crops])
+    _, labels, scores = pred.top_k(2)
+    click.echo("\n1. still crops (photo shrunk to the size a distant camera sees); ok = right, ?? = unknown "
+               "(below the calibrated score), -- = wrong:")
+    for c, said, names, s in zip(crops, pred.labels, labels, scores):
         h, w = c.image.shape[:2]
-        mark = "ok" if names[0] == c.expected else "--"
-        click.echo(f"   {mark} {c.name:<15} {w:>3}x{h:<3} expected {c.expected:<7} got " +
-                   ", ".join(f"{n} {v:.2f}" for n, v in zip(names, s)))
-    known = [c for c in crops if c.expected in clf.labels]
-    right = sum(n[0] == c.expected for c, n in zip(crops, labels) if c.expected in clf.labels)
-    click.echo(f"   right: {right} of {len(known)} crops whose true label the model has"
+        mark = "ok" if said == c.expected else "??" if said == "unknown" else "--"
+        click.echo(f"   {mark} {c.name:<15} {w:>3}x{h:<3} expected {c.expected:<7} got {said:<8} (" +
+                   ", ".join(f"{n} {v:.2f}" for n, v in zip(names, s)) + ")")
+    known = [(c, said) for c, said in zip(crops, pred.labels) if c.expected in clf.labels]
+    tally = Counter("right" if said == c.expected else "unknown" if said == "unknown" else "wrong" for c, said in known)
+    click.echo(f"   of {len(known)} crops whose true label the model has: {tally['right']} right, {tally['unknown']} unknown, "
+               f"{tally['wrong']} wrong"
                + (f" ({len(crops) - len(known)} crops' true label is not one of its labels)" if len(known) < len(crops) else ""))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,11 @@ def test_lowres_demo_end_to_end(tiny_bundle, tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "1. still crops" in p.stdout and "2. video" in p.stdout
+    import re
+
+    tally = re.search(r"of (\d+) crops whose true label the model has: (\d+) right, (\d+) unknown, (\d+) wrong", p.stdout)
+    n, *parts = map(int, tally.groups())
+    assert n > 0 and sum(parts) == n  # every crop the model could name is counted once
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 90
     assert sum(bool(json.loads(line)["objects"]) for line in lines) > 60  # the motion crops find the sprites
