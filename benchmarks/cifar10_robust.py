@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from docs_table import write_block
-from results_io import finished, write_json
+from results_io import bundle_weights, finished, write_json
 
 from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
 from lowres_sdk.training.data import load_splits
@@ -70,8 +70,8 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
     meta = load_checkpoint(run)[1]
     r = meta["recipe"]
     bundle = bundles / name
-    if not (bundle / "bundle.json").exists():
-        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None)
+    if bundle_weights(bundle) != meta["weights_sha256"]:  # none yet, or one of other weights
+        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None, overwrite=True)
     rep = accuracy_by_kernel(Classifier(str(bundle)), list(test.images), test.labels, KERNELS, RESOLUTIONS, progress=False)
     common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
               "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from clip_purity import clip_purity
-from results_io import write_json
+from results_io import bundle_weights, write_json
 
 from lowres_sdk.training import fixedcam
 from lowres_sdk.training.checkpoint import save_finished_copy
@@ -192,8 +192,8 @@ def main() -> None:
     calib = train_set.subset(np.sort(rng.choice(len(train_set), 600, replace=False)))
     cifar_test = test_set.subset(np.flatnonzero(test_set.labels < 10))
     fine_bundle = args.runs / "bundle_fine"
-    if not (fine_bundle / "bundle.json").exists():
-        export_run(run, fine_bundle, test_set=test_set, calib_set=calib, log=print)
+    if bundle_weights(fine_bundle) != meta["weights_sha256"]:  # none yet, or one of other weights
+        export_run(run, fine_bundle, test_set=test_set, calib_set=calib, log=print, overwrite=True)
     calibration = calibrate(fine_bundle, test_set, args.unknown_precision)
     print("calibration", json.dumps(calibration), flush=True)
 

@@ -1,4 +1,5 @@
-"""What every benchmark script shares: has a run finished, and writing its JSON atomically."""
+"""What every benchmark script shares: has a run finished, which weights a cached bundle holds, and
+writing its JSON atomically."""
 from __future__ import annotations
 
 import json
@@ -22,3 +23,12 @@ def write_json(path: Path, data) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def bundle_weights(bundle: Path) -> str | None:
+    """The sha256 of the checkpoint weights a bundle was exported from (None: no bundle there), so
+    a script re-exports a cached bundle whose run has changed."""
+    try:
+        return json.loads((bundle / "bundle.json").read_text())["provenance"]["checkpoint_sha256"]
+    except (OSError, ValueError, KeyError):
+        return None
