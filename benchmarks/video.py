@@ -113,14 +113,15 @@ def main() -> None:
     p.add_argument("--long", type=int, default=10, help="repeats of the pedestrian clip for the RSS run")
     args = p.parse_args()
     cv2.setNumThreads(1)  # as `lowres video`
-    clf = Classifier(args.bundle, threads=1)  # as `lowres video`: one onnxruntime thread beside the pipeline's
-    out = {"bundle": str(clf.bundle.path), "unknown_below": getattr(clf, "unknown_below", None), "clips": []}
+    # as `lowres video`: one onnxruntime thread beside the pipeline's, the INT8 model when the bundle ships one
+    clf = Classifier(args.bundle, threads=1, precision="auto")
+    out = {"bundle": str(clf.bundle.path), "precision": clf.precision, "unknown_below": getattr(clf, "unknown_below", None), "clips": []}
     for name, wanted in CLIPS.items():
         out["clips"].append(bench_clip(VIDEO / name, clf, wanted, args.repeat))
     out["memory"] = long_run_rss(VIDEO / "pedestrians-480x360.avi", clf, args.long)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2))
-    lines = [f"Bundle `{out['bundle']}`, best of {args.repeat} interleaved rounds per stage, all rows of a clip in one run.", ""]
+    lines = [f"Bundle `{out['bundle']}` ({clf.precision}, as `lowres video`), best of {args.repeat} interleaved rounds per stage, all rows of a clip in one run.", ""]
     for c in out["clips"]:
         lines += [f"**{c['video']}** ({c['frames']} frames at {c['source_fps']:g} fps)", "",
                   "| stage | frames/s | × real time | × decode-only fps |", "|---|---|---|---|"]

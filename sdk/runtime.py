@@ -193,6 +193,8 @@ class _BundleModel:
         if self.bundle.task != self.task:
             raise BundleError(f"{self.bundle.path} is a '{self.bundle.task}' bundle; {type(self).__name__} needs '{self.task}'")
         self.batch_size = batch_size
+        if precision == "auto":  # the bundle's INT8 model if it ships one (it passed the export's accuracy gate)
+            precision = "int8" if backend == "onnxruntime" and "int8" in self.bundle.variants else "fp32"
         self.precision = precision
         self._trt = None
         if backend == "tensorrt":  # an engine built by `lowres export BUNDLE --tensorrt`; precision fp32/fp16/int8

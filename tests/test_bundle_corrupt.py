@@ -235,6 +235,13 @@ def test_valid_bundles_load_and_run(tmp_path):
     assert emb.dim == 4 and np.allclose(np.linalg.norm(emb(RED), axis=1), 1)
 
 
+def test_auto_precision_takes_int8_only_where_the_bundle_ships_it(tmp_path):
+    assert Classifier(make_bundle(tmp_path / "q", int8=True), precision="auto").precision == "int8"
+    assert Classifier(make_bundle(tmp_path / "f"), precision="auto").precision == "fp32"
+    with pytest.raises(BundleError, match="no 'int8' model"):
+        Classifier(make_bundle(tmp_path / "g"), precision="int8")
+
+
 def test_legacy_bundles_whose_graph_output_is_named_output_still_load(tmp_path):
     clf = Classifier(make_bundle(tmp_path / "legacy", output_name="output"))
     assert clf.output_name == "output" and clf(RED).labels == ["red"]
