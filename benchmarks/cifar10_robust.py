@@ -57,6 +57,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the same camera/LS/EMA recipe on airbench-style nets (training/backbones.py AirNet)
         ("airnet16_half", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5}, **robust)),
         ("airnet16", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet"}, **robust)),
+        # the same with crops of 10-32 px instead of 6-32 (fewer of the hardest, smallest samples)
+        ("airnet16_half_min10", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
+                                       **{**robust, "camera_min": 10})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
     ]
