@@ -95,7 +95,8 @@ def summary(rows: list[dict]) -> list[str]:
         get = lambda res, k=None: (next(r["top1"] for r in rr if r["test_resolution"] == res and r["kernel"] == k) if k
                                    else min(r["top1"] for r in rr if r["test_resolution"] == res))
         r0 = rr[0]
-        deg = r0["degradation"] + ("" if r0["degradation"] == "camera" else f" ({r0['resolution']} px)")
+        deg = (f"camera {r0['camera_min']}-{r0['camera_max']} px" if r0["degradation"] == "camera"
+               else f"fixed ({r0['resolution']} px)")
         lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
@@ -157,7 +158,9 @@ def main() -> None:
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
-        rows += cached or [{**r, "weights_sha256": sha} for r in rows_for(name, run, data[1], args.runs / "bundles")]
+        sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max}  # rows cached before these fields
+        rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
+                                                     for r in rows_for(name, run, data[1], args.runs / "bundles")]
         write_json(RESULTS, rows)
         plot(rows, RESULTS.with_suffix(".png"))
         write_block("cifar10_robust", summary(rows))
