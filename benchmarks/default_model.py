@@ -362,7 +362,7 @@ def write_doc(r: dict) -> None:
             return f"{100 * p['label_purity']:.1f} %" if p["label_purity"] is not None else "-"
 
         lines += ["## Label purity on the given clips", "",
-                  "The pipeline with its defaults (`lowres video CLIP`: motion crops, tracks reported after 3 processed frames, "
+                  "The pipeline with its defaults (`lowres video CLIP`: the bundle's INT8 model, motion crops, tracks reported after 3 processed frames, "
                   "`other` not reported, a track's label = its size-weighted evidence, `unknown` below the calibrated threshold); "
                   "a track's label = the label most of its reported boxes carry. The model trained on the moving objects of each "
                   "clip's first half, so **held-out** = the tracks first seen in the second half (the same camera, other "
