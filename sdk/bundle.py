@@ -339,6 +339,21 @@ def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: in
     return d
 
 
+def read_json(f: Path, what: str):
+    """The JSON file ``f`` parsed, or BundleError naming it (``what`` it should be, for a document
+    nested too deeply); FileNotFoundError passes through for the caller to word."""
+    try:
+        return json.loads(f.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{f} is not valid JSON: {e}") from e
+    except RecursionError:
+        raise BundleError(f"{f} is nested too deeply to be {what}") from None
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise BundleError(f"cannot read {f}: {e.strerror or e}") from e
+
+
 def _read_meta(folder: Path):
     """bundle.json of ``folder`` parsed, or BundleError."""
     f = folder / META_FILE
@@ -351,12 +366,8 @@ def _read_meta(folder: Path):
             raise BundleError(f"{folder} is not a bundle: no {META_FILE}")
         if f.stat().st_size > MAX_META_BYTES:
             raise BundleError(f"{f} is {f.stat().st_size} bytes; a bundle.json is at most {MAX_META_BYTES}")
-        return json.loads(f.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{f} is not valid JSON: {e}") from e
-    except RecursionError:
-        raise BundleError(f"{f} is nested too deeply to be a bundle description") from None
-    except OSError as e:
+        return read_json(f, "a bundle description")
+    except OSError as e:  # the checks above, or the file vanishing under them
         raise BundleError(f"cannot read {f}: {e.strerror or e}") from e
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import replace_dir
-from .bundle import sha256_file
+from .bundle import read_json, sha256_file
 from .errors import BundleError, InputError
 
 FORMAT = "lowres_sdk.gallery/1"
@@ -203,15 +203,9 @@ class Gallery:
 def _read_gallery_json(path: Path) -> dict:
     f = path / "gallery.json"
     try:
-        meta = json.loads(f.read_bytes().decode("utf-8"))
+        meta = read_json(f, "a gallery description")
     except FileNotFoundError:
         raise BundleError(f"not a gallery: {path} (no gallery.json)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{f} is not valid JSON: {e}") from e
-    except RecursionError:
-        raise BundleError(f"{f} is nested too deeply to be a gallery description") from None
-    except OSError as e:
-        raise BundleError(f"cannot read {f}: {e.strerror or e}") from e
     if not isinstance(meta, dict):
         raise BundleError(f"{f}: expected a JSON object, got {type(meta).__name__}")
     return meta

@@ -10,8 +10,6 @@ whole body (``image/jpeg``, ``image/png``, ``application/octet-stream``); or ``a
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import json
 import time
@@ -29,7 +27,7 @@ from ._version import __version__
 from .batcher import MicroBatcher, QueueFull
 from .errors import InputError
 from .runtime import Predictions
-from .serve_input import Limits, LimitError, check_count, decode_image, decode_raw
+from .serve_input import Limits, LimitError, base64_bytes, check_count, decode_image, decode_raw
 from .serve_metrics import Metrics
 
 ENCODED_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
@@ -155,13 +153,7 @@ def parse_crops(body: bytes, kind: str, content_type: str, limits: Limits) -> li
     check_count(len(images) + len(crops), limits)
     out = []
     for i, b64 in enumerate(images):
-        if not isinstance(b64, str):
-            raise InputError(f"images[{i}] must be a base64 string")
-        try:
-            data = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise InputError(f"images[{i}] is not valid base64 ({e})") from None
-        out.append(decode_image(data, limits, f"images[{i}]"))
+        out.append(decode_image(base64_bytes(b64, f"images[{i}]"), limits, f"images[{i}]"))
     out += [decode_raw(c, limits, f"crops[{i}]") for i, c in enumerate(crops)]
     return out
 

@@ -110,6 +110,16 @@ def decode_image(data: bytes, limits: Limits, where: str = "image") -> np.ndarra
     return img
 
 
+def base64_bytes(value, name: str) -> bytes:
+    """The bytes a base64 string of a request holds; InputError naming it (``name``) otherwise."""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InputError(f"{name} is not valid base64 ({e})") from None
+
+
 def decode_raw(item, limits: Limits, where: str = "crop") -> np.ndarray:
     """``{"shape": [H, W(, C)], "data": base64}`` -> the crop as `as_crops` converts it."""
     if not isinstance(item, dict) or set(item) != {"shape", "data"}:
@@ -121,12 +131,7 @@ def decode_raw(item, limits: Limits, where: str = "crop") -> np.ndarray:
     if len(shape) == 3 and shape[2] not in (1, 3, 4):
         raise InputError(f"{where}: expected 1, 3 or 4 channels (gray, BGR, BGRA), got {shape[2]}")
     check_size(shape[0], shape[1], limits, where)
-    if not isinstance(data, str):
-        raise InputError(f"{where}: 'data' must be a base64 string")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise InputError(f"{where}: 'data' is not valid base64 ({e})") from None
+    raw = base64_bytes(data, f"{where}: 'data'")
     expected = int(np.prod(shape))
     if len(raw) != expected:
         raise InputError(f"{where}: shape {shape} needs {expected} bytes, 'data' holds {len(raw)}")
