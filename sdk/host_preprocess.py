@@ -10,7 +10,6 @@ kernel, and the default model loses ~10 top-1 points when fed it (docs/deploymen
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import lru_cache
 
 import numpy as np
@@ -45,6 +44,20 @@ def letterbox_pads(h: int, w: int) -> tuple[int, int, int, int]:
     return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2  # top, bottom, left, right (training's split)
 
 
+def to_resolution(img: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """One uint8 HxWx3 image -> float32 [r, r, 3] in 0..255 (r = ``spec.resolution``, channels as
+    given): the graph's letterbox (``spec.fit``) and antialiased bilinear resize, as two small matrix
+    products. Training's camera input calls it per sample too."""
+    h, w = img.shape[:2]
+    if spec.fit == "letterbox" and h != w:
+        top, bottom, left, right = letterbox_pads(h, w)
+        img = np.pad(img, ((top, bottom), (left, right), (0, 0)), constant_values=LETTERBOX_FILL)
+        h, w = img.shape[:2]
+    r = spec.resolution
+    rows = (antialiased_weights(h, r) @ img.reshape(h, w * 3).astype(np.float32)).reshape(r, w, 3)
+    return np.matmul(antialiased_weights(w, r), rows)
+
+
 def prepare(crops, spec: InputSpec) -> np.ndarray:
     """float32 [N, 3, r, r] (r = ``spec.resolution``), channel order of ``spec``, values in [0, 1]:
     what the fused graph holds right after its antialiased resize. Crop order is kept."""
@@ -52,18 +65,9 @@ def prepare(crops, spec: InputSpec) -> np.ndarray:
         raise InputError(f"host pre-processing implements down='bilinear' (the fused graph's single Resize); "
                          f"this model uses down={spec.down!r}")
     crops = as_crops(crops)
-    r = spec.resolution
-    out = np.empty((len(crops), 3, r, r), np.float32)
-    groups = defaultdict(list)
-    for i, c in enumerate(crops):
-        groups[c.shape].append(i)
-    for (h, w, _), index in groups.items():
-        x = np.stack([crops[i] for i in index]).astype(np.float32) * np.float32(1 / 255)
-        if spec.channel_order == "RGB":
-            x = x[..., ::-1]
-        if spec.fit == "letterbox" and h != w:
-            top, bottom, left, right = letterbox_pads(h, w)
-            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=LETTERBOX_FILL / 255.0)
-        wh, ww = antialiased_weights(x.shape[1], r), antialiased_weights(x.shape[2], r)
-        out[index] = np.einsum("oh,nhwc,pw->ncop", wh, x, ww, optimize=True)
-    return out
+    if not crops:
+        return np.empty((0, 3, spec.resolution, spec.resolution), np.float32)
+    x = np.stack([to_resolution(c, spec) for c in crops]) * np.float32(1 / 255)  # BGR, NHWC
+    if spec.channel_order == "RGB":
+        x = x[..., ::-1]
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -10,7 +10,8 @@ from PIL import Image
 
 from lowres_sdk.errors import InputError
 from lowres_sdk.spec import InputSpec
-from lowres_sdk.training.degrade import KERNELS, Camera, CameraInput, ModelInput, camera_resize, to_resolution
+from lowres_sdk.host_preprocess import to_resolution
+from lowres_sdk.training.degrade import KERNELS, Camera, CameraInput, ModelInput, camera_resize
 from lowres_sdk.training.kd import kd_loss
 
 from conftest import CIFAR_ARCHIVE

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import InputError
-from lowres_sdk.host_preprocess import antialiased_weights, letterbox_pads
+from lowres_sdk.host_preprocess import to_resolution
 from lowres_sdk.spec import DOWN_MODES, LETTERBOX_FILL, UP_MODES, InputSpec
 
 
@@ -301,16 +301,3 @@ class CameraInput(nn.Module):
         if spec.size != spec.resolution:
             x = resize(x, spec.size, spec.down, spec.up)
         return self.model_input.normalize(x)
-
-
-def to_resolution(img: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """uint8 HxWx3 -> float32 [r, r, 3] in 0..255: the graph's letterbox (``spec.fit``) and
-    antialiased bilinear resize to ``spec.resolution``, as two small matrix products."""
-    h, w = img.shape[:2]
-    if spec.fit == "letterbox" and h != w:
-        top, bottom, left, right = letterbox_pads(h, w)
-        img = np.pad(img, ((top, bottom), (left, right), (0, 0)), constant_values=LETTERBOX_FILL)
-        h, w = img.shape[:2]
-    r = spec.resolution
-    rows = (antialiased_weights(h, r) @ img.reshape(h, w * 3).astype(np.float32)).reshape(r, w, 3)
-    return np.matmul(antialiased_weights(w, r), rows)
