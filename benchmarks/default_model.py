@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from clip_purity import clip_purity
 from results_io import bundle_weights, write_json
+from runtime import measure
 
 from lowres_sdk.training import fixedcam
 from lowres_sdk.training.checkpoint import save_finished_copy
@@ -274,15 +275,7 @@ def crops_per_second(bundle: Path, seconds: float = 1.5, repeats: int = 5) -> di
         except BundleError as e:  # a bundle without INT8
             out[precision] = str(e)
             continue
-        clf(crops)
-        best = 0.0
-        for _ in range(repeats):
-            n, t = 0, time.perf_counter()
-            while time.perf_counter() - t < seconds:
-                clf(crops)
-                n += len(crops)
-            best = max(best, n / (time.perf_counter() - t))
-        out[precision] = round(best)
+        out[precision] = round(max(measure(clf, crops, len(crops), seconds)["crops_per_s"] for _ in range(repeats)))
     return out
 
 
