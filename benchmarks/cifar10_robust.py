@@ -62,7 +62,20 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                        **{**robust, "camera_min": 10})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
+        # airnet16_long continued on the test's own geometry: square objects kept square (aspect within
+        # x/÷ 1.2), boxes jittered by 10 % instead of 20 %, crops of 6-24 px (larger ones look alike at
+        # 16 px), a second cosine cycle from lr 0.05; train s counts both runs
+        ("airnet16_square", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet16_long"),
+                                   **{**native, "arch": "airnet", "epochs": args.square_epochs, "lr": 0.05},
+                                   **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
     ]
+
+
+def train_seconds(run: Path) -> float:
+    """Seconds of a run's training plus those of the run it started from (``init``), recursively."""
+    meta = load_checkpoint(run)[1]
+    init = meta["recipe"].get("init")
+    return sum(h["seconds"] for h in meta["history"]) + (train_seconds(Path(init)) if init else 0.0)
 
 
 def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
@@ -79,7 +92,7 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
     common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
               "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),
               "ema_decay": r.get("ema_decay", 0.0), "arch": r["arch"], "params": meta["params"], "mflops": meta["mflops"],
-              "epochs": r["epochs"], "train_seconds": round(sum(h["seconds"] for h in meta["history"]))}
+              "epochs": r["epochs"], "train_seconds": round(train_seconds(run))}
     return [{**common, "kernel": k, "test_resolution": int(res), "top1": rep["top1"][k][res]}
             for k in rep["kernels"] for res in rep["top1"][k]]
 
@@ -134,6 +147,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--long-epochs", type=int, default=30, help="epochs of the long airnet16_long row")
+    p.add_argument("--square-epochs", type=int, default=30, help="epochs of airnet16_square (continues airnet16_long)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

@@ -89,6 +89,26 @@ def test_camera_input_batches_what_the_model_input_does_per_sample(spec):
     assert got.shape == ref.shape and (got - ref).abs().max() < 1e-4
 
 
+def test_recipe_shape_fields_reach_the_camera():
+    # camera_aspect 1 / no box jitter: a square source stays square (only rounding of the long side);
+    # the default cuts and stretches it to aspects in [1/2.5, 2.5]
+    from lowres_sdk.training.methods import METHODS  # noqa: F401 - recipe.py's method table
+    from lowres_sdk.training.recipe import Recipe
+    from lowres_sdk.training.task import Task
+
+    def shapes(**kw):
+        task = Task(Recipe(resolution=16, input_mode="native", degradation="camera", **kw), student=None)
+        rng, img = np.random.default_rng(0), np.full((32, 32, 3), 128, np.uint8)
+        return [task.camera.camera(img, 1.0, rng).shape[:2] for _ in range(50)]
+
+    assert all(h == w for h, w in shapes(camera_aspect=1.0, camera_box_jitter=0.0))
+    assert max(max(h, w) / min(h, w) for h, w in shapes()) > 1.8
+    with pytest.raises(InputError, match="camera_aspect"):
+        Recipe(camera_aspect=0.5)
+    with pytest.raises(InputError, match="camera_box_jitter"):
+        Recipe(camera_box_jitter=1.0)
+
+
 def test_bad_camera_settings_are_input_errors():
     with pytest.raises(InputError, match="camera sizes"):
         Camera(min_size=9, max_size=8)
