@@ -34,6 +34,7 @@ from .tracking import IoUTracker, TrackerConfig
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
 UNKNOWN = "unknown"
+DECODE_CHUNK = 4  # decoded frames handed to the motion thread at once (fewer queue hand-overs)
 
 
 @dataclass
@@ -300,9 +301,10 @@ class VideoRun:
 
     def _results(self) -> Iterator[FrameResult]:
         source = self._frames()
-        if self.threads:
-            source = Prefetch(source, 2 * self.batch_frames, "lowres-decode")
-            self._prefetchers.append(source)
+        if self.threads:  # frames cross the thread in chunks: one queue hand-over (and GIL wake-up) per chunk
+            chunks = Prefetch(_chunks(source, DECODE_CHUNK), max(1, 2 * self.batch_frames // DECODE_CHUNK), "lowres-decode")
+            self._prefetchers.append(chunks)
+            source = (frame for chunk in chunks for frame in chunk)
         batches = self._batches(source)
         if self.threads:
             batches = Prefetch(batches, 2, "lowres-motion")
@@ -342,6 +344,17 @@ class VideoRun:
             out.append(FrameResult(frame.index, frame.t, frame.image, detections))
         self.seconds["evidence"] += time.perf_counter() - t1
         yield from out
+
+
+def _chunks(items, n: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | None = None,
