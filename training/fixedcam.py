@@ -110,10 +110,11 @@ def clip_frames(path: str | os.PathLike) -> tuple[int, int]:
     return int(n * CLIP_TRAIN_FRACTION), n
 
 
-def load(data_dir: str | os.PathLike, clips: bool = True) -> tuple[ImageSet, ImageSet, dict]:
+def load(data_dir: str | os.PathLike, clips: bool = True, clip_background: bool = False) -> tuple[ImageSet, ImageSet, dict]:
     """Train and test sets of the 12 fine classes from the archives in ``data_dir`` (the project's
     shared data folder). Test = CIFAR-10 test + held-out people + held-out street windows.
-    ``clips``: also train on the moving objects of the first half of each clip in `CLIPS`."""
+    ``clips``: also train on the moving objects of the first half of each clip in `CLIPS`;
+    ``clip_background``: and on motion-free crops of the same frames as background (`clipmine.background`)."""
     d = Path(data_dir)
     cifar_train, cifar_test = load_splits(d / "cifar10-jpg.tar.gz", 32)
     if tuple(cifar_train.classes) != CIFAR:
@@ -129,6 +130,12 @@ def load(data_dir: str | os.PathLike, clips: bool = True) -> tuple[ImageSet, Ima
         crops, clip_info = mine(d / "video" / name, 0, clip_frames(d / "video" / name)[0])
         groups.append((crops, label, repeat))
         info["clips"][name] = {**clip_info, "label": label, "repeat": repeat}
+        if clip_background:
+            from .clipmine import background
+
+            still, still_info = background(d / "video" / name, 0, clip_frames(d / "video" / name)[0])
+            groups.append((still, "background", 1))
+            info["clips"][name]["background"] = {k: v for k, v in still_info.items() if k != "boxes"}
     train = _as_set(groups, cifar_train)
     test = _as_set([(p_test, "person", 1), (b_test, "background", 1)], cifar_test)
     return train, test, info
