@@ -35,7 +35,7 @@ from results_io import bundle_weights, write_json
 from runtime import measure
 
 from lowres_sdk.training import fixedcam
-from lowres_sdk.training.checkpoint import save_finished_copy
+from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
 from lowres_sdk.training.degrade import Camera
 from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
@@ -51,12 +51,20 @@ BUNDLE_CALIBRATION_KEYS = ("temperature", "unknown_below", "method", "fitted_on"
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 
 
-def recipe(data: str, epochs: int) -> Recipe:
+def recipe(data: str, epochs: int, source: str = "fixedcam", **changes) -> Recipe:
     # The run records where its data was, relative to the repository (as the committed checkpoint does).
-    return Recipe(method="lr", data=f"fixedcam:{os.path.relpath(data, ROOT)}", arch="airnet", width=0.5, resolution=16,
-                  input_mode="native", fit="letterbox",
-                  epochs=epochs, batch_size=128, lr=0.1, warmup_epochs=1, seed=0, degradation="camera", camera_min=6,
-                  camera_max=32, label_smoothing=0.1, ema_decay=0.999)
+    return Recipe(**{**dict(method="lr", data=f"{source}:{os.path.relpath(data, ROOT)}", arch="airnet", width=0.5, resolution=16,
+                            input_mode="native", fit="letterbox",
+                            epochs=epochs, batch_size=128, lr=0.1, warmup_epochs=1, seed=0, degradation="camera", camera_min=6,
+                            camera_max=32, label_smoothing=0.1, ema_decay=0.999), **changes})
+
+
+def continuation(data: str, epochs: int, clip_background: bool) -> Recipe:
+    """The same recipe, started from the committed first run's weights (a path relative to the
+    repository: main() runs there) for a second cosine cycle from half the rate; ``clip_background``:
+    with the clips' motion-free crops as background (`fixedcam.load`)."""
+    return recipe(data, epochs, "fixedcam+clipbg" if clip_background else "fixedcam",
+                  init=os.path.relpath(CHECKPOINT, ROOT), lr=0.05)
 
 
 def camera_views(images: np.ndarray, aspects: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -161,12 +169,18 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--runs", type=Path, default=HERE / "runs" / "default_model")
     p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--continue-epochs", type=int, default=0,
+                   help="then continue the trained run for N more epochs (a second cosine cycle from lr 0.05)")
+    p.add_argument("--clip-background", action="store_true",
+                   help="the continuation also learns motion-free crops of the clips' first halves as background")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--unknown-precision", type=float, default=0.8,
                    help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
     p.add_argument("--no-train", action="store_true", help="Use the run as it is (e.g. to check the later stages early); "
                                                           "the shipped bundle is then not replaced.")
     args = p.parse_args()
+    args.data, args.runs = args.data.resolve(), args.runs.resolve()
+    os.chdir(ROOT)  # the recipes name the committed checkpoints relative to the repository
     torch.set_num_threads(args.threads)
     from lowres_sdk import Classifier
     from lowres_sdk.export.exporter import export_run
@@ -178,8 +192,6 @@ def main() -> None:
         shutil.copytree(CHECKPOINT, run)  # continue from the committed checkpoint instead of retraining
     t0 = time.time()
     if args.no_train:
-        from lowres_sdk.training.checkpoint import load_checkpoint
-
         meta = load_checkpoint(run)[1]
     else:
         meta = train(recipe(str(args.data), args.epochs), run, resume=True, data=(train_set, test_set),
@@ -188,6 +200,24 @@ def main() -> None:
         save_finished_copy(run, CHECKPOINT)
     print(f"trained {run} ({meta['epoch']} epochs, {sum(h['seconds'] for h in meta['history']):.0f} s of training) "
           f"[{time.time() - t0:.0f}s]", flush=True)
+    train_seconds, epochs = sum(h["seconds"] for h in meta["history"]), meta["epoch"]
+    if args.continue_epochs:
+        name = "airnet16_cont_bg" if args.clip_background else "airnet16_cont"
+        run, committed = args.runs / name, HERE / "checkpoints" / f"default_{name}"
+        if not run.exists() and (committed / "checkpoint.json").exists():
+            shutil.copytree(committed, run)
+        if args.no_train:
+            meta = load_checkpoint(run)[1]
+        else:
+            cont_train = train_set
+            if args.clip_background:  # the data of the run the results describe
+                cont_train, _, info = fixedcam.load(args.data, clip_background=True)
+            meta = train(continuation(str(args.data), args.continue_epochs, args.clip_background), run, resume=True,
+                         data=(cont_train, test_set), progress=sys.stderr.isatty())
+        if meta["epoch"] >= args.continue_epochs:
+            save_finished_copy(run, committed)
+        train_seconds, epochs = train_seconds + sum(h["seconds"] for h in meta["history"]), epochs + meta["epoch"]
+        print(f"continued {run} ({meta['epoch']} more epochs)", flush=True)
 
     rng = np.random.default_rng(0)
     calib = train_set.subset(np.sort(rng.choice(len(train_set), 600, replace=False)))
@@ -213,7 +243,7 @@ def main() -> None:
         export_run(run, staging, **shipped_args)
 
     results = {"recipe": meta["recipe"], "data": info, "params": meta["params"], "mflops": meta["mflops"],
-               "train_seconds": round(sum(h["seconds"] for h in meta["history"])), "epochs": meta["epoch"],
+               "train_seconds": round(train_seconds), "epochs": epochs,
                "history": meta["history"], "calibration": calibration}
     resolutions = (8, 12, 16, 24, 32)
     # Issue 13's figures: the fine model on the full CIFAR-10 test split, by real kernel.
