@@ -110,6 +110,8 @@ def summary(rows: list[dict]) -> list[str]:
         r0 = rr[0]
         deg = (f"camera {r0['camera_min']}-{r0['camera_max']} px" if r0["degradation"] == "camera"
                else f"fixed ({r0['resolution']} px)")
+        if r0["degradation"] == "camera" and r0.get("camera_aspect", 2.5) != 2.5:
+            deg += f", aspect x/÷ {r0['camera_aspect']:g}, box jitter {r0['camera_box_jitter']:g}"
         lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
@@ -172,7 +174,8 @@ def main() -> None:
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
-        sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max}  # rows cached before these fields
+        sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max,  # rows cached before these fields
+                 "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter}
         rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
         write_json(RESULTS, rows)
