@@ -67,8 +67,8 @@ class IoUTracker:
         ious = iou_matrix(boxes, np.array([t.box for t in live]).reshape(-1, 4))
         assigned: dict[int, Track] = {}
         used = set()
-        for flat in np.argsort(-ious, axis=None, kind="stable"):
-            i, j = np.unravel_index(flat, ious.shape)
+        for flat in np.argsort(-ious, axis=None, kind="stable").tolist():
+            i, j = divmod(flat, ious.shape[1])
             if ious[i, j] < self.config.iou:
                 break
             if i in assigned or j in used:
