@@ -60,6 +60,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the same with crops of 10-32 px instead of 6-32 (fewer of the hardest, smallest samples)
         ("airnet16_half_min10", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
                                        **{**robust, "camera_min": 10})),
+        # the camera's shape distortions alone: square objects kept square (x/÷ 1.2), 10 % box jitter, 6-24 px
+        ("airnet16_half_square", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
+                                        **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the test's own geometry: square objects kept square (aspect within
