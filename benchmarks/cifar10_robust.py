@@ -63,6 +63,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the camera's shape distortions alone: square objects kept square (x/÷ 1.2), 10 % box jitter, 6-24 px
         ("airnet16_half_square", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
                                         **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
+        # ... started from an HR teacher of the same net (staged fine-tuning, as staged16 for ResNet-20)
+        ("airnet32_hr_half", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet", "width": 0.5})),
+        ("airnet16_half_square_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr_half"),
+                                               **{**native, "arch": "airnet", "width": 0.5},
+                                               **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the test's own geometry: square objects kept square (aspect within
@@ -173,7 +178,7 @@ def main() -> None:
             train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
             print(f"== {name} done in {time.time() - t:.0f}s", flush=True)
         save_finished_copy(run, checkpoints / name)
-        if name == "hr32":
+        if recipe.method == "hr":  # a teacher: its rows would be HR accuracy
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
