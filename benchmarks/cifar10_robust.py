@@ -4,7 +4,9 @@ its exported bundle on the full test split shrunk with the real OpenCV / Pillow 
 
 Rows: specialists trained with one fixed kernel at 8 and 16 px; the any-size student trained
 through random cameras (6-32 px); + label smoothing and EMA; then, from the same HR teacher and
-with the same camera/LS/EMA recipe: staged fine-tuning, DFD (feature loss) and KD (logit loss).
+with the same camera/LS/EMA recipe: staged fine-tuning, DFD (feature loss) and KD (logit loss);
+then airnet students (training/backbones.py): half width, crops of 10-32 px, the camera on a square
+test set's geometry (with and without an HR airnet teacher's start), and the long airnet x1 runs.
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -42,6 +44,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
     native = dict(input_mode="native", epochs=args.epochs, **base)
     camera = dict(degradation="camera", camera_min=6, camera_max=32)
     robust = dict(camera, label_smoothing=0.1, ema_decay=0.999)
+    # the camera on a square test set's geometry: square objects kept square (aspect within x/÷ 1.2),
+    # boxes jittered by 10 % instead of 20 %, crops of 6-24 px (larger ones look alike at 16 px)
+    square = dict(robust, camera_max=24, camera_aspect=1.2, camera_box_jitter=0.1)
     teacher = str(args.runs / "hr32")
     return [
         ("hr32", Recipe(method="hr", epochs=args.teacher_epochs, **base)),
@@ -60,22 +65,17 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the same with crops of 10-32 px instead of 6-32 (fewer of the hardest, smallest samples)
         ("airnet16_half_min10", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
                                        **{**robust, "camera_min": 10})),
-        # the camera's shape distortions alone: square objects kept square (x/÷ 1.2), 10 % box jitter, 6-24 px
-        ("airnet16_half_square", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5},
-                                        **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
+        # the camera's shape distortions: the same on the square geometry
+        ("airnet16_half_square", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "width": 0.5}, **square)),
         # ... started from an HR teacher of the same net (staged fine-tuning, as staged16 for ResNet-20)
         ("airnet32_hr_half", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet", "width": 0.5})),
         ("airnet16_half_square_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr_half"),
-                                               **{**native, "arch": "airnet", "width": 0.5},
-                                               **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
+                                               **{**native, "arch": "airnet", "width": 0.5}, **square)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
-        # airnet16_long continued on the test's own geometry: square objects kept square (aspect within
-        # x/÷ 1.2), boxes jittered by 10 % instead of 20 %, crops of 6-24 px (larger ones look alike at
-        # 16 px), a second cosine cycle from lr 0.05; train s counts both runs
+        # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
         ("airnet16_square", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet16_long"),
-                                   **{**native, "arch": "airnet", "epochs": args.square_epochs, "lr": 0.05},
-                                   **{**robust, "camera_max": 24, "camera_aspect": 1.2, "camera_box_jitter": 0.1})),
+                                   **{**native, "arch": "airnet", "epochs": args.square_epochs, "lr": 0.05}, **square)),
     ]
 
 
