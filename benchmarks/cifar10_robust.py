@@ -71,6 +71,8 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airnet32_hr_half", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet", "width": 0.5})),
         ("airnet16_half_square_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr_half"),
                                                **{**native, "arch": "airnet", "width": 0.5}, **square)),
+        # the HR teacher for an airnet x1 student (the next step of issue 13; no student row yet)
+        ("airnet32_hr", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet"})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
