@@ -125,15 +125,15 @@ def load(data_dir: str | os.PathLike, clips: bool = True, clip_background: bool 
     info = {**p_info, **b_info, "person_train": len(p_train), "person_test": len(p_test), "person_repeat": PERSON_REPEAT,
             "background_train_crops": len(b_train), "background_test_windows": len(b_test), "clips": {}}
     for name, (label, repeat) in CLIPS.items() if clips else ():
-        from .clipmine import mine
+        from .clipmine import background, mine
 
-        crops, clip_info = mine(d / "video" / name, 0, clip_frames(d / "video" / name)[0])
+        path = d / "video" / name
+        first_half = clip_frames(path)[0]
+        crops, clip_info = mine(path, 0, first_half)
         groups.append((crops, label, repeat))
         info["clips"][name] = {**clip_info, "label": label, "repeat": repeat}
         if clip_background:
-            from .clipmine import background
-
-            still, still_info = background(d / "video" / name, 0, clip_frames(d / "video" / name)[0])
+            still, still_info = background(path, 0, first_half)
             groups.append((still, "background", 1))
             info["clips"][name]["background"] = {k: v for k, v in still_info.items() if k != "boxes"}
     train = _as_set(groups, cifar_train)
