@@ -92,7 +92,6 @@ def test_camera_input_batches_what_the_model_input_does_per_sample(spec):
 def test_recipe_shape_fields_reach_the_camera():
     # camera_aspect 1 / no box jitter: a square source stays square (only rounding of the long side);
     # the default cuts and stretches it to aspects in [1/2.5, 2.5]
-    from lowres_sdk.training.methods import METHODS  # noqa: F401 - recipe.py's method table
     from lowres_sdk.training.recipe import Recipe
     from lowres_sdk.training.task import Task
 
