@@ -13,6 +13,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 "mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
+        [--square-epochs 30] [--staged-epochs 50] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -71,8 +72,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airnet32_hr_half", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet", "width": 0.5})),
         ("airnet16_half_square_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr_half"),
                                                **{**native, "arch": "airnet", "width": 0.5}, **square)),
-        # the HR teacher for an airnet x1 student (the next step of issue 13; no student row yet)
+        # the HR teacher of airnet16_staged (no row of its own)
         ("airnet32_hr", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet"})),
+        # airnet x1 fed 16 px, started from that HR teacher, on the square geometry; train s counts the teacher
+        ("airnet16_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr"),
+                                   **{**native, "arch": "airnet", "epochs": args.staged_epochs}, **square)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -160,6 +164,8 @@ def main() -> None:
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--long-epochs", type=int, default=30, help="epochs of the long airnet16_long row")
     p.add_argument("--square-epochs", type=int, default=30, help="epochs of airnet16_square (continues airnet16_long)")
+    p.add_argument("--staged-epochs", type=int, default=50,
+                   help="epochs of airnet16_staged (starts from the airnet32_hr teacher)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
@@ -173,6 +179,7 @@ def main() -> None:
         if not run.exists() and (checkpoints / name / "checkpoint.json").exists():
             shutil.copytree(checkpoints / name, run)  # continue from the committed checkpoint
         if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
+            rows += [r for r in done if r["run"] == name]  # not trained here: its earlier rows stay
             continue
         if not finished(run, recipe.epochs):
             t = time.time()
