@@ -110,10 +110,16 @@ class FileEntry:
         return {"sha256": self.sha256, "bytes": self.bytes}
 
 
+CALIBRATION_KEYS = ("temperature", "unknown_below", "unknown_below_by_label", "method", "fitted_on", "ece_before",
+                    "ece_after")
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How the probabilities were calibrated (temperature scaling, applied inside the graph) and the
-    score under which a prediction is reported as "unknown"."""
+    score under which a prediction is reported as "unknown": ``unknown_below``, or for the labels
+    ``unknown_below_by_label`` names, their own (a label whose predictions are rarely wrong needs a
+    lower score than one often confused)."""
 
     temperature: float
     unknown_below: float
@@ -121,11 +127,18 @@ class Calibration:
     fitted_on: str = ""
     ece_before: float | None = None
     ece_after: float | None = None
+    unknown_below_by_label: dict[str, float] | None = None
 
     def __post_init__(self):
         where = "calibration"
         _float(self.temperature, f"{where}.temperature", 0.0, 1e6, lo_open=True)
         _float(self.unknown_below, f"{where}.unknown_below", 0.0, 1.0)
+        by_label = self.unknown_below_by_label
+        if by_label is not None:
+            _need(isinstance(by_label, dict) and all(isinstance(k, str) and k for k in by_label),
+                  f"{where}.unknown_below_by_label", "an object of label -> threshold", by_label)
+            for label, v in by_label.items():
+                _float(v, f"{where}.unknown_below_by_label[{label!r}]", 0.0, 1.0)
         _need(isinstance(self.method, str), f"{where}.method", "a string", self.method)
         _need(isinstance(self.fitted_on, str), f"{where}.fitted_on", "a string", self.fitted_on)
         for key in ("ece_before", "ece_after"):
@@ -138,14 +151,21 @@ class Calibration:
         _need(isinstance(d, dict), "calibration", "an object", d)
         for key in ("temperature", "unknown_below"):
             _need(key in d, f"calibration.{key}", "a number", None)
-        unknown = set(d) - {"temperature", "unknown_below", "method", "fitted_on", "ece_before", "ece_after"}
-        _need(not unknown, "calibration", "only temperature, unknown_below, method, fitted_on, ece_before, ece_after",
-              sorted(unknown))
+        unknown = set(d) - set(CALIBRATION_KEYS)
+        _need(not unknown, "calibration", f"only {', '.join(CALIBRATION_KEYS)}", sorted(unknown))
         return cls(**d)
 
+    def check_labels(self, labels, where: str) -> None:
+        """BundleError unless every label ``unknown_below_by_label`` names is one of ``labels``."""
+        stray = sorted(set(self.unknown_below_by_label or ()) - set(labels))
+        _need(not stray, f"{where}.unknown_below_by_label", f"labels of the bundle {list(labels)}", stray)
+
     def to_dict(self) -> dict:
-        return {"temperature": self.temperature, "unknown_below": self.unknown_below, "method": self.method,
-                "fitted_on": self.fitted_on, "ece_before": self.ece_before, "ece_after": self.ece_after}
+        d = {"temperature": self.temperature, "unknown_below": self.unknown_below, "method": self.method,
+             "fitted_on": self.fitted_on, "ece_before": self.ece_before, "ece_after": self.ece_after}
+        if self.unknown_below_by_label is not None:  # absent, not null, in bundles without it (their embedded copy lacks it)
+            d["unknown_below_by_label"] = dict(self.unknown_below_by_label)
+        return d
 
 
 @dataclass(frozen=True)
@@ -251,6 +271,7 @@ class BundleMeta:
             if task != "classify":
                 raise BundleError(f"{w}.calibration: only a classify bundle can be calibrated")
             calibration = Calibration.from_dict(calibration)
+            calibration.check_labels(labels, w + ".calibration")
         return cls(task=task, labels=tuple(labels), input=TensorSpec(name, "uint8", ("N", "H", "W", 3)),
                    preprocessing=spec, output=TensorSpec(out_name, "float32", ("N", width)), embedding_dim=dim,
                    files=files, provenance=_dict(d, "provenance", w, {}), metrics=_dict(d, "metrics", w, {}),
@@ -335,7 +356,9 @@ def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: in
     if calibration is not None:
         if task != "classify":
             raise BundleError("only a classify bundle can carry a calibration")
-        d["calibration"] = Calibration.from_dict(dict(calibration)).to_dict()
+        calibration = Calibration.from_dict(dict(calibration))
+        calibration.check_labels(labels, "calibration")
+        d["calibration"] = calibration.to_dict()
     return d
 
 

@@ -85,7 +85,8 @@ def read_images(paths) -> list:
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k most probable classes.")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
 @click.option("--unknown-below", type=click.FloatRange(0, 1), default=None,
-              help="Report 'unknown' when the best probability is below this (default: the bundle's calibration; 0 disables).")
+              help="Report 'unknown' when the best probability is below this, whatever the label (default: the bundle's "
+                   "calibrated threshold of each label; 0 disables).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
 def classify_command(images, bundle, top_k, precision, unknown_below, as_json):
     """Classify IMAGES (any size; each is resized inside the model's graph). A best probability
@@ -140,7 +141,9 @@ def inspect_command(bundle):
     if d.calibration:
         c = d.calibration
         click.echo(f"calibrated {c.method} (T = {c.temperature:g}, in the graph) on {c.fitted_on or '?'}; "
-                   f"ECE {c.ece_before} -> {c.ece_after}; 'unknown' below {c.unknown_below:g}")
+                   f"ECE {c.ece_before} -> {c.ece_after}; 'unknown' below {c.unknown_below:g}"
+                   + "".join(f", {label} below {v:g}" for label, v in (c.unknown_below_by_label or {}).items()
+                             if v != c.unknown_below))
     click.echo(f"models   {', '.join(f'{k}: {v}' for k, v in b.variants.items())}")
     click.echo(f"providers here: {', '.join(available_providers())}")
 

@@ -32,16 +32,17 @@ _FROM_BUNDLE = object()
 class Predictions:
     """Classifier output for N crops.
 
-    ``labels[i]`` is ``"unknown"`` where ``scores[i] < unknown_below`` (then ``known[i]`` is False);
-    ``indices``, ``scores`` and ``probs`` always describe the model's best class."""
+    ``labels[i]`` is ``"unknown"`` where ``scores[i]`` is below the threshold of its best class
+    (``unknown_below``: one number for every label, or label -> threshold; then ``known[i]`` is
+    False); ``indices``, ``scores`` and ``probs`` always describe the model's best class."""
 
     indices: np.ndarray   # int64 [N], best class
     labels: list[str]     # [N], its name, or "unknown" below the threshold
     scores: np.ndarray    # float32 [N], its probability
     probs: np.ndarray     # float32 [N, C]
     classes: list[str]    # the C class names, in probs' column order
-    known: np.ndarray = field(default=None)  # bool [N]: scores >= unknown_below (all True without one)
-    unknown_below: float | None = None
+    known: np.ndarray = field(default=None)  # bool [N]: scores >= their class's threshold (all True without one)
+    unknown_below: float | dict[str, float] | None = None
 
     def __post_init__(self):
         if self.known is None:
@@ -101,15 +102,39 @@ def _providers_arg(providers) -> list[str]:
     return list(providers)
 
 
-def _unknown_arg(value, bundle: Bundle) -> float | None:
+def _probability(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer)) \
+        and 0.0 <= float(value) <= 1.0
+
+
+def _bundle_thresholds(bundle: Bundle) -> np.ndarray | None:
+    """The calibrated threshold of each label (float [C]), or None for an uncalibrated bundle."""
+    c = bundle.calibration
+    if c is None:
+        return None
+    by_label = c.unknown_below_by_label or {}
+    return np.array([by_label.get(label, c.unknown_below) for label in bundle.labels], dtype=np.float64)
+
+
+def _unknown_arg(value, bundle: Bundle) -> np.ndarray | None:
+    """``unknown_below`` as one threshold per label (float [C]) or None (no "unknown")."""
     if value is _FROM_BUNDLE:
-        return bundle.calibration.unknown_below if bundle.calibration else None
+        return _bundle_thresholds(bundle)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= float(value) <= 1.0:
-        raise InputError(f"unknown_below must be a probability in [0, 1] or None, got {value!r}"[:200])
-    return float(value)
+    labels = bundle.labels
+    if isinstance(value, dict):
+        stray = [k for k in value if k not in labels]
+        if stray or not all(_probability(v) for v in value.values()):
+            raise InputError(f"unknown_below as a dict maps labels of the bundle {labels} to probabilities in [0, 1], "
+                             f"got {value!r}"[:300])
+        base = _bundle_thresholds(bundle)  # the labels it leaves out keep the bundle's thresholds (none: 0)
+        base = np.zeros(len(labels)) if base is None else base
+        return np.array([float(value.get(label, t)) for label, t in zip(labels, base)])
+    if not _probability(value):
+        raise InputError(f"unknown_below must be a probability in [0, 1], a dict label -> probability, or None, "
+                         f"got {value!r}"[:200])
+    return np.full(len(labels), float(value))
 
 
 def open_session(bundle: Bundle, precision: str = "fp32", providers=None, threads: int | None = None):
@@ -249,23 +274,36 @@ class _BundleModel:
 class Classifier(_BundleModel):
     """``Classifier(bundle=None)(crops) -> Predictions``; None loads the default bundle shipped in the package.
 
-    ``unknown_below``: predictions whose best probability is below it are labelled "unknown".
-    Default: the bundle's ``calibration.unknown_below`` (none for uncalibrated bundles); a number
-    in [0, 1] overrides it, ``None`` disables it."""
+    ``unknown_below``: predictions whose best probability is below their class's threshold are
+    labelled "unknown". Default: the bundle's calibrated thresholds (``calibration.unknown_below``,
+    or a label's own in ``calibration.unknown_below_by_label``; none for uncalibrated bundles); a
+    number in [0, 1] sets one threshold for every label, a dict label -> number those labels' (the
+    others keep the bundle's), ``None`` disables it."""
 
     task = "classify"
 
     def __init__(self, bundle: str | os.PathLike | Bundle | None = None, *, unknown_below=_FROM_BUNDLE, **kw):
         super().__init__(bundle, **kw)
-        self._unknown_below = _unknown_arg(unknown_below, self.bundle)
+        self._thresholds = _unknown_arg(unknown_below, self.bundle)
 
     @property
-    def unknown_below(self) -> float | None:
-        return self._unknown_below
+    def unknown_below(self) -> float | dict[str, float] | None:
+        """The thresholds in force: one number when every label has the same, else label -> threshold; None when off."""
+        t = self._thresholds
+        if t is None:
+            return None
+        if (t == t[0]).all():
+            return float(t[0])
+        return {label: float(v) for label, v in zip(self.labels, t)}
 
     @unknown_below.setter
     def unknown_below(self, value) -> None:
-        self._unknown_below = _unknown_arg(value, self.bundle)
+        self._thresholds = _unknown_arg(value, self.bundle)
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """The threshold of each label, in ``labels`` order (float [C]), or None when "unknown" is off."""
+        return None if self._thresholds is None else self._thresholds.copy()
 
     @property
     def labels(self) -> list[str]:
@@ -275,7 +313,7 @@ class Classifier(_BundleModel):
         probs = self._run(crops)
         idx = probs.argmax(1).astype(np.int64)
         scores = probs[np.arange(len(idx)), idx]
-        known = scores >= self.unknown_below if self.unknown_below is not None else np.ones(len(idx), bool)
+        known = scores >= self._thresholds[idx] if self._thresholds is not None else np.ones(len(idx), bool)
         labels = [self.labels[i] if k else UNKNOWN for i, k in zip(idx, known)]
         return Predictions(idx, labels, scores, probs, self.labels, known, self.unknown_below)
 

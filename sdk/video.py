@@ -243,8 +243,8 @@ class VideoRun:
         self.tracker = IoUTracker(config)
         self.max_frames, self.batch_size, self.batch_frames, self.threads = max_frames, batch_size, batch_frames, threads
         self.ignore_labels = frozenset(ignore_labels)
-        threshold = getattr(classifier, "unknown_below", None)  # a calibrated bundle's threshold, if it has one
-        self.unknown_below = float(threshold) if threshold is not None else None
+        self.unknown_below = getattr(classifier, "unknown_below", None)  # a calibrated bundle's, if it has one
+        self.thresholds = _thresholds(classifier)
         self.crops_seen = self.crops_classified = 0
         self.seconds: dict[str, float] = defaultdict(float)
         self._prefetchers: list[Prefetch] = []
@@ -336,7 +336,8 @@ class VideoRun:
                     p = tr.probs
                 j = int(np.argmax(p))
                 label, score = labels[j], float(p[j])
-                if self.unknown_below is not None and score < self.unknown_below:
+                # an ignored (background) best label stays itself however unsure: no object is the best guess
+                if self.thresholds is not None and score < self.thresholds[j] and label not in self.ignore_labels:
                     label = UNKNOWN
                 status = ("tentative" if hits < self.config.min_hits
                           else "background" if label in self.ignore_labels else "object")
@@ -344,6 +345,20 @@ class VideoRun:
             out.append(FrameResult(frame.index, frame.t, frame.image, detections))
         self.seconds["evidence"] += time.perf_counter() - t1
         yield from out
+
+
+def _thresholds(classifier) -> np.ndarray | None:
+    """The "unknown" threshold of each of ``classifier``'s labels: a `Classifier`'s ``thresholds``, else
+    its ``unknown_below`` (a number, or label -> number); None when it has none."""
+    t = getattr(classifier, "thresholds", None)
+    if t is not None:
+        return np.asarray(t, dtype=np.float64)
+    u = getattr(classifier, "unknown_below", None)
+    if u is None:
+        return None
+    if isinstance(u, dict):
+        return np.array([float(u.get(label, 0.0)) for label in classifier.labels])
+    return np.full(len(classifier.labels), float(u))
 
 
 def _chunks(items, n: int) -> Iterator[list]:
@@ -367,8 +382,10 @@ def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | No
     in one call. With ``track`` (default), an IoU tracker gives each box a track id and re-classifies
     it only when it grew or aged (see `TrackerConfig`); a track's label comes from the evidence of all
     its classified crops (size-weighted mean log-probability), is ``unknown`` when its probability is
-    below the classifier's ``unknown_below`` (if it has one), and a track is reported as an object
-    only once seen on ``min_hits`` processed frames and when its label is not in ``ignore_labels``.
+    below its label's threshold (the classifier's ``unknown_below``, if it has one) -- except an
+    ``ignore_labels`` label: when "no object of interest" is the best guess, the track is background
+    however unsure -- and a track is reported as an object only once seen on ``min_hits`` processed
+    frames and when its label is not in ``ignore_labels``.
     With ``threads`` (default) decoding, motion + tracking and classification overlap; results are
     identical to ``threads=False``. ``frame_options`` go to `frames`; the decoder gets one FFmpeg
     thread unless they say otherwise (``decode_threads``): the pipeline's other stages need the

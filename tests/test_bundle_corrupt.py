@@ -209,6 +209,9 @@ CORRUPTIONS = {
                                                                m["output"].__setitem__("shape", ["N", 9])))),
     "calibration temperature 0": ("classify", _meta(_set(["calibration"], {**CAL, "temperature": 0}))),
     "calibration unknown_below 1.5": ("classify", _meta(_set(["calibration"], {**CAL, "unknown_below": 1.5}))),
+    "calibration threshold of a label it lacks": ("classify", _meta(_set(["calibration"], {**CAL, "unknown_below_by_label": {"cat": 0.3}}))),
+    "calibration label threshold 1.5": ("classify", _meta(_set(["calibration"], {**CAL, "unknown_below_by_label": {"red": 1.5}}))),
+    "calibration label thresholds a list": ("classify", _meta(_set(["calibration"], {**CAL, "unknown_below_by_label": [0.3]}))),
     "calibration a list": ("classify", _meta(_set(["calibration"], [1.5, 0.5]))),
     "calibration on an embedder": ("embed", _meta(_set(["calibration"], CAL))),
 }
@@ -260,6 +263,14 @@ def test_bundle_meta_round_trip_and_typed_fields(tmp_path):
     assert load_bundle(path).description.extra == {"merge": {"vehicle": ["car", "truck"]}}
 
 
+def test_per_label_thresholds_round_trip(tmp_path):
+    cal = {**CAL, "unknown_below_by_label": {"red": 0.3}}
+    d = load_bundle(make_bundle(tmp_path / "b", calibration=cal)).description
+    assert d.calibration.unknown_below_by_label == {"red": 0.3} and d.to_dict()["calibration"] == cal
+    # a bundle without them writes no such key: its embedded metadata (which lacks it) still matches
+    assert "unknown_below_by_label" not in load_bundle(make_bundle(tmp_path / "c", calibration=CAL)).description.to_dict()["calibration"]
+
+
 def test_describe_refuses_bad_calibration():
     spec = InputSpec()
     with pytest.raises(BundleError, match="temperature"):
@@ -268,3 +279,5 @@ def test_describe_refuses_bad_calibration():
         describe("embed", ["a"], spec, embedding_dim=4, provenance={}, calibration=CAL)
     with pytest.raises(BundleError, match="unknown_below"):
         describe("classify", ["a"], spec, embedding_dim=4, provenance={}, calibration={"temperature": 2.0})
+    with pytest.raises(BundleError, match="unknown_below_by_label.*'b'"):
+        describe("classify", ["a"], spec, embedding_dim=4, provenance={}, calibration={**CAL, "unknown_below_by_label": {"b": 0.2}})

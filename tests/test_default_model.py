@@ -26,7 +26,8 @@ def test_default_bundle_loads_and_describes_itself():
     assert sum(f["bytes"] for f in m["files"].values()) <= 2_000_000
     cal = m["calibration"]
     assert 0 < cal["temperature"] and cal["ece_after"] < cal["ece_before"]
-    assert clf.unknown_below == cal["unknown_below"]
+    by_label = cal.get("unknown_below_by_label", {})
+    assert clf.thresholds.tolist() == [by_label.get(label, cal["unknown_below"]) for label in clf.labels]
 
 
 def _extract(archive, tmp_path):

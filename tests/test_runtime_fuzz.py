@@ -204,6 +204,26 @@ def test_unknown_below_from_bundle_override_and_off(bundle):
         clf.unknown_below = 1.5
 
 
+def test_per_label_thresholds_from_bundle_and_dict(tmp_path):
+    # gray scores 1/3 for each class (its best: blue, index 0); red scores high for red
+    red, gray = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 128, np.uint8)
+    red[..., 2] = 255
+    b = make_bundle(tmp_path / "b", calibration={"temperature": 1.0, "unknown_below": 0.5,
+                                                 "unknown_below_by_label": {"blue": 0.3, "green": 0.3}})
+    clf = Classifier(b)
+    assert clf.unknown_below == {"blue": 0.3, "green": 0.3, "red": 0.5}
+    assert clf.thresholds.tolist() == [0.3, 0.3, 0.5]
+    pred = clf([red, gray])
+    assert pred.known.all() and pred.labels[0] == "red" and pred.labels[1] in ("blue", "green")
+    clf.unknown_below = {"blue": 0.4, "green": 0.4}  # the labels it leaves out keep the bundle's
+    assert clf([gray]).labels == ["unknown"] and clf.thresholds.tolist() == [0.4, 0.4, 0.5]
+    clf.unknown_below = 0.2  # one number: every label
+    assert clf.unknown_below == 0.2 and clf.thresholds.tolist() == [0.2] * 3
+    for bad in ({"cat": 0.2}, {"red": 1.5}, {"red": "0.2"}):
+        with pytest.raises(InputError, match="dict"):
+            clf.unknown_below = bad
+
+
 def test_uncalibrated_bundle_has_no_unknown(tmp_path):
     clf = Classifier(make_bundle(tmp_path / "plain"))
     assert clf.unknown_below is None and clf(np.full((8, 8, 3), 128, np.uint8)).known.all()
