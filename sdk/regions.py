@@ -119,7 +119,6 @@ class MotionCrops:
         max_area = self.max_area_fraction * H * W
         return boxes[(area >= self.min_area) & (area <= max_area)]
 
-
     @staticmethod
     def _split(mask: np.ndarray, boxes: np.ndarray, rects: np.ndarray) -> np.ndarray:
         """`split_by_columns` on the merged boxes that can split. A box spanned from edge to edge by
