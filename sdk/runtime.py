@@ -14,6 +14,7 @@ import operator
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class Predictions:
     classes: list[str]    # the C class names, in probs' column order
     known: np.ndarray = field(default=None)  # bool [N]: scores >= their class's threshold (all True without one)
     unknown_below: float | dict[str, float] | None = None
+    PER_MODEL: ClassVar[tuple[str, ...]] = ("classes", "unknown_below")  # the fields that are not one entry per crop
 
     def __post_init__(self):
         if self.known is None:

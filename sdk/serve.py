@@ -60,14 +60,15 @@ class HTTPError(Exception):
 
 def split_output(out, start: int, stop: int):
     """Rows start:stop of a batch's output: an array, or a `Predictions` whose per-crop fields
-    (those with one entry per crop) are sliced and the rest (``classes``) kept, so fields the
-    runtime may add later travel without this server knowing them."""
+    (arrays and lists with one entry per crop) are sliced and the rest (`Predictions.PER_MODEL`:
+    ``classes``, ``unknown_below``) kept, so fields the runtime may add later travel without this
+    server knowing them."""
     if not isinstance(out, Predictions):
         return out[start:stop]
     n = len(out)
-    return dataclasses.replace(out, **{f.name: getattr(out, f.name)[start:stop] for f in dataclasses.fields(out)
-                                       if f.name != "classes" and hasattr(getattr(out, f.name), "__len__")
-                                       and len(getattr(out, f.name)) == n})
+    return dataclasses.replace(out, **{f.name: v[start:stop] for f in dataclasses.fields(out)
+                                       if f.name not in Predictions.PER_MODEL
+                                       and isinstance(v := getattr(out, f.name), (np.ndarray, list)) and len(v) == n})
 
 
 # ---- reading a request ----------------------------------------------------------------------
