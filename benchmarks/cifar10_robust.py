@@ -13,7 +13,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 "mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
-        [--square-epochs 30] [--staged-epochs 50] [--only RUN,RUN]
+        [--square-epochs 30] [--staged-epochs 90] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def main() -> None:
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--long-epochs", type=int, default=30, help="epochs of the long airnet16_long row")
     p.add_argument("--square-epochs", type=int, default=30, help="epochs of airnet16_square (continues airnet16_long)")
-    p.add_argument("--staged-epochs", type=int, default=50,
+    p.add_argument("--staged-epochs", type=int, default=90,
                    help="epochs of airnet16_staged (starts from the airnet32_hr teacher)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
