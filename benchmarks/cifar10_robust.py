@@ -195,10 +195,15 @@ def main() -> None:
                  "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter}
         rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
-        write_json(RESULTS, rows)
-        plot(rows, RESULTS.with_suffix(".png"))
-        write_block("cifar10_robust", summary(rows))
+        publish(rows)  # after every run, so an interrupted pass keeps what it measured
         print(json.dumps(summary(rows)[-1]), flush=True)
+    publish(rows)  # again: the earlier rows of runs skipped after the last measured one
+
+
+def publish(rows: list[dict]) -> None:
+    write_json(RESULTS, rows)
+    plot(rows, RESULTS.with_suffix(".png"))
+    write_block("cifar10_robust", summary(rows))
 
 
 if __name__ == "__main__":
