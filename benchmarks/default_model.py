@@ -51,6 +51,7 @@ BUNDLE = ROOT / "sdk" / "models" / "default"
 CHECKPOINT = HERE / "checkpoints" / "default_airnet16"
 BUNDLE_CALIBRATION_KEYS = ("temperature", "unknown_below", "unknown_below_by_label", "method", "fitted_on", "ece_before",
                            "ece_after")
+KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 THRESHOLDS = np.round(np.arange(0.30, 1.0, 0.01), 2)  # the "unknown" thresholds tried
 
 
@@ -61,7 +62,6 @@ def smallest_threshold(conf: np.ndarray, right: np.ndarray, precision: float) ->
         if kept.any() and right[kept].mean() >= precision:
             return float(thr)
     return None
-KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 
 
 def recipe(data: str, epochs: int, source: str = "fixedcam", **changes) -> Recipe:
