@@ -77,6 +77,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # airnet x1 fed 16 px, started from that HR teacher, on the square geometry; train s counts the teacher
         ("airnet16_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr"),
                                    **{**native, "arch": "airnet", "epochs": args.staged_epochs}, **square)),
+        # staged vs KD from that stronger teacher at the ablation's budget (--epochs, like staged16 / kd16)
+        ("airnet16_staged_short", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr"),
+                                         **{**native, "arch": "airnet"}, **square)),
+        ("airnet16_kd_short", Recipe(method="kd", resolution=16, teacher=str(args.runs / "airnet32_hr"),
+                                     init=str(args.runs / "airnet32_hr"), **{**native, "arch": "airnet"}, **square)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
