@@ -49,6 +49,7 @@ def plan(args) -> list[tuple[str, Recipe]]:
     # boxes jittered by 10 % instead of 20 %, crops of 6-24 px (larger ones look alike at 16 px)
     square = dict(robust, camera_max=24, camera_aspect=1.2, camera_box_jitter=0.1)
     teacher = str(args.runs / "hr32")
+    airnet_teacher = str(args.runs / "airnet32_hr")  # the HR airnet x1 of the airnet16_staged* / kd rows
     return [
         ("hr32", Recipe(method="hr", epochs=args.teacher_epochs, **base)),
         ("fixed8", Recipe(method="lr", resolution=8, **native)),
@@ -75,13 +76,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the HR teacher of airnet16_staged (no row of its own)
         ("airnet32_hr", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet"})),
         # airnet x1 fed 16 px, started from that HR teacher, on the square geometry; train s counts the teacher
-        ("airnet16_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr"),
+        ("airnet16_staged", Recipe(method="lr", resolution=16, init=airnet_teacher,
                                    **{**native, "arch": "airnet", "epochs": args.staged_epochs}, **square)),
         # staged vs KD from that stronger teacher at the ablation's budget (--epochs, like staged16 / kd16)
-        ("airnet16_staged_short", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr"),
+        ("airnet16_staged_short", Recipe(method="lr", resolution=16, init=airnet_teacher,
                                          **{**native, "arch": "airnet"}, **square)),
-        ("airnet16_kd_short", Recipe(method="kd", resolution=16, teacher=str(args.runs / "airnet32_hr"),
-                                     init=str(args.runs / "airnet32_hr"), **{**native, "arch": "airnet"}, **square)),
+        ("airnet16_kd_short", Recipe(method="kd", resolution=16, teacher=airnet_teacher,
+                                     init=airnet_teacher, **{**native, "arch": "airnet"}, **square)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs

@@ -36,6 +36,7 @@ from clip_purity import clip_purity
 from results_io import bundle_weights, write_json
 from runtime import measure
 
+from lowres_sdk.bundle import CALIBRATION_KEYS
 from lowres_sdk.training import fixedcam
 from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
 from lowres_sdk.training.degrade import Camera
@@ -49,8 +50,6 @@ RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
 BUNDLE = ROOT / "sdk" / "models" / "default"
 CHECKPOINT = HERE / "checkpoints" / "default_airnet16"
-BUNDLE_CALIBRATION_KEYS = ("temperature", "unknown_below", "unknown_below_by_label", "method", "fitted_on", "ece_before",
-                           "ece_after")
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 THRESHOLDS = np.round(np.arange(0.30, 1.0, 0.01), 2)  # the "unknown" thresholds tried
 
@@ -254,7 +253,7 @@ def main() -> None:
 
     shipped_args = dict(test_set=test_set, calib_set=calib, log=print,
                         head={"temperature": calibration["temperature"], "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}},
-                        calibration={k: calibration[k] for k in BUNDLE_CALIBRATION_KEYS})
+                        calibration={k: calibration[k] for k in CALIBRATION_KEYS})
     try:  # INT8 ships only if the export's accuracy and speed gates pass
         export_run(run, staging, int8=True, **shipped_args)
     except ExportError as e:

@@ -129,7 +129,7 @@ class MotionCrops:
         whole = inside.any(1)
         if whole.all():
             return boxes
-        parts = [[list(b)] if w else split_by_columns(mask, b) for b, w in zip(boxes.tolist(), whole.tolist())]
+        parts = [[b] if w else split_by_columns(mask, b) for b, w in zip(boxes.tolist(), whole.tolist())]
         return np.array([b for p in parts for b in p], dtype=np.int64).reshape(-1, 4)
 
 
