@@ -189,10 +189,10 @@ class ThreeClassClassifier:
 
     labels = ["thing", "other", "cat"]
     unknown_below = 0.6
+    bright, dark = [0.5, 0.3, 0.2], [0.1, 0.8, 0.1]  # the probabilities of bright and of dark crops
 
     def __call__(self, crops):
-        return SimpleNamespace(probs=np.array([[0.5, 0.3, 0.2] if c.mean() > 150 else [0.1, 0.8, 0.1] for c in crops],
-                                              np.float32))
+        return SimpleNamespace(probs=np.array([self.bright if c.mean() > 150 else self.dark for c in crops], np.float32))
 
 
 def test_unknown_background_and_tentative_tracks(clip):
@@ -214,9 +214,7 @@ def test_unknown_background_and_tentative_tracks(clip):
 class UnsureBackground(ThreeClassClassifier):
     """'other' (background) as the best label of dark crops, but only at 0.5, under the threshold."""
 
-    def __call__(self, crops):
-        return SimpleNamespace(probs=np.array([[0.7, 0.2, 0.1] if c.mean() > 150 else [0.3, 0.5, 0.2] for c in crops],
-                                              np.float32))
+    bright, dark = [0.7, 0.2, 0.1], [0.3, 0.5, 0.2]
 
 
 def test_an_unsure_background_track_stays_background_not_unknown(clip):
