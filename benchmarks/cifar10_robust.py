@@ -6,14 +6,16 @@ Rows: specialists trained with one fixed kernel at 8 and 16 px; the any-size stu
 through random cameras (6-32 px); + label smoothing and EMA; then, from the same HR teacher and
 with the same camera/LS/EMA recipe: staged fine-tuning, DFD (feature loss) and KD (logit loss);
 then airnet students (training/backbones.py): half width, crops of 10-32 px, the camera on a square
-test set's geometry (with and without an HR airnet teacher's start), and the long airnet x1 runs.
+test set's geometry (with and without an HR airnet teacher's start), and the long airnet x1 runs;
+the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`), and the half one on
+the long budget (`airnet16_staged_mild`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
 "mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
-        [--square-epochs 30] [--staged-epochs 90] [--only RUN,RUN]
+        [--square-epochs 30] [--staged-epochs 90] [--long-staged-epochs 130] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -83,6 +85,15 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                          **{**native, "arch": "airnet"}, **square)),
         ("airnet16_kd_short", Recipe(method="kd", resolution=16, teacher=airnet_teacher,
                                      init=airnet_teacher, **{**native, "arch": "airnet"}, **square)),
+        # the same with less optics / sensor / codec realism (half, none): what noise, blur and JPEG cost on clean test crops
+        ("airnet16_staged_short_mild", Recipe(method="lr", resolution=16, init=airnet_teacher,
+                                              **{**native, "arch": "airnet"}, **square, camera_realism=0.5)),
+        ("airnet16_staged_short_clean", Recipe(method="lr", resolution=16, init=airnet_teacher,
+                                               **{**native, "arch": "airnet"}, **square, camera_realism=0.0)),
+        # the best of those on the long budget: airnet16_staged with half the realism, --long-staged-epochs
+        ("airnet16_staged_mild", Recipe(method="lr", resolution=16, init=airnet_teacher,
+                                        **{**native, "arch": "airnet", "epochs": args.long_staged_epochs},
+                                        **square, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -132,6 +143,8 @@ def summary(rows: list[dict]) -> list[str]:
                else f"fixed ({r0['resolution']} px)")
         if r0["degradation"] == "camera" and r0.get("camera_aspect", 2.5) != 2.5:
             deg += f", aspect x/÷ {r0['camera_aspect']:g}, box jitter {r0['camera_box_jitter']:g}"
+        if r0["degradation"] == "camera" and r0.get("camera_realism", 1.0) != 1.0:
+            deg += f", realism {r0['camera_realism']:g}"
         lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
@@ -172,6 +185,8 @@ def main() -> None:
     p.add_argument("--square-epochs", type=int, default=30, help="epochs of airnet16_square (continues airnet16_long)")
     p.add_argument("--staged-epochs", type=int, default=90,
                    help="epochs of airnet16_staged (starts from the airnet32_hr teacher)")
+    p.add_argument("--long-staged-epochs", type=int, default=130,
+                   help="epochs of airnet16_staged_mild (airnet16_staged with half the realism; teacher + student <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
@@ -198,7 +213,8 @@ def main() -> None:
         sha = load_checkpoint(run)[1]["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
         sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max,  # rows cached before these fields
-                 "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter}
+                 "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter,
+                 "camera_realism": recipe.camera_realism}
         rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
         publish(rows)  # after every run, so an interrupted pass keeps what it measured

@@ -108,6 +108,25 @@ def test_recipe_shape_fields_reach_the_camera():
         Recipe(camera_box_jitter=1.0)
 
 
+def test_camera_realism_scales_blur_noise_and_jpeg():
+    # a flat gray object stays flat through kernels, sizes and boxes alone (realism 0); noise on every
+    # sample (realism 2: noise_p 1) leaves it flat almost never
+    from lowres_sdk.training.recipe import Recipe
+    from lowres_sdk.training.task import Task
+
+    def flat_share(realism):
+        task = Task(Recipe(resolution=16, input_mode="native", degradation="camera", camera_realism=realism), student=None)
+        rng, img = np.random.default_rng(0), np.full((32, 32, 3), 128, np.uint8)
+        return np.mean([np.ptp(task.camera.camera(img, 1.0, rng)) == 0 for _ in range(60)])
+
+    assert flat_share(0.0) == 1.0
+    assert flat_share(2.0) < 0.1
+    cam = Camera.scaled(0.5)
+    assert (cam.blur_p, cam.noise_p, cam.jpeg_p) == (Camera().blur_p / 2, Camera().noise_p / 2, Camera().jpeg_p / 2)
+    with pytest.raises(InputError, match="camera_realism"):
+        Recipe(camera_realism=-0.1)
+
+
 def test_bad_camera_settings_are_input_errors():
     with pytest.raises(InputError, match="camera sizes"):
         Camera(min_size=9, max_size=8)

@@ -224,6 +224,18 @@ class Camera:
         if bad or not self.kernels:
             raise InputError(f"unknown camera kernels {bad}; expected some of {', '.join(KERNELS)}")
 
+    @classmethod
+    def scaled(cls, realism: float, **fields) -> "Camera":
+        """A camera whose blur / motion / noise / JPEG probabilities are the defaults times ``realism``
+        (0: only the kernel, size, aspect and box are random); the blur and motion probabilities
+        together stay <= 1."""
+        if not 0.0 <= realism <= 2.0:
+            raise InputError(f"camera realism must be in [0, 2], got {realism}")
+        d = cls()
+        blur, motion = d.blur_p * realism, d.motion_p * realism
+        return cls(blur_p=blur, motion_p=motion, noise_p=min(1.0, d.noise_p * realism),
+                   jpeg_p=min(1.0, d.jpeg_p * realism), **fields)
+
     def __call__(self, img: np.ndarray, aspect: float, rng: np.random.Generator) -> np.ndarray:
         """One uint8 HxWx3 object image (stored square; ``aspect`` = its true width / height) ->
         the small uint8 crop a camera delivers (any shape)."""

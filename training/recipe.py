@@ -55,6 +55,8 @@ class Recipe:
     camera_aspect: float = _f(2.5, "camera: square objects (CIFAR) are cut / stretched to aspects in [1/r, r] "
                                    "(1: kept square, as a square test set is).")
     camera_box_jitter: float = _f(0.2, "camera: box sides scaled by 1 +- this and shifted by half of it (loose motion boxes).")
+    camera_realism: float = _f(1.0, "camera: scale of the optics / sensor / codec probabilities (1: defocus 25 % + motion "
+                                    "blur 10 %, noise 50 %, JPEG 40 % of samples; 0: kernels, sizes and boxes only).")
     label_smoothing: float = _f(0.0, "Cross-entropy label smoothing.")
     ema_decay: float = _f(0.0, "> 0: keep an exponential moving average of the weights (e.g. 0.999); it is what "
                                "evaluation, checkpoints' model and export use.")
@@ -106,6 +108,8 @@ class Recipe:
             raise InputError(f"camera sizes need 1 <= camera_min <= camera_max, got {self.camera_min}, {self.camera_max}")
         if self.camera_aspect < 1.0 or not 0.0 <= self.camera_box_jitter < 1.0:
             raise InputError(f"need camera_aspect >= 1 and 0 <= camera_box_jitter < 1, got {self.camera_aspect}, {self.camera_box_jitter}")
+        if not 0.0 <= self.camera_realism <= 2.0:
+            raise InputError(f"camera_realism must be in [0, 2] (it scales probabilities), got {self.camera_realism}")
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema_decay < 1.0:
             raise InputError(f"label_smoothing and ema_decay must be in [0, 1), got {self.label_smoothing}, {self.ema_decay}")
 
