@@ -217,12 +217,16 @@ def main() -> None:
                  "camera_realism": recipe.camera_realism}
         rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
-        publish(rows)  # after every run, so an interrupted pass keeps what it measured
+        publish(rows, done)  # after every run, so an interrupted pass keeps what it measured
         print(json.dumps(summary(rows)[-1]), flush=True)
     publish(rows)  # again: the earlier rows of runs skipped after the last measured one
 
 
-def publish(rows: list[dict]) -> None:
+def publish(rows: list[dict], earlier: list[dict] = ()) -> None:
+    """Write ``rows`` and, after them, the ``earlier`` rows of runs this pass has not reached yet (so the
+    results stay whole while a pass is under way)."""
+    have = {r["run"] for r in rows}
+    rows = rows + [r for r in earlier if r["run"] not in have]
     write_json(RESULTS, rows)
     plot(rows, RESULTS.with_suffix(".png"))
     write_block("cifar10_robust", summary(rows))
