@@ -22,9 +22,10 @@ def purity(track_labels: dict, wanted: set[str]) -> dict:
             "labels": dict(Counter(track_labels).most_common())}
 
 
-def clip_purity(path: Path, clf, wanted: set[str] | None = None) -> dict:
-    """Run the pipeline with its defaults over ``path`` (no files written); purity over all reported
-    tracks and over those first seen at or after the clip's training split."""
+def clip_purity(path: Path, clf, wanted: set[str] | None = None, tracker=None) -> dict:
+    """Run the pipeline with its defaults (``tracker``: a `TrackerConfig` instead of the default one)
+    over ``path`` (no files written); purity over all reported tracks and over those first seen at
+    or after the clip's training split."""
     wanted = wanted or CLIP_CLASSES[path.name]
     split, _ = clip_frames(path)
     born: dict[int, int] = {}
@@ -36,7 +37,7 @@ def clip_purity(path: Path, clf, wanted: set[str] | None = None) -> dict:
             if d.status == "object":
                 labels[d.track][d.label] += 1
 
-    process(path, clf, None, MotionCrops(), callback=collect, progress=False, write_video=False)
+    process(path, clf, None, MotionCrops(), callback=collect, progress=False, write_video=False, tracker=tracker)
     majority = {t: c.most_common(1)[0][0] for t, c in labels.items()}
     whole = Counter(majority.values())
     held = Counter(label for t, label in majority.items() if born[t] >= split)

@@ -205,6 +205,9 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="Smallest object side (px) worth classifying; --crops motion finds motion at the scale this allows.")
 @click.option("--min-hits", type=click.IntRange(min=1), default=3, show_default=True,
               help="Report a track as an object once seen on N processed frames (shorter ones are 'tentative' in the JSONL).")
+@click.option("--min-travel", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="... and once its centre has moved N box sides from where it was first seen: motion that never "
+                   "travels (leaves, flicker on a verge) is not an object on a fixed camera. 0: off.")
 @click.option("--ignore-labels", default="other,background", show_default=True,
               help="Comma-separated labels never reported as objects (a background class); '' reports all.")
 @click.option("--no-track", is_flag=True, help="No tracking: classify every box on every frame, each its own label.")
@@ -215,7 +218,7 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help="auto: the bundle's INT8 model when it ships one (the export only ships INT8 within 1 point of "
                    "FP32 top-1 and faster), else FP32.")
-def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, min_size, min_hits, ignore_labels,
+def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels,
                   no_track, no_video, video_scale, show, precision):
     """Classify every low-res object in SOURCE: a video file, a camera index (0, 1, ...) or an
     rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary.
@@ -234,7 +237,7 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
     clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
     summary = process(source, clf, out, parse_crops(crops_spec, min_size=min_size), stride=stride, max_frames=max_frames,
-                      batch_size=batch_size, track=not no_track, tracker=TrackerConfig(min_hits=min_hits),
+                      batch_size=batch_size, track=not no_track, tracker=TrackerConfig(min_hits=min_hits, min_travel=min_travel),
                       ignore_labels=ignored, write_video=not no_video, video_scale=video_scale, show=show,
                       log=lambda msg: click.echo(msg, err=True))
     click.echo(f"{summary['frames_processed']} frames ({summary['frames_failed']} failed to decode), "

@@ -37,6 +37,8 @@ class Track:
     log_evidence: np.ndarray | None = None  # sum over classified crops of weight * log p
     weight: float = 0.0                  # sum of the weights
     hits: int = 0                        # processed frames the track was seen on
+    origin: np.ndarray | None = None     # box centre where the track was first seen
+    travel: float = 0.0                  # farthest its centre got from there, in box sides (sqrt(w * h))
     probs: np.ndarray | None = None      # the class probabilities its evidence gives (set by `IoUTracker.observe`)
 
 
@@ -47,6 +49,14 @@ class TrackerConfig:
     grow: float = 0.2         # re-classify when the box area grew by this fraction
     every: int = 30           # ... or after this many processed frames
     min_hits: int = 3         # a track seen on fewer processed frames is tentative (not reported as an object)
+    min_travel: float = 0.1   # ... and so is one whose centre never got this many box sides from where it was
+                              # first seen: on a fixed camera, motion that never travels is flicker (leaves, light
+                              # on a verge), not an object; 0: off
+
+    def confirmed(self, track: "Track") -> bool:
+        """Whether ``track`` is reported as an object (else tentative): seen on ``min_hits`` processed
+        frames and travelled ``min_travel`` box sides."""
+        return track.hits >= self.min_hits and track.travel >= self.min_travel
 
 
 class IoUTracker:
@@ -83,6 +93,10 @@ class IoUTracker:
                 self.tracks[track.id] = track
                 self._next += 1
             track.box, track.last_seen, track.hits = box, step, track.hits + 1
+            centre = box[:2] + box[2:] / 2
+            if track.origin is None:
+                track.origin = centre
+            track.travel = max(track.travel, float(np.hypot(*(centre - track.origin)) / max(np.sqrt(box[2] * box[3]), 1.0)))
             area = box[2] * box[3]
             due = bool(track.classified_frame < 0 or area > track.classified_area * (1 + self.config.grow)
                        or step - track.classified_frame >= self.config.every)

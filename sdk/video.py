@@ -51,7 +51,8 @@ class Detection:
     label: str                      # the track's label from its evidence so far ('unknown' below the bundle's threshold)
     score: float                    # its probability
     classified: bool                # classified on this frame (False: label carried by the track)
-    status: str = "object"          # object | tentative (track seen on < min_hits frames) | background (ignored label)
+    status: str = "object"          # object | tentative (track seen on < min_hits frames or not travelled
+                                    # min_travel box sides) | background (ignored label)
 
     def to_json(self) -> dict:
         return {"box": list(self.box), "track": self.track, "label": self.label, "score": round(self.score, 4)}
@@ -238,7 +239,7 @@ class VideoRun:
         self.classifier, self.crops = classifier, crops if crops is not None else MotionCrops()
         config = tracker or TrackerConfig()
         if not track:  # every box classified on every frame, its label its own
-            config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1)
+            config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1, min_travel=0.0)
         self.config, self.track = config, track
         self.tracker = IoUTracker(config)
         self.max_frames, self.batch_size, self.batch_frames, self.threads = max_frames, batch_size, batch_frames, threads
@@ -282,8 +283,9 @@ class VideoRun:
             t0 = time.perf_counter()
             boxes = clip_boxes(self.crops(frame.image, frame.index), w, h)
             t1 = time.perf_counter()
-            # hits are read here, not when the result is built: this thread may be frames ahead by then
-            items = [(tuple(int(v) for v in box), tr, due, tr.hits) for box, (tr, due) in zip(boxes, self.tracker.update(boxes))]
+            # confirmed is read here, not when the result is built: this thread may be frames ahead by then
+            items = [(tuple(int(v) for v in box), tr, due, self.config.confirmed(tr))
+                     for box, (tr, due) in zip(boxes, self.tracker.update(boxes))]
             t2 = time.perf_counter()
             due_crops = [frame.image[y:y + bh, x:x + bw] for (x, y, bw, bh), _, due, _ in items if due]
             self.seconds["motion"] += t1 - t0
@@ -326,7 +328,7 @@ class VideoRun:
         labels, k, out = self.classifier.labels, 0, []
         for frame, items, _ in batch:
             detections = []
-            for box, tr, due, hits in items:
+            for box, tr, due, confirmed in items:
                 if due:
                     p = probs[k]
                     k += 1
@@ -339,7 +341,7 @@ class VideoRun:
                 # an ignored (background) best label stays itself however unsure: no object is the best guess
                 if self.thresholds is not None and score < self.thresholds[j] and label not in self.ignore_labels:
                     label = UNKNOWN
-                status = ("tentative" if hits < self.config.min_hits
+                status = ("tentative" if not confirmed
                           else "background" if label in self.ignore_labels else "object")
                 detections.append(Detection(box, tr.id, label, score, due, status))
             out.append(FrameResult(frame.index, frame.t, frame.image, detections))
@@ -385,7 +387,8 @@ def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | No
     below its label's threshold (the classifier's ``unknown_below``, if it has one) -- except an
     ``ignore_labels`` label: when "no object of interest" is the best guess, the track is background
     however unsure -- and a track is reported as an object only once seen on ``min_hits`` processed
-    frames and when its label is not in ``ignore_labels``.
+    frames, once its centre has travelled ``min_travel`` box sides (`TrackerConfig`) and when its
+    label is not in ``ignore_labels``.
     With ``threads`` (default) decoding, motion + tracking and classification overlap; results are
     identical to ``threads=False``. ``frame_options`` go to `frames`; the decoder gets one FFmpeg
     thread unless they say otherwise (``decode_threads``): the pipeline's other stages need the
@@ -544,7 +547,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
                 "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
                 "busy_ms_per_frame": {k: round(1000 * v / max(1, processed), 3) for k, v in seconds.items()},
                 "bundle": str(classifier.bundle.path) if hasattr(classifier, "bundle") else None,
-                "tracking": track, "min_hits": results.config.min_hits, "ignore_labels": sorted(results.ignore_labels),
+                "tracking": track, "min_hits": results.config.min_hits,
+                "min_travel": results.config.min_travel, "ignore_labels": sorted(results.ignore_labels),
                 "unknown_below": results.unknown_below, "threads": threads,
                 "finished": finished, "interrupted": interrupted,
                 "outputs": {"detections": "detections.jsonl",

@@ -165,6 +165,18 @@ def test_tracker_reclassifies_on_growth_or_age():
     assert new[0][0].id == 2 and new[0][1]
 
 
+def test_tracks_that_never_travel_stay_tentative():
+    config = IoUTracker().config
+    trk = IoUTracker()
+    still = [trk.update(np.array([[50, 50, 20, 20]]))[0][0] for _ in range(10)][-1]  # flicker: seen 10 times, never moves
+    assert still.hits == 10 and still.travel == 0 and not config.confirmed(still)
+    assert TrackerConfig(min_travel=0).confirmed(still)
+    trk = IoUTracker()
+    walker = [trk.update(np.array([[10 + f, 10, 20, 20]]))[0][0] for f in range(3)][-1]  # 2 px of a 20 px box
+    assert walker.travel == pytest.approx(0.1) and config.confirmed(walker)
+    assert not config.confirmed(IoUTracker().update(np.array([[0, 0, 20, 20]]))[0][0])  # 1 hit < min_hits
+
+
 def test_track_ages_count_processed_frames():
     trk = IoUTracker(TrackerConfig(max_age=2))
     first = trk.update(np.array([[0, 0, 10, 10]]))[0][0]
@@ -207,7 +219,7 @@ def test_unknown_background_and_tentative_tracks(clip):
     assert [o["label"] for o in line["objects"]] == ["unknown"] and [o["label"] for o in line["background"]] == ["other"]
     assert sorted(o["label"] for r in results for o in r.to_json()["tentative"]) == ["other", "other", "unknown", "unknown"]
     everything = list(run(path, ThreeClassClassifier(), squares_motion(), ignore_labels=(),
-                          tracker=TrackerConfig(min_hits=1)))
+                          tracker=TrackerConfig(min_hits=1, min_travel=0)))
     assert sum(len(r.objects) for r in everything) == sum(len(r.detections) for r in results)
 
 
