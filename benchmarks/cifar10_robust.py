@@ -8,7 +8,7 @@ with the same camera/LS/EMA recipe: staged fine-tuning, DFD (feature loss) and K
 then airnet students (training/backbones.py): half width, crops of 10-32 px, the camera on a square
 test set's geometry (with and without an HR airnet teacher's start), and the long airnet x1 runs;
 the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`), and the half one on
-the long budget (`airnet16_staged_mild`).
+the long budget (`airnet16_staged_mild`); airnet x1 against airbench94's net from scratch.
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -90,6 +90,12 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                               **{**native, "arch": "airnet"}, **square, camera_realism=0.5)),
         ("airnet16_staged_short_clean", Recipe(method="lr", resolution=16, init=airnet_teacher,
                                                **{**native, "arch": "airnet"}, **square, camera_realism=0.0)),
+        # the net: airnet x1 vs airbench94's (widths 64/256/256, GELU, frozen BN scales, dirac init, logits / 9;
+        # 100 vs 67 MFLOPs at 16 px), from scratch, at the ablation's budget on the half-realism square camera
+        ("airnet16_scratch_short", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet"}, **square,
+                                          camera_realism=0.5)),
+        ("airbench16_scratch_short", Recipe(method="lr", resolution=16, **{**native, "arch": "airbench"}, **square,
+                                            camera_realism=0.5)),
         # the best of those on the long budget: airnet16_staged with half the realism, --long-staged-epochs
         ("airnet16_staged_mild", Recipe(method="lr", resolution=16, init=airnet_teacher,
                                         **{**native, "arch": "airnet", "epochs": args.long_staged_epochs},

@@ -56,6 +56,20 @@ def test_airnet_fits_the_student_budget_and_keeps_a_4x4_map():
     assert all(isinstance(b.pool, torch.nn.MaxPool2d) for b in build_model("airnet", 10, 32).blocks)
 
 
+def test_airbench_is_airbench94s_net_within_the_budget():
+    r18 = count_mflops(build_model("resnet18", 10, 32), 32)
+    m = build_model("airbench", 10, 16)
+    assert count_mflops(m, 16) < r18 / 10
+    assert [b.conv2.out_channels for b in m.blocks] == [64, 256, 256]
+    frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.endswith("weight") and ("bn" in n or n.startswith("stem.1")) for n in frozen)  # BN scales only
+    conv = m.blocks[1].conv1.weight  # 64 -> 256: its first 64 filters start as the identity
+    assert torch.equal(conv[:64, :, 1, 1], torch.eye(64)) and conv[:64, :, 0].abs().sum() == 0
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(m.eval()(x), m.fc(m.forward_features(x)) / 9)
+    assert isinstance(m.stem[2], torch.nn.GELU)
+
+
 def test_recipe_offers_exactly_the_built_archs():
     from lowres_sdk.training.recipe import ARCH_NAMES
 

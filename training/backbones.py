@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import InputError
@@ -123,19 +124,20 @@ class MobileNet(Backbone):
 
 
 class AirBlock(nn.Module):
-    """conv -> (2x2 max-pool) -> BN -> ReLU -> conv -> BN -> ReLU: airbench's block."""
+    """conv -> (2x2 max-pool) -> BN -> act -> conv -> BN -> act: airbench's block (act: ReLU or GELU)."""
 
-    def __init__(self, cin: int, cout: int, pool: bool):
+    def __init__(self, cin: int, cout: int, pool: bool, act: Callable[[torch.Tensor], torch.Tensor] = torch.relu):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.act = act
 
     def forward(self, x):
-        x = torch.relu(self.bn1(self.pool(self.conv1(x))))
-        return torch.relu(self.bn2(self.conv2(x)))
+        x = self.act(self.bn1(self.pool(self.conv1(x))))
+        return self.act(self.bn2(self.conv2(x)))
 
 
 class AirNet(Backbone):
@@ -146,24 +148,56 @@ class AirNet(Backbone):
 
     WIDTHS = (64, 128, 256)
 
-    def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0):
+    def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
         self.input_size = input_size
-        widths = [_round(c * width) for c in self.WIDTHS]
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        widths = [_round(c * width) for c in widths]
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), self._act_module())
         blocks, cin, size = [], widths[0], input_size
         for cout in widths:
             pool = _stride(2, size) == 2
             size //= 2 if pool else 1
-            blocks.append(AirBlock(cin, cout, pool))
+            blocks.append(AirBlock(cin, cout, pool, self._act))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.num_features = cin
         self.fc = nn.Linear(cin, num_classes)
         _init(self)
 
+    _act = staticmethod(torch.relu)
+
+    @staticmethod
+    def _act_module() -> nn.Module:
+        return nn.ReLU()
+
     def forward_features(self, x):
         return self.blocks(self.stem(x)).amax(dim=(2, 3))
+
+
+class AirBench(AirNet):
+    """`AirNet` with the rest of airbench94's network: widths (64, 256, 256), GELU, BatchNorm scales
+    frozen at 1 (only the shifts learn), convolutions that start as identity on their first input
+    channels (dirac), logits scaled by 1/9. At native 16 px: 100 MFLOPs (issue 13's budget: 111)."""
+
+    WIDTHS = (64, 256, 256)
+    LOGIT_SCALE = 1 / 9
+
+    def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0):
+        super().__init__(num_classes, input_size, width, self.WIDTHS)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.requires_grad_(False)
+            elif isinstance(m, nn.Conv2d) and m.out_channels >= m.in_channels:
+                nn.init.dirac_(m.weight.data[:m.in_channels])
+
+    _act = staticmethod(F.gelu)
+
+    @staticmethod
+    def _act_module() -> nn.Module:
+        return nn.GELU()
+
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f) * self.LOGIT_SCALE
 
 
 def _round(c: float) -> int:
@@ -200,6 +234,7 @@ ARCHS: dict[str, Callable[..., Backbone]] = {
     "resnet18": resnet18,
     "mobilenet": lambda num_classes, input_size=32, width=1.0: MobileNet(num_classes, input_size, width),
     "airnet": AirNet,
+    "airbench": AirBench,
 }
 
 

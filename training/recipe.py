@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from lowres_sdk.errors import InputError
 from lowres_sdk.spec import DOWN_MODES, FITS, UP_MODES, InputSpec
 
-ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet")
+ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airbench")
 
 
 def _f(default, help: str, choices: tuple | None = None):
