@@ -16,7 +16,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 "mflops", "epochs", "train_seconds", "top1"}), a PNG and a table in docs/benchmarks.md.
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
-        [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 80]
+        [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
         [--only RUN,RUN]
 """
 from __future__ import annotations
@@ -196,7 +196,7 @@ def main() -> None:
     p.add_argument("--staged-epochs", type=int, default=90,
                    help="epochs of airnet16_staged (starts from the airnet32_hr teacher)")
     p.add_argument("--airbench-teacher-epochs", type=int, default=6, help="epochs of the airbench32_hr teacher")
-    p.add_argument("--airbench-epochs", type=int, default=80,
+    p.add_argument("--airbench-epochs", type=int, default=90,
                    help="epochs of airbench16_staged (from airbench32_hr; teacher + student <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
