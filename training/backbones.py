@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lowres_sdk.errors import InputError
@@ -126,14 +125,14 @@ class MobileNet(Backbone):
 class AirBlock(nn.Module):
     """conv -> (2x2 max-pool) -> BN -> act -> conv -> BN -> act: airbench's block (act: ReLU or GELU)."""
 
-    def __init__(self, cin: int, cout: int, pool: bool, act: Callable[[torch.Tensor], torch.Tensor] = torch.relu):
+    def __init__(self, cin: int, cout: int, pool: bool, act: type[nn.Module] = nn.ReLU):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.act = act
+        self.act = act()
 
     def forward(self, x):
         x = self.act(self.bn1(self.pool(self.conv1(x))))
@@ -147,28 +146,23 @@ class AirNet(Backbone):
     (64, 128, 256) x ``width``; a block pools only while the map stays >= 4x4 (native variants)."""
 
     WIDTHS = (64, 128, 256)
+    ACT: type[nn.Module] = nn.ReLU
 
-    def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0, widths: tuple[int, ...] = WIDTHS):
+    def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0):
         super().__init__()
         self.input_size = input_size
-        widths = [_round(c * width) for c in widths]
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), self._act_module())
+        widths = [_round(c * width) for c in self.WIDTHS]
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), self.ACT())
         blocks, cin, size = [], widths[0], input_size
         for cout in widths:
             pool = _stride(2, size) == 2
             size //= 2 if pool else 1
-            blocks.append(AirBlock(cin, cout, pool, self._act))
+            blocks.append(AirBlock(cin, cout, pool, self.ACT))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.num_features = cin
         self.fc = nn.Linear(cin, num_classes)
         _init(self)
-
-    _act = staticmethod(torch.relu)
-
-    @staticmethod
-    def _act_module() -> nn.Module:
-        return nn.ReLU()
 
     def forward_features(self, x):
         return self.blocks(self.stem(x)).amax(dim=(2, 3))
@@ -180,21 +174,16 @@ class AirBench(AirNet):
     channels (dirac), logits scaled by 1/9. At native 16 px: 100 MFLOPs (issue 13's budget: 111)."""
 
     WIDTHS = (64, 256, 256)
+    ACT = nn.GELU
     LOGIT_SCALE = 1 / 9
 
     def __init__(self, num_classes: int, input_size: int = 32, width: float = 1.0):
-        super().__init__(num_classes, input_size, width, self.WIDTHS)
+        super().__init__(num_classes, input_size, width)
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.weight.requires_grad_(False)
             elif isinstance(m, nn.Conv2d) and m.out_channels >= m.in_channels:
                 nn.init.dirac_(m.weight.data[:m.in_channels])
-
-    _act = staticmethod(F.gelu)
-
-    @staticmethod
-    def _act_module() -> nn.Module:
-        return nn.GELU()
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(f) * self.LOGIT_SCALE
