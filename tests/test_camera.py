@@ -127,6 +127,27 @@ def test_camera_realism_scales_blur_noise_and_jpeg():
         Recipe(camera_realism=-0.1)
 
 
+def test_camera_kernels_recipe_field_sets_the_draw():
+    # only nearest neighbour (no blur / noise / JPEG): every output pixel is one of the object's pixels;
+    # the default draw (all kernels) averages pixels most of the time
+    from lowres_sdk.training.recipe import Recipe
+    from lowres_sdk.training.task import Task
+
+    def copied_share(kernels):
+        task = Task(Recipe(resolution=16, input_mode="native", degradation="camera", camera_realism=0.0,
+                           camera_kernels=kernels), student=None)
+        rng = np.random.default_rng(0)
+        img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        palette = set(map(tuple, img.reshape(-1, 3)))
+        return np.mean([all(tuple(px) in palette for px in task.camera.camera(img, 1.0, rng).reshape(-1, 3)) for _ in range(30)])
+
+    assert copied_share("nearest") == 1.0
+    assert copied_share("") < 0.5
+    assert Recipe(camera_kernels="area, nearest,nearest").camera_kernel_list == ("area", "nearest", "nearest")
+    with pytest.raises(InputError, match="camera_kernels: unknown kernel"):
+        Recipe(camera_kernels="area,bogus")
+
+
 def test_bad_camera_settings_are_input_errors():
     with pytest.raises(InputError, match="camera sizes"):
         Camera(min_size=9, max_size=8)

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from lowres_sdk.errors import InputError
 from lowres_sdk.spec import DOWN_MODES, FITS, UP_MODES, InputSpec
 
+from .degrade import KERNELS
+
 ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airbench")
 
 
@@ -57,6 +59,8 @@ class Recipe:
     camera_box_jitter: float = _f(0.2, "camera: box sides scaled by 1 +- this and shifted by half of it (loose motion boxes).")
     camera_realism: float = _f(1.0, "camera: scale of the optics / sensor / codec probabilities (1: defocus 25 % + motion "
                                     "blur 10 %, noise 50 %, JPEG 40 % of samples; 0: kernels, sizes and boxes only).")
+    camera_kernels: str = _f("", "camera: the downscale kernels drawn from, comma-separated, uniformly; a name listed twice is "
+                                 "drawn twice as often (empty: all of " + ", ".join(KERNELS) + ").")
     label_smoothing: float = _f(0.0, "Cross-entropy label smoothing.")
     ema_decay: float = _f(0.0, "> 0: keep an exponential moving average of the weights (e.g. 0.999); it is what "
                                "evaluation, checkpoints' model and export use.")
@@ -110,8 +114,17 @@ class Recipe:
             raise InputError(f"need camera_aspect >= 1 and 0 <= camera_box_jitter < 1, got {self.camera_aspect}, {self.camera_box_jitter}")
         if not 0.0 <= self.camera_realism <= 2.0:
             raise InputError(f"camera_realism must be in [0, 2] (it scales probabilities), got {self.camera_realism}")
+        unknown = [k for k in self.camera_kernel_list if k not in KERNELS]
+        if unknown:
+            raise InputError(f"camera_kernels: unknown kernel(s) {', '.join(unknown)}; expected some of {', '.join(KERNELS)}")
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema_decay < 1.0:
             raise InputError(f"label_smoothing and ema_decay must be in [0, 1), got {self.label_smoothing}, {self.ema_decay}")
+
+    @property
+    def camera_kernel_list(self) -> tuple[str, ...]:
+        """The camera's kernel draw (repeats weight a kernel); all kernels once when none are named."""
+        named = tuple(k.strip() for k in self.camera_kernels.split(",") if k.strip())
+        return named or KERNELS
 
     @property
     def spec(self) -> InputSpec:

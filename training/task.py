@@ -42,7 +42,8 @@ class Task(nn.Module):
         self.camera = None
         if recipe.degradation == "camera":
             self.camera = CameraInput(Camera.scaled(recipe.camera_realism, min_size=recipe.camera_min, max_size=recipe.camera_max,
-                                                    box_jitter=recipe.camera_box_jitter, aspect_range=recipe.camera_aspect), spec)
+                                                    box_jitter=recipe.camera_box_jitter, aspect_range=recipe.camera_aspect,
+                                                    kernels=recipe.camera_kernel_list), spec)
         self.aspects: np.ndarray | None = None  # width / height of each training object (camera), set by build_task
 
     def student_input(self, hr: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
