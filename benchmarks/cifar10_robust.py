@@ -9,7 +9,8 @@ then airnet students (training/backbones.py): half width, crops of 10-32 px, the
 test set's geometry (with and without an HR airnet teacher's start), and the long airnet x1 runs;
 the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`); airnet x1 against
 airbench94's net from scratch, and airbench's net staged from an HR teacher of it on the long budget
-(`airbench16_staged`).
+(`airbench16_staged`), then continued without optics / sensor / codec realism and with nearest neighbour
+drawn twice as often (`airbench16_more`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -17,7 +18,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
-        [--only RUN,RUN]
+        [--airbench-more-epochs 45] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from results_io import bundle_weights, finished, write_json
 
 from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
 from lowres_sdk.training.data import load_splits
+from lowres_sdk.training.degrade import KERNELS as KERNELS_ALL
 from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
 
@@ -104,6 +106,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
                                      **{**native, "arch": "airbench", "epochs": args.airbench_epochs},
                                      **square, camera_realism=0.5)),
+        # ... continued within the 2 h: a second cosine cycle from lr 0.05, no blur / noise / JPEG (the kernels, sizes,
+        # aspects and boxes stay random) and OpenCV's nearest neighbour, the worst kernel at 8 px, drawn twice as often
+        ("airbench16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_staged"),
+                                   **{**native, "arch": "airbench", "epochs": args.airbench_more_epochs, "lr": 0.05},
+                                   **square, camera_realism=0.0, camera_kernels=",".join((*KERNELS_ALL, "nearest")))),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -155,6 +162,9 @@ def summary(rows: list[dict]) -> list[str]:
             deg += f", aspect x/÷ {r0['camera_aspect']:g}, box jitter {r0['camera_box_jitter']:g}"
         if r0["degradation"] == "camera" and r0.get("camera_realism", 1.0) != 1.0:
             deg += f", realism {r0['camera_realism']:g}"
+        drawn = [k for k in r0.get("camera_kernels", "").split(",") if k]
+        if r0["degradation"] == "camera" and drawn:
+            deg += ", kernels " + " ".join(k if drawn.count(k) == 1 else f"{k} x{drawn.count(k)}" for k in dict.fromkeys(drawn))
         lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
@@ -198,6 +208,8 @@ def main() -> None:
     p.add_argument("--airbench-teacher-epochs", type=int, default=6, help="epochs of the airbench32_hr teacher")
     p.add_argument("--airbench-epochs", type=int, default=90,
                    help="epochs of airbench16_staged (from airbench32_hr; teacher + student <= 2 h)")
+    p.add_argument("--airbench-more-epochs", type=int, default=45,
+                   help="epochs of airbench16_more (continues airbench16_staged; all three <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
@@ -225,7 +237,7 @@ def main() -> None:
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
         sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max,  # rows cached before these fields
                  "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter,
-                 "camera_realism": recipe.camera_realism}
+                 "camera_realism": recipe.camera_realism, "camera_kernels": recipe.camera_kernels}
         rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
         publish(rows, done)  # after every run, so an interrupted pass keeps what it measured
