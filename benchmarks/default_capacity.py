@@ -21,7 +21,8 @@ from results_io import write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "default_capacity.json"
-CANDIDATES = (("airnet", 0.5), ("airnet", 0.625), ("airnet", 0.75), ("airnet", 1.0), ("airbench", 1.0))
+CANDIDATES = (("airnet", 0.5), ("airnet", 0.625), ("airnet", 0.75), ("airnet", 1.0), ("airbench", 1.0),
+              ("resnet20", 1.0), ("mobilenet", 1.0))
 
 
 def crops_per_second(onnx_path: Path, threads: int, seconds: float = 1.5, repeats: int = 5) -> float:
