@@ -16,6 +16,8 @@ import click
                                            "top-1 drops more than 1 point, or if it runs below 1.1x FP32 at batch 64 "
                                            "on this machine (stored as int8_speedup_batch64), unless --force.")
 @click.option("--force", is_flag=True, help="Keep the INT8 model even if it loses more than 1 point or is not faster.")
+@click.option("--fp16-weights", is_flag=True, help="Store model.onnx's weights as FP16: half the file, FP32 arithmetic and "
+                                                   "speed (parity against torch within 5e-3 instead of 1e-4).")
 @click.option("--data", default=None, help="Dataset for metrics and calibration (default: the run's own).")
 @click.option("--eval-per-class", type=click.IntRange(min=1), default=100, show_default=True, help="Held-out test images per class for the metrics.")
 @click.option("--deepstream", type=click.Path(file_okay=False), default=None,
@@ -32,7 +34,7 @@ import click
               help="Also write a Triton Inference Server model repository here.")
 @click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="instance_group kind of the Triton onnxruntime model.")
-def export_command(run, out, overwrite, task, int8, force, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
+def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
                    engine_dir, max_batch, triton_repo, triton_kind):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
@@ -47,8 +49,8 @@ def export_command(run, out, overwrite, task, int8, force, data, eval_per_class,
 
         require_tensorrt()  # before a long export, not after
     if is_bundle:
-        if out or int8 or data:
-            raise click.UsageError(f"{run} is a bundle: --out, --int8 and --data apply to a training run")
+        if out or int8 or data or fp16_weights:
+            raise click.UsageError(f"{run} is a bundle: --out, --int8, --fp16-weights and --data apply to a training run")
         if not (deepstream or trt_onnx or tensorrt or triton_repo):
             raise click.UsageError(f"{run} is a bundle: say what to write (--deepstream DIR, --trt-onnx FILE, "
                                    f"--tensorrt, --triton REPO)")
@@ -60,7 +62,7 @@ def export_command(run, out, overwrite, task, int8, force, data, eval_per_class,
         from .exporter import export_run
 
         bundle = export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class,
-                            overwrite=overwrite, log=click.echo)
+                            overwrite=overwrite, log=click.echo, fp16_weights=fp16_weights)
     if deepstream:
         from .deepstream import export_deepstream
 
@@ -87,7 +89,8 @@ def export_command(run, out, overwrite, task, int8, force, data, eval_per_class,
 @click.argument("bundle", type=click.Path())
 @click.option("--against", "run", required=True, type=click.Path(), help="The training run the bundle was exported from.")
 @click.option("--images", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Real crops to compare on (repeatable).")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True)
+@click.option("--tolerance", type=click.FloatRange(min=0), default=None,
+              help="Largest allowed difference (default: 1e-4, or 5e-3 for a bundle whose weights are stored as FP16).")
 def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""
@@ -96,9 +99,12 @@ def check_command(bundle, run, images, tolerance):
     from lowres_sdk.training.checkpoint import load_model
 
     from .graph import FusedModel
-    from .onnx_export import parity, random_crops
+    from .onnx_export import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE, parity, random_crops
 
     b = load_bundle(bundle)
+    if tolerance is None:
+        fp16 = (b.meta.get("provenance") or {}).get("weights_storage") == "fp16"
+        tolerance = FP16_WEIGHTS_TOLERANCE if fp16 else PARITY_TOLERANCE
     backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
     head = (b.meta.get("provenance") or {}).get("head") or {}

@@ -21,7 +21,8 @@ from lowres_sdk.training.degrade import Degrade
 
 from .graph import FusedModel
 from .int8_speed import gate_int8_speed
-from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
+from .fp16_weights import store_weights_fp16
+from .onnx_export import FP16_WEIGHTS_TOLERANCE, OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
 from .quantize import quantize_int8
 
 MAX_INT8_DROP = 1.0  # top-1 points
@@ -54,7 +55,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                int8: bool = False, force: bool = False, data: str | None = None, eval_per_class: int = 100,
                calib_per_class: int = 20, opset: int = OPSET, calibration: dict | None = None,
                overwrite: bool = False, log=print, test_set: ImageSet | None = None,
-               calib_set: ImageSet | None = None, head: dict | None = None) -> Bundle:
+               calib_set: ImageSet | None = None, head: dict | None = None, fp16_weights: bool = False) -> Bundle:
     """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails.
 
     ``out_dir`` may be new, empty or a bundle (replaced atomically); anything else is refused with
@@ -64,7 +65,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     ece_before, ece_after -- written into bundle.json and the ONNX metadata, so hashes and the
     metadata check cover it. ``test_set`` / ``calib_set`` (images at the run's image size) replace
     the run's own data folder; ``head`` = {"temperature": T, "merge": {label: [fine classes]}}
-    calibrates and merges the classifier's output inside the graph."""
+    calibrates and merges the classifier's output inside the graph. ``fp16_weights``: model.onnx stores
+    its weights as FP16 (half the file, FP32 arithmetic; `fp16_weights.py`), checked against torch within
+    FP16_WEIGHTS_TOLERANCE and measured as shipped; INT8 is still quantized from the FP32 weights."""
     check_bundle_target(out_dir, overwrite)
     if calibration is not None and task != "classify":
         raise ExportError("calibration applies to classify bundles only")
@@ -101,12 +104,19 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
         report = parity(fused, fp32, random_crops() + real)
         log(f"parity: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
             f"(tolerance {PARITY_TOLERANCE:g})")
-        files = {"model.onnx": fp32}
+        shipped = fp32
+        if fp16_weights:
+            shipped = Path(tmp) / "model.fp16w.onnx"
+            n = store_weights_fp16(fp32, shipped)
+            report["fp16_weights"] = parity(fused, shipped, random_crops() + real, FP16_WEIGHTS_TOLERANCE)
+            log(f"FP16-stored weights ({n} tensors): max |onnxruntime - torch| = "
+                f"{report['fp16_weights']['max_abs_diff']:.2e} (tolerance {FP16_WEIGHTS_TOLERANCE:g})")
+        files = {"model.onnx": shipped}
         metrics, variants = {"test_images": len(test), "data": str(data or recipe["data"])}, {}
         at_resolution = camera_crops(test.images, spec.resolution)
         if task == "classify":
             for name, crops in (("top1_native", camera_crops(test.images, None)), (f"top1_at_{spec.resolution}px", at_resolution)):
-                metrics[name] = round(onnx_top1(fp32, crops, test.labels), 2)
+                metrics[name] = round(onnx_top1(shipped, crops, test.labels), 2)
             log(f"top-1 on {len(test)} held-out images: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if k.startswith("top1")))
         if int8:
             if task != "classify":
@@ -132,7 +142,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                       "onnxruntime_version": ort.__version__, "source_run": str(run_dir),
                       "checkpoint_sha256": meta["weights_sha256"], "recipe": recipe,
                       "trained_epochs": meta["epoch"], "params": meta.get("params"), "mflops": meta.get("mflops"),
-                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                      "weights_storage": "fp16" if fp16_weights else "fp32"}
         if head:
             provenance["head"] = {"temperature": fused.temperature, "merge": head.get("merge")}
         description = describe(task, classes, spec, embedding_dim=backbone.num_features,

@@ -220,3 +220,31 @@ def test_cli_export_classify_inspect_bench_check(run, tmp_path):
     assert code == 1 and err.startswith("error: image not found")
     code, _, err = run_cli("classify", img, "--bundle", tmp_path / "nobundle")
     assert code == 1 and "bundle not found" in err
+
+
+def test_fp16_stored_weights_halve_the_graph_and_keep_parity(run, bundle, tmp_path):
+    # weights stored as FP16 + Casts: the file about halves, the pre-processing's small constants stay FP32,
+    # the outputs stay within the FP16 tolerance of torch (and of the FP32 bundle), and `check` knows it
+    import onnx
+
+    from lowres_sdk.export.fp16_weights import MIN_ELEMENTS, store_weights_fp16
+    from lowres_sdk.export.onnx_export import FP16_WEIGHTS_TOLERANCE
+
+    half = tmp_path / "half.onnx"
+    converted = store_weights_fp16(bundle.file("model.onnx"), half)
+    assert converted > 0
+    inits = onnx.load(str(half)).graph.initializer
+    assert all(i.data_type == onnx.TensorProto.FLOAT16 for i in inits if np.prod(i.dims) >= MIN_ELEMENTS)
+    assert any(i.data_type == onnx.TensorProto.FLOAT for i in inits)  # small constants untouched
+
+    b = export_run(run, tmp_path / "fp16w", eval_per_class=4, fp16_weights=True, **QUIET)
+    fp32_bytes, fp16_bytes = bundle.meta["files"]["model.onnx"]["bytes"], b.meta["files"]["model.onnx"]["bytes"]
+    assert fp16_bytes < 0.7 * fp32_bytes
+    assert b.meta["provenance"]["weights_storage"] == "fp16"
+    assert 0 < b.meta["parity"]["fp16_weights"]["max_abs_diff"] <= FP16_WEIGHTS_TOLERANCE
+    crops = mixed_crops()
+    assert np.abs(Classifier(b.path)(crops).probs - Classifier(bundle.path)(crops).probs).max() <= FP16_WEIGHTS_TOLERANCE
+    code, stdout, err = run_cli("check", b.path, "--against", run)
+    assert code == 0 and "tolerance 0.005" in stdout, err
+    code, stdout, err = run_cli("check", b.path, "--against", run, "--tolerance", "1e-9")
+    assert code != 0

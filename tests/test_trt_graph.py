@@ -198,3 +198,17 @@ def test_engine_for_another_profile_is_refused(shipped, tmp_path):
     build_engine(shipped, "fp16", engine_dir=tmp_path, profile=(1, 2, 8), log=lambda *a: None)
     with pytest.raises(trtb.BackendError, match="profile"):
         Classifier(shipped, backend="tensorrt", precision="fp16", engine_dir=str(tmp_path))
+
+
+def test_fp16_stored_weights_cut_for_tensorrt_like_the_fp32_graph(shipped, tmp_path):
+    # `lowres export --fp16-weights` graphs: their weight Casts pass the TensorRT rules and the cut graph
+    # + host pre-processing still equals the fused graph
+    from lowres_sdk.export.fp16_weights import store_weights_fp16
+
+    half = tmp_path / "half.onnx"
+    store_weights_fp16(shipped.file(), half)
+    cut = trt_ready(onnx.load(str(half)), shipped.spec.resolution)
+    assert trt_violations(cut) == []
+    crops = np.random.default_rng(2).integers(0, 256, (3, 40, 18, 3), dtype=np.uint8)
+    got = _run(cut, "pixels", prepare(crops, shipped.spec))
+    assert np.abs(got - _run(half, "images", crops)).max() <= 1e-4
