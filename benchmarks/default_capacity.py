@@ -2,9 +2,8 @@
 default's input (native 16 px, letterbox, 12 fine classes), the exported FP32 graph's crops/s at batch 64
 (2 onnxruntime threads, 64 crops of 32x16 px per call, as default_model.py measures the bundle) and its
 size: FP32, with the weights stored as FP16 (`lowres export --fp16-weights`; its speed too) and the
-INT8 weights' bytes. Untrained weights: speed and
-size do not depend on them. One run, so the ratios hold even where the absolute figures drift; run it
-on an otherwise idle machine.
+INT8 weights' bytes. Untrained weights: speed and size do not depend on them. One run, so the ratios
+hold even where the absolute figures drift; run it on an otherwise idle machine.
 
     python benchmarks/default_capacity.py
 Writes benchmarks/results/default_capacity.json and a table in docs/benchmarks.md.
