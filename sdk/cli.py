@@ -137,7 +137,11 @@ def inspect_command(bundle):
     if d.metrics:
         click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in d.metrics.items()))
     if isinstance(d.parity.get("max_abs_diff"), (int, float)):
-        click.echo(f"parity   max |onnxruntime - torch| {d.parity['max_abs_diff']:.2e} over {d.parity.get('crops')} crops")
+        line = f"parity   max |onnxruntime - torch| {d.parity['max_abs_diff']:.2e} over {d.parity.get('crops')} crops"
+        fp16 = d.parity.get("fp16_weights")
+        if isinstance(fp16, dict) and isinstance(fp16.get("max_abs_diff"), (int, float)):
+            line += f"; model.onnx stores its weights as FP16: {fp16['max_abs_diff']:.2e}"
+        click.echo(line)
     if d.calibration:
         c = d.calibration
         click.echo(f"calibrated {c.method} (T = {c.temperature:g}, in the graph) on {c.fitted_on or '?'}; "

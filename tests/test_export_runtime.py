@@ -246,5 +246,7 @@ def test_fp16_stored_weights_halve_the_graph_and_keep_parity(run, bundle, tmp_pa
     assert np.abs(Classifier(b.path)(crops).probs - Classifier(bundle.path)(crops).probs).max() <= FP16_WEIGHTS_TOLERANCE
     code, stdout, err = run_cli("check", b.path, "--against", run)
     assert code == 0 and "tolerance 0.005" in stdout, err
+    code, stdout, err = run_cli("inspect", b.path)
+    assert code == 0 and "stores its weights as FP16" in stdout, err
     code, stdout, err = run_cli("check", b.path, "--against", run, "--tolerance", "1e-9")
     assert code != 0
