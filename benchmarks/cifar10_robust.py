@@ -111,6 +111,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_staged"),
                                    **{**native, "arch": "airbench", "epochs": args.airbench_more_epochs, "lr": 0.05},
                                    **square, camera_realism=0.0, camera_kernels=",".join((*KERNELS_ALL, "nearest")))),
+        # the same student from a 3x longer teacher: 18 instead of 6 HR epochs in place of airbench16_more's 45
+        ("airbench32_hr18", Recipe(method="hr", epochs=args.airbench_long_teacher_epochs, **{**base, "arch": "airbench"})),
+        ("airbench16_staged18", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr18"),
+                                       **{**native, "arch": "airbench", "epochs": args.airbench_epochs},
+                                       **square, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -210,6 +215,8 @@ def main() -> None:
                    help="epochs of airbench16_staged (from airbench32_hr; teacher + student <= 2 h)")
     p.add_argument("--airbench-more-epochs", type=int, default=45,
                    help="epochs of airbench16_more (continues airbench16_staged; all three <= 2 h)")
+    p.add_argument("--airbench-long-teacher-epochs", type=int, default=18,
+                   help="epochs of the airbench32_hr18 teacher (with airbench16_staged18 <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
