@@ -1,8 +1,8 @@
 """Train, calibrate, export and measure the shipped default model (sdk/models/default): the
 fixed-camera label set (person, car, truck, bird, cat, dog, horse, other) from one native-16 px
-airnet (half width; training/backbones.py) trained on 12 fine classes (CIFAR-10 + person +
-background, plus the moving objects of the first half of each given clip) through random camera
-degradations (training/fixedcam.py, training/clipmine.py, training/degrade.py's `Camera`).
+airnet (half width unless `--width`; training/backbones.py) trained on 12 fine classes (CIFAR-10 +
+person + background, plus the moving objects of the first half of each given clip) through random
+camera degradations (training/fixedcam.py, training/clipmine.py, training/degrade.py's `Camera`).
 
 Stages (each resumable / skipped when done; runs under benchmarks/runs/default_model/):
   1. train `airnet16` (50 epochs; its checkpoint is copied to benchmarks/checkpoints/default_airnet16), then
@@ -50,7 +50,17 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
 BUNDLE = ROOT / "sdk" / "models" / "default"
-CHECKPOINT = HERE / "checkpoints" / "default_airnet16"
+DEFAULT_WIDTH = 0.5  # the shipped net's width; other widths train under names that say theirs
+
+
+def named(name: str, width: float) -> str:
+    """A run's / checkpoint's name for ``width`` (the shipped width keeps the plain name)."""
+    return name if width == DEFAULT_WIDTH else f"{name}_w{width:g}"
+
+
+def checkpoint_dir(width: float) -> Path:
+    """Where the first run of ``width`` is committed (the continuation starts from it)."""
+    return HERE / "checkpoints" / named("default_airnet16", width)
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 THRESHOLDS = np.round(np.arange(0.30, 1.0, 0.01), 2)  # the "unknown" thresholds tried
 
@@ -64,20 +74,20 @@ def smallest_threshold(conf: np.ndarray, right: np.ndarray, precision: float) ->
     return None
 
 
-def recipe(data: str, epochs: int, source: str = "fixedcam", **changes) -> Recipe:
+def recipe(data: str, epochs: int, source: str = "fixedcam", width: float = DEFAULT_WIDTH, **changes) -> Recipe:
     # The run records where its data was, relative to the repository (as the committed checkpoint does).
-    return Recipe(**{**dict(method="lr", data=f"{source}:{os.path.relpath(data, ROOT)}", arch="airnet", width=0.5, resolution=16,
+    return Recipe(**{**dict(method="lr", data=f"{source}:{os.path.relpath(data, ROOT)}", arch="airnet", width=width, resolution=16,
                             input_mode="native", fit="letterbox",
                             epochs=epochs, batch_size=128, lr=0.1, warmup_epochs=1, seed=0, degradation="camera", camera_min=6,
                             camera_max=32, label_smoothing=0.1, ema_decay=0.999), **changes})
 
 
-def continuation(data: str, epochs: int, clip_background: bool) -> Recipe:
+def continuation(data: str, epochs: int, clip_background: bool, width: float = DEFAULT_WIDTH) -> Recipe:
     """The same recipe, started from the committed first run's weights (a path relative to the
     repository: main() runs there) for a second cosine cycle from half the rate; ``clip_background``:
     with the clips' motion-free crops as background (`fixedcam.load`)."""
-    return recipe(data, epochs, "fixedcam+clipbg" if clip_background else "fixedcam",
-                  init=os.path.relpath(CHECKPOINT, ROOT), lr=0.05)
+    return recipe(data, epochs, "fixedcam+clipbg" if clip_background else "fixedcam", width,
+                  init=os.path.relpath(checkpoint_dir(width), ROOT), lr=0.05)
 
 
 def camera_views(images: np.ndarray, aspects: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -189,6 +199,11 @@ def main() -> None:
                    help="then continue the trained run for N more epochs (a second cosine cycle from lr 0.05); 0: ship the first run")
     p.add_argument("--clip-background", action=argparse.BooleanOptionalAction, default=True,
                    help="the continuation also learns motion-free crops of the clips' first halves as background")
+    p.add_argument("--width", type=float, default=DEFAULT_WIDTH,
+                   help="airnet width (0.5: the shipped net; others train as airnet16_w<width> and check in their own "
+                        "checkpoints; benchmarks/default_capacity.py says which fit the 2 MB bundle)")
+    p.add_argument("--fp16-weights", action="store_true",
+                   help="the shipped model.onnx stores its weights as FP16 (`lowres export --fp16-weights`): half the file")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--unknown-precision", type=float, default=0.8,
                    help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
@@ -203,23 +218,24 @@ def main() -> None:
     from lowres_sdk.export.kernel_eval import DEFAULT_KERNELS, accuracy_by_kernel, heatmap
 
     train_set, test_set, info = fixedcam.load(args.data)
-    run = args.runs / "airnet16"
-    if not run.exists() and (CHECKPOINT / "checkpoint.json").exists():
-        shutil.copytree(CHECKPOINT, run)  # continue from the committed checkpoint instead of retraining
+    run, first_committed = args.runs / named("airnet16", args.width), checkpoint_dir(args.width)
+    if not run.exists() and (first_committed / "checkpoint.json").exists():
+        shutil.copytree(first_committed, run)  # continue from the committed checkpoint instead of retraining
     t0 = time.time()
     if args.no_train:
         meta = load_checkpoint(run)[1]
     else:
-        meta = train(recipe(str(args.data), args.epochs), run, resume=True, data=(train_set, test_set),
+        meta = train(recipe(str(args.data), args.epochs, width=args.width), run, resume=True, data=(train_set, test_set),
                      progress=sys.stderr.isatty())
     if meta["epoch"] >= args.epochs:
-        save_finished_copy(run, CHECKPOINT)
+        save_finished_copy(run, first_committed)
     print(f"trained {run} ({meta['epoch']} epochs, {sum(h['seconds'] for h in meta['history']):.0f} s of training) "
           f"[{time.time() - t0:.0f}s]", flush=True)
     train_seconds, epochs = sum(h["seconds"] for h in meta["history"]), meta["epoch"]
     schedule = f"{epochs} epochs from scratch (lr 0.1, cosine)"
     if args.continue_epochs:
         name = "airnet16_cont_bg" if args.clip_background else "airnet16_cont"
+        name = named(name, args.width)
         run, committed = args.runs / name, HERE / "checkpoints" / f"default_{name}"
         if not run.exists() and (committed / "checkpoint.json").exists():
             shutil.copytree(committed, run)
@@ -229,7 +245,7 @@ def main() -> None:
             cont_train = train_set
             if args.clip_background:  # the data of the run the results describe
                 cont_train, _, info = fixedcam.load(args.data, clip_background=True)
-            meta = train(continuation(str(args.data), args.continue_epochs, args.clip_background), run, resume=True,
+            meta = train(continuation(str(args.data), args.continue_epochs, args.clip_background, args.width), run, resume=True,
                          data=(cont_train, test_set), progress=sys.stderr.isatty())
         if meta["epoch"] >= args.continue_epochs:
             save_finished_copy(run, committed)
@@ -252,7 +268,7 @@ def main() -> None:
         shutil.rmtree(staging)
     from lowres_sdk.errors import ExportError
 
-    shipped_args = dict(test_set=test_set, calib_set=calib, log=print,
+    shipped_args = dict(test_set=test_set, calib_set=calib, log=print, fp16_weights=args.fp16_weights,
                         head={"temperature": calibration["temperature"], "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}},
                         calibration={k: calibration[k] for k in CALIBRATION_KEYS})
     try:  # INT8 ships only if the export's accuracy and speed gates pass
@@ -301,7 +317,8 @@ def main() -> None:
     results["speed"] = crops_per_second(staging)
     print("speed", json.dumps(results["speed"]), flush=True)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
-                         "metrics": shipped.bundle.meta["metrics"], "parity": shipped.bundle.meta["parity"]["max_abs_diff"]}
+                         "metrics": shipped.bundle.meta["metrics"], "parity": shipped.bundle.meta["parity"]["max_abs_diff"],
+                         "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32")}
     if args.no_train:
         print(json.dumps({k: results[k] for k in ("calibration", "person_recall_by_width", "windows_called_person_by_width")}))
         print(json.dumps(results["cifar_kept_by_kernel"]["top1"]), json.dumps(results["cifar10_fine_by_kernel"]["top1"]))
@@ -401,6 +418,7 @@ def write_doc(r: dict) -> None:
              "The per-label thresholds matter on video: person predictions are seldom wrong, so a person seen small or "
              "cut off no longer falls under a threshold set by the cat/dog confusions.",
              "- Bundle: " + ", ".join(f"{n} {b / 1e6:.2f} MB" for n, b in r["bundle"]["files"].items()) +
+             (" (model.onnx stores its weights as FP16, computes in FP32)" if r["bundle"].get("weights_storage") == "fp16" else "") +
              f"; parity (onnxruntime vs torch) {r['bundle']['parity']:.1e}. INT8 is shipped when the export's gates pass "
              "(<= 1 point top-1 loss, >= 1.1x FP32 speed at batch 64; docs/deployment.md): " +
              ", ".join(f"{k} {v}" for k, v in r["bundle"]["metrics"].items() if k.startswith("int8")) + ".", "",
