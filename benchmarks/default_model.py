@@ -61,6 +61,8 @@ def named(name: str, width: float) -> str:
 def checkpoint_dir(width: float) -> Path:
     """Where the first run of ``width`` is committed (the continuation starts from it)."""
     return HERE / "checkpoints" / named("default_airnet16", width)
+
+
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
 THRESHOLDS = np.round(np.arange(0.30, 1.0, 0.01), 2)  # the "unknown" thresholds tried
 
@@ -200,8 +202,8 @@ def main() -> None:
     p.add_argument("--clip-background", action=argparse.BooleanOptionalAction, default=True,
                    help="the continuation also learns motion-free crops of the clips' first halves as background")
     p.add_argument("--width", type=float, default=DEFAULT_WIDTH,
-                   help="airnet width (0.5: the shipped net; others train as airnet16_w<width> and check in their own "
-                        "checkpoints; benchmarks/default_capacity.py says which fit the 2 MB bundle)")
+                   help="airnet width (0.5: the shipped net; others train as airnet16_w<width> under checkpoint names of "
+                        "their own; benchmarks/default_capacity.py says which fit the 2 MB bundle)")
     p.add_argument("--fp16-weights", action="store_true",
                    help="the shipped model.onnx stores its weights as FP16 (`lowres export --fp16-weights`): half the file")
     p.add_argument("--threads", type=int, default=2)
