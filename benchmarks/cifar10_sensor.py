@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 from docs_table import write_block
 from results_io import bundle_weights, finished, write_json
@@ -28,14 +27,14 @@ RESOLUTIONS = (8, 16)
 
 
 def degrade(crop_bgr: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """The condition's sensor noise and / or JPEG, with the functions `Camera` draws them through."""
+    from lowres_sdk.training.degrade import jpeg_roundtrip, sensor_noise
+
     out = crop_bgr
     if "noise" in condition:
-        x = out.astype(np.float32)
-        sigma = np.sqrt(8.0 ** 2 + 0.3 * x)
-        out = np.clip(x + sigma * rng.standard_normal(x.shape, dtype=np.float32), 0, 255).round().astype(np.uint8)
+        out = sensor_noise(out, 8.0, 0.3, rng)
     if "jpeg40" in condition:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 40])
-        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(out.shape)
+        out = jpeg_roundtrip(out, 40)
     return out
 
 

@@ -109,9 +109,22 @@ def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     arr = (x.detach().permute(0, 2, 3, 1).cpu().numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
     out = np.empty_like(arr)
     for i, img in enumerate(arr):
-        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        out[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+        out[i] = jpeg_roundtrip(img[:, :, ::-1], quality)[:, :, ::-1]
     return torch.from_numpy(out).to(x.device, x.dtype).permute(0, 3, 1, 2) / 255.0
+
+
+def sensor_noise(img: np.ndarray, read_sigma: float, shot: float, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ``img`` with Gaussian read noise (sigma ``read_sigma`` of 255) and shot noise (variance
+    ``shot`` x the pixel value), drawn from ``rng``."""
+    x = img.astype(np.float32)
+    sigma = np.sqrt(read_sigma ** 2 + shot * x)
+    return np.clip(x + sigma * rng.standard_normal(x.shape, dtype=np.float32), 0, 255).round().astype(np.uint8)
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 ``img`` (HxWx3) encoded and decoded by OpenCV's JPEG codec at ``quality``."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(img.shape)
 
 
 def letterbox(x: torch.Tensor) -> torch.Tensor:
@@ -271,12 +284,9 @@ class Camera:
         kernel = self.kernels[rng.integers(len(self.kernels))]
         out = camera_resize(np.ascontiguousarray(crop), size, kernel)
         if rng.random() < self.noise_p:
-            x = out.astype(np.float32)
-            sigma = np.sqrt(rng.uniform(0, 6) ** 2 + rng.uniform(0, 0.6) * x)  # read noise + shot noise
-            out = np.clip(x + sigma * rng.standard_normal(x.shape, dtype=np.float32), 0, 255).round().astype(np.uint8)
+            out = sensor_noise(out, rng.uniform(0, 6), rng.uniform(0, 0.6), rng)  # read sigma, then shot, then the noise
         if rng.random() < self.jpeg_p:
-            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
-            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(out.shape)
+            out = jpeg_roundtrip(out, int(rng.integers(30, 96)))
         return out
 
 
