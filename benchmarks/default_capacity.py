@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from docs_table import write_block
 from results_io import write_json
+from runtime import measure
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "default_capacity.json"
@@ -32,16 +32,10 @@ def crops_per_second(onnx_path: Path, threads: int, seconds: float = 1.5, repeat
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    batch = np.random.default_rng(0).integers(0, 256, (64, 32, 16, 3), dtype=np.uint8)
-    session.run(None, {name: batch})
-    best = 0.0
-    for _ in range(repeats + 1):  # the first window warms up
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            session.run(None, {name: batch})
-            n += 64
-        best = max(best, n / (time.perf_counter() - t0))
-    return best
+    crops = np.random.default_rng(0).integers(0, 256, (64, 32, 16, 3), dtype=np.uint8)
+    run = lambda batch: session.run(None, {name: batch})
+    measure(run, crops, len(crops), seconds)  # warm-up window, not counted (as default_model.py measures)
+    return max(measure(run, crops, len(crops), seconds)["crops_per_s"] for _ in range(repeats))
 
 
 def main() -> None:
