@@ -102,12 +102,12 @@ def check_command(bundle, run, images, tolerance):
     from .onnx_export import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE, parity, random_crops
 
     b = load_bundle(bundle)
+    provenance = b.meta.get("provenance") or {}
     if tolerance is None:
-        fp16 = (b.meta.get("provenance") or {}).get("weights_storage") == "fp16"
-        tolerance = FP16_WEIGHTS_TOLERANCE if fp16 else PARITY_TOLERANCE
+        tolerance = FP16_WEIGHTS_TOLERANCE if provenance.get("weights_storage") == "fp16" else PARITY_TOLERANCE
     backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
-    head = (b.meta.get("provenance") or {}).get("head") or {}
+    head = provenance.get("head") or {}
     merge = None
     if head.get("merge"):  # the bundle's labels merge the run's fine classes (see export_run's head)
         merge = [[run_meta["classes"].index(c) for c in members] for members in head["merge"].values()]
