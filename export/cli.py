@@ -108,10 +108,11 @@ def check_command(bundle, run, images, tolerance):
     backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
     head = provenance.get("head") or {}
-    merge = None
-    if head.get("merge"):  # the bundle's labels merge the run's fine classes (see export_run's head)
+    merge, drop = None, []
+    if head.get("merge"):  # the bundle's labels merge / drop the run's fine classes (see export_run's head)
         merge = [[run_meta["classes"].index(c) for c in members] for members in head["merge"].values()]
-    fused = FusedModel(backbone, spec, b.task, head.get("temperature", 1.0), merge)
+        drop = [run_meta["classes"].index(c) for c in head.get("drop") or ()]
+    fused = FusedModel(backbone, spec, b.task, head.get("temperature", 1.0), merge, drop)
     report = parity(fused, b.file("model.onnx"), batches, tolerance)
     click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
                f"(tolerance {tolerance:g})")

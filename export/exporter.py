@@ -64,8 +64,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     temperature (already applied inside the model given), unknown_below, method, fitted_on,
     ece_before, ece_after -- written into bundle.json and the ONNX metadata, so hashes and the
     metadata check cover it. ``test_set`` / ``calib_set`` (images at the run's image size) replace
-    the run's own data folder; ``head`` = {"temperature": T, "merge": {label: [fine classes]}}
-    calibrates and merges the classifier's output inside the graph. ``fp16_weights``: model.onnx stores
+    the run's own data folder; ``head`` = {"temperature": T, "merge": {label: [fine classes]},
+    "drop": [fine classes]} calibrates, merges and drops the classifier's output inside the graph
+    (`graph.FusedModel`; the test metrics then leave out the images of dropped classes). ``fp16_weights``: model.onnx stores
     its weights as FP16 (half the file, FP32 arithmetic; `fp16_weights.py`), checked against torch within
     FP16_WEIGHTS_TOLERANCE and measured as shipped; INT8 is still quantized from the FP32 weights."""
     check_bundle_target(out_dir, overwrite)
@@ -76,23 +77,30 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     recipe = meta["recipe"]
     head = head or {}
     classes = list(meta["classes"])
-    merge = None
+    merge, drop = None, []
     if head.get("merge"):
-        unknown = sorted({c for members in head["merge"].values() for c in members} - set(classes))
+        named = [c for members in (*head["merge"].values(), head.get("drop") or ()) for c in members]
+        unknown = sorted(set(named) - set(classes))
         if unknown:
-            raise ExportError(f"merge names classes the run does not have: {unknown}")
+            raise ExportError(f"merge / drop name classes the run does not have: {unknown}")
+        if sorted(named) != sorted(classes):
+            raise ExportError(f"merge and drop must name each of the run's classes {classes} exactly once, got {sorted(named)}")
         merge = [[classes.index(c) for c in members] for members in head["merge"].values()]
-    fused = FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge)
+        drop = [classes.index(c) for c in head.get("drop") or ()]
+    elif head.get("drop"):
+        raise ExportError("head drop needs a merge (the labels the kept classes go to)")
+    fused = FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge, drop)
     if test_set is None or (int8 and calib_set is None):
         root = resolve_data_root(data or recipe["data"])
     if test_set is None:
         test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=classes, fit=spec.fit)
     else:
         test = test_set
-    if merge is not None:  # metrics in the output labels
-        to_coarse = np.empty(len(classes), np.int64)
+    if merge is not None:  # metrics in the output labels, on the test images of the classes kept
+        to_coarse = np.full(len(classes), -1, np.int64)
         for j, members in enumerate(merge):
             to_coarse[members] = j
+        test = test.subset(np.flatnonzero(to_coarse[test.labels] >= 0))
         test = ImageSet(test.images, to_coarse[test.labels], list(head["merge"]), test.aspects)
         classes = list(head["merge"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +153,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       "weights_storage": "fp16" if fp16_weights else "fp32"}
         if head:
-            provenance["head"] = {"temperature": fused.temperature, "merge": head.get("merge")}
+            provenance["head"] = {"temperature": fused.temperature, "merge": head.get("merge"), "drop": list(head.get("drop") or ())}
         description = describe(task, classes, spec, embedding_dim=backbone.num_features,
                                provenance=provenance, metrics=metrics, parity=report, variants=variants,
                                calibration=calibration)
