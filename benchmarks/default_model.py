@@ -50,17 +50,25 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
 BUNDLE = ROOT / "sdk" / "models" / "default"
-DEFAULT_WIDTH = 0.5  # the shipped net's width; other widths train under names that say theirs
+DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.5, 0  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
+PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
 
 
-def named(name: str, width: float) -> str:
-    """A run's / checkpoint's name for ``width`` (the shipped width keeps the plain name)."""
-    return name if width == DEFAULT_WIDTH else f"{name}_w{width:g}"
+def named(name: str, width: float, hr_epochs: int = 0) -> str:
+    """A run's / checkpoint's name: other widths and HR starts than `PLAIN` say theirs."""
+    if (width, hr_epochs) == PLAIN:
+        return name
+    return f"{name}_w{width:g}" + (f"_hr{hr_epochs}" if hr_epochs else "")
 
 
-def checkpoint_dir(width: float) -> Path:
+def checkpoint_dir(width: float, hr_epochs: int = 0) -> Path:
     """Where the first run of ``width`` is committed (the continuation starts from it)."""
-    return HERE / "checkpoints" / named("default_airnet16", width)
+    return HERE / "checkpoints" / named("default_airnet16", width, hr_epochs)
+
+
+def teacher_dir(width: float, hr_epochs: int) -> Path:
+    """Where the HR start of ``width`` is committed (the first run starts from it)."""
+    return HERE / "checkpoints" / f"default_airnet32_hr{hr_epochs}_w{width:g}"
 
 
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
@@ -76,20 +84,31 @@ def smallest_threshold(conf: np.ndarray, right: np.ndarray, precision: float) ->
     return None
 
 
-def recipe(data: str, epochs: int, source: str = "fixedcam", width: float = DEFAULT_WIDTH, **changes) -> Recipe:
+def recipe(data: str, epochs: int, source: str = "fixedcam", width: float = DEFAULT_WIDTH, hr_epochs: int = 0,
+           **changes) -> Recipe:
+    """The first run: from scratch, or (``hr_epochs``) from the committed HR start of the same net
+    (paper 001's staged fine-tuning, every layer trainable)."""
     # The run records where its data was, relative to the repository (as the committed checkpoint does).
+    if hr_epochs:
+        changes = {"init": os.path.relpath(teacher_dir(width, hr_epochs), ROOT), **changes}
     return Recipe(**{**dict(method="lr", data=f"{source}:{os.path.relpath(data, ROOT)}", arch="airnet", width=width, resolution=16,
                             input_mode="native", fit="letterbox",
                             epochs=epochs, batch_size=128, lr=0.1, warmup_epochs=1, seed=0, degradation="camera", camera_min=6,
                             camera_max=32, label_smoothing=0.1, ema_decay=0.999), **changes})
 
 
-def continuation(data: str, epochs: int, clip_background: bool, width: float = DEFAULT_WIDTH) -> Recipe:
+def hr_recipe(data: str, epochs: int, width: float) -> Recipe:
+    """The HR start: the same net on the 12 fine classes' clean 32x32 objects (no camera)."""
+    return Recipe(method="hr", data=f"fixedcam:{os.path.relpath(data, ROOT)}", arch="airnet", width=width, epochs=epochs,
+                  batch_size=128, lr=0.1, warmup_epochs=1, seed=0, label_smoothing=0.1)
+
+
+def continuation(data: str, epochs: int, clip_background: bool, width: float = DEFAULT_WIDTH, hr_epochs: int = 0) -> Recipe:
     """The same recipe, started from the committed first run's weights (a path relative to the
     repository: main() runs there) for a second cosine cycle from half the rate; ``clip_background``:
     with the clips' motion-free crops as background (`fixedcam.load`)."""
     return recipe(data, epochs, "fixedcam+clipbg" if clip_background else "fixedcam", width,
-                  init=os.path.relpath(checkpoint_dir(width), ROOT), lr=0.05)
+                  init=os.path.relpath(checkpoint_dir(width, hr_epochs), ROOT), lr=0.05)
 
 
 def camera_views(images: np.ndarray, aspects: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -230,6 +249,9 @@ def main() -> None:
     p.add_argument("--width", type=float, default=DEFAULT_WIDTH,
                    help="airnet width (0.5: the shipped net; others train as airnet16_w<width> under checkpoint names of "
                         "their own; benchmarks/default_capacity.py says which fit the 2 MB bundle)")
+    p.add_argument("--hr-epochs", type=int, default=DEFAULT_HR_EPOCHS,
+                   help="first train the same net for N epochs on the clean 32x32 objects (an HR start, paper 001's staged "
+                        "fine-tuning) and start the camera run from it; 0: from scratch. Runs and checkpoints say _hr<N>")
     p.add_argument("--fp16-weights", action="store_true",
                    help="the shipped model.onnx stores its weights as FP16 (`lowres export --fp16-weights`): half the file")
     p.add_argument("--threads", type=int, default=2)
@@ -246,37 +268,33 @@ def main() -> None:
     from lowres_sdk.export.kernel_eval import DEFAULT_KERNELS, accuracy_by_kernel, heatmap
 
     train_set, test_set, info = fixedcam.load(args.data)
-    run, first_committed = args.runs / named("airnet16", args.width), checkpoint_dir(args.width)
-    if not run.exists() and (first_committed / "checkpoint.json").exists():
-        shutil.copytree(first_committed, run)  # continue from the committed checkpoint instead of retraining
+    train_seconds, hr_note = 0.0, ""
+    if args.hr_epochs:
+        run, committed = args.runs / teacher_dir(args.width, args.hr_epochs).name, teacher_dir(args.width, args.hr_epochs)
+        meta = train_stage(hr_recipe(str(args.data), args.hr_epochs, args.width), run, committed, (train_set, test_set),
+                           args.no_train)
+        train_seconds = sum(h["seconds"] for h in meta["history"])
+        hr_note = (f"{meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; {100 * meta['history'][-1]['test_top1']:.1f} % "
+                   f"on the 12-class test split at 32 px), then ")
+        print(f"HR start {run} ({meta['epoch']} epochs)", flush=True)
+    run, first_committed = args.runs / named("airnet16", args.width, args.hr_epochs), checkpoint_dir(args.width, args.hr_epochs)
     t0 = time.time()
-    if args.no_train:
-        meta = load_checkpoint(run)[1]
-    else:
-        meta = train(recipe(str(args.data), args.epochs, width=args.width), run, resume=True, data=(train_set, test_set),
-                     progress=sys.stderr.isatty())
-    if meta["epoch"] >= args.epochs:
-        save_finished_copy(run, first_committed)
+    meta = train_stage(recipe(str(args.data), args.epochs, width=args.width, hr_epochs=args.hr_epochs), run, first_committed,
+                       (train_set, test_set), args.no_train)
     print(f"trained {run} ({meta['epoch']} epochs, {sum(h['seconds'] for h in meta['history']):.0f} s of training) "
           f"[{time.time() - t0:.0f}s]", flush=True)
-    train_seconds, epochs = sum(h["seconds"] for h in meta["history"]), meta["epoch"]
-    schedule = f"{epochs} epochs from scratch (lr 0.1, cosine)"
+    train_seconds, epochs = train_seconds + sum(h["seconds"] for h in meta["history"]), meta["epoch"]
+    schedule = hr_note + f"{epochs} epochs " + ("from those weights through the camera" if args.hr_epochs else "from scratch") + \
+        " (lr 0.1, cosine)"
     if args.continue_epochs:
         name = "airnet16_cont_bg" if args.clip_background else "airnet16_cont"
-        name = named(name, args.width)
+        name = named(name, args.width, args.hr_epochs)
         run, committed = args.runs / name, HERE / "checkpoints" / f"default_{name}"
-        if not run.exists() and (committed / "checkpoint.json").exists():
-            shutil.copytree(committed, run)
-        if args.no_train:
-            meta = load_checkpoint(run)[1]
-        else:
-            cont_train = train_set
-            if args.clip_background:  # the data of the run the results describe
-                cont_train, _, info = fixedcam.load(args.data, clip_background=True)
-            meta = train(continuation(str(args.data), args.continue_epochs, args.clip_background, args.width), run, resume=True,
-                         data=(cont_train, test_set), progress=sys.stderr.isatty())
-        if meta["epoch"] >= args.continue_epochs:
-            save_finished_copy(run, committed)
+        cont_train = train_set
+        if args.clip_background:  # the data of the run the results describe
+            cont_train, _, info = fixedcam.load(args.data, clip_background=True)
+        meta = train_stage(continuation(str(args.data), args.continue_epochs, args.clip_background, args.width, args.hr_epochs),
+                           run, committed, (cont_train, test_set), args.no_train)
         train_seconds, epochs = train_seconds + sum(h["seconds"] for h in meta["history"]), epochs + meta["epoch"]
         print(f"continued {run} ({meta['epoch']} more epochs)", flush=True)
         schedule += (f", then {meta['epoch']} more from those weights (a second cosine cycle from lr 0.05"
@@ -360,6 +378,19 @@ def main() -> None:
     shutil.copytree(staging, BUNDLE)
     write_doc(results)
     print(json.dumps(results["bundle"]), flush=True)
+
+
+def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -> dict:
+    """Train ``rec`` into ``run`` (resumed; started from the committed copy when ``run`` is new),
+    then commit its finished copy; ``no_train``: the run as it is. Returns its metadata."""
+    if not run.exists() and (committed / "checkpoint.json").exists():
+        shutil.copytree(committed, run)  # continue from the committed checkpoint instead of retraining
+    if no_train:
+        return load_checkpoint(run)[1]
+    meta = train(rec, run, resume=True, data=data, progress=sys.stderr.isatty())
+    if meta["epoch"] >= rec.epochs:
+        save_finished_copy(run, committed)
+    return meta
 
 
 def crops_per_second(bundle: Path, seconds: float = 1.5, repeats: int = 5) -> dict:

@@ -162,6 +162,14 @@ def test_a_finished_copy_drops_the_optimizer_and_still_resumes_as_finished(tiny_
     assert not any(k.startswith("optim.") for k in tensors) and meta["epoch"] == 1
     assert all(torch.equal(v, load_file(tmp_path / "run" / "checkpoint.safetensors")[k]) for k, v in tensors.items())
     assert train(recipe, tmp_path / "copy", progress=False, resume=True)["epoch"] == 1  # finished: nothing to do
+    with_ema = tiny_recipe(tiny_data, epochs=1, ema_decay=0.9)  # its copy keeps the EMA only: what load_model reads
+    train(with_ema, tmp_path / "ema_run", progress=False)
+    save_finished_copy(tmp_path / "ema_run", tmp_path / "ema_copy")
+    tensors, _ = load_checkpoint(tmp_path / "ema_copy")
+    assert tensors and all(k.startswith("ema.") for k in tensors)
+    run_model, copy_model = load_model(tmp_path / "ema_run")[0], load_model(tmp_path / "ema_copy")[0]
+    assert all(torch.equal(v, copy_model.state_dict()[k]) for k, v in run_model.state_dict().items())
+    assert train(with_ema, tmp_path / "ema_copy", progress=False, resume=True)["epoch"] == 1
     longer = tiny_recipe(tiny_data, epochs=2)
     train(longer, tmp_path / "part", progress=False, _stop_after=1)
     with pytest.raises(CheckpointError, match="not finished"):

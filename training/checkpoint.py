@@ -139,10 +139,13 @@ def existing_run(run_dir: str | os.PathLike, recipe, resume: bool) -> dict | Non
 
 
 def save_finished_copy(run_dir: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Copy a finished run without its optimizer state (a third of the file): enough to evaluate,
-    export, teach or start another run from it, which is what a committed checkpoint is for."""
+    """Copy a finished run without its optimizer state (a third of the file) and, when it keeps an
+    EMA of its weights, without the live weights too (the EMA is what evaluation, export, a teacher
+    and `--init` read): enough to evaluate, export, teach or start another run from it, which is
+    what a committed checkpoint is for."""
     tensors, meta = load_checkpoint(run_dir)
     if meta["epoch"] < meta["recipe"].get("epochs", meta["epoch"]):
         raise CheckpointError(f"{run_dir} is not finished ({meta['epoch']} of {meta['recipe']['epochs']} epochs)")
-    kept = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+    has_ema = any(k.startswith("ema.") for k in tensors)
+    kept = {k: v for k, v in tensors.items() if not k.startswith("optim.") and not (has_ema and k.startswith("model."))}
     save_checkpoint(dest, kept, {k: v for k, v in meta.items() if k not in ("format", "weights_sha256")})

@@ -100,8 +100,10 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     ema = EMA(student, recipe.ema_decay) if recipe.ema_decay > 0 else None
     if existing_run(out_dir, recipe, resume) is not None:  # every rank raises alike: none is left waiting
         tensors, meta = load_checkpoint(out_dir)
-        student.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         start_epoch, history = meta["epoch"], meta["history"]
+        live = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        if live or start_epoch < recipe.epochs:  # a finished run's copy may keep its EMA only (`save_finished_copy`)
+            student.load_state_dict(live)
         if start_epoch < recipe.epochs:  # a finished run's copy may lack the optimizer (`save_finished_copy`)
             if "optim.0.momentum_buffer" not in tensors:
                 raise CheckpointError(f"{out_dir} holds a finished run's copy without optimizer state; it cannot "
