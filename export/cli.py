@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .tolerances import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE
+
 
 @click.command("export")
 @click.argument("run", metavar="RUN_OR_BUNDLE", type=click.Path())
@@ -17,7 +19,8 @@ import click
                                            "on this machine (stored as int8_speedup_batch64), unless --force.")
 @click.option("--force", is_flag=True, help="Keep the INT8 model even if it loses more than 1 point or is not faster.")
 @click.option("--fp16-weights", is_flag=True, help="Store model.onnx's weights as FP16: half the file, FP32 arithmetic and "
-                                                   "speed (parity against torch within 5e-3 instead of 1e-4).")
+                                                   f"speed (parity against torch within {FP16_WEIGHTS_TOLERANCE:g} instead of "
+                                                   f"{PARITY_TOLERANCE:g}).")
 @click.option("--data", default=None, help="Dataset for metrics and calibration (default: the run's own).")
 @click.option("--eval-per-class", type=click.IntRange(min=1), default=100, show_default=True, help="Held-out test images per class for the metrics.")
 @click.option("--deepstream", type=click.Path(file_okay=False), default=None,
@@ -90,7 +93,8 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 @click.option("--against", "run", required=True, type=click.Path(), help="The training run the bundle was exported from.")
 @click.option("--images", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Real crops to compare on (repeatable).")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=None,
-              help="Largest allowed difference (default: 1e-4, or 5e-3 for a bundle whose weights are stored as FP16).")
+              help=f"Largest allowed difference (default: {PARITY_TOLERANCE:g}, or {FP16_WEIGHTS_TOLERANCE:g} for a bundle whose "
+                   "weights are stored as FP16).")
 def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""
@@ -99,7 +103,7 @@ def check_command(bundle, run, images, tolerance):
     from lowres_sdk.training.checkpoint import load_model
 
     from .graph import FusedModel
-    from .onnx_export import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE, parity, random_crops
+    from .onnx_export import parity, random_crops
 
     b = load_bundle(bundle)
     provenance = b.meta.get("provenance") or {}

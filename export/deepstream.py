@@ -21,9 +21,10 @@ from onnx import TensorProto, helper, numpy_helper
 from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, description_of
 from lowres_sdk.errors import ExportError
 
+from .tolerances import PARITY_TOLERANCE
+
 MODEL, LABELS, CONFIG = "model.onnx", "labels.txt", "config_infer_secondary_lowres.txt"
 INPUT = "input"
-PARITY_TOLERANCE = 1e-4
 MODEL_COLOR_FORMAT = {"RGB": 0, "BGR": 1}  # nvinfer's model-color-format codes
 
 

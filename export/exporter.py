@@ -22,7 +22,8 @@ from lowres_sdk.training.degrade import Degrade
 from .graph import FusedModel
 from .int8_speed import gate_int8_speed
 from .fp16_weights import store_weights_fp16
-from .onnx_export import FP16_WEIGHTS_TOLERANCE, OPSET, PARITY_TOLERANCE, export_onnx, parity, random_crops
+from .onnx_export import OPSET, export_onnx, parity, random_crops
+from .tolerances import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE
 from .quantize import quantize_int8
 
 MAX_INT8_DROP = 1.0  # top-1 points

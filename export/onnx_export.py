@@ -16,10 +16,9 @@ import torch
 from lowres_sdk.bundle import INPUT_NAME
 from lowres_sdk.errors import ExportError
 
+from .tolerances import PARITY_TOLERANCE
+
 OPSET = 18  # Resize with antialias needs opset >= 18
-PARITY_TOLERANCE = 1e-4
-# model.onnx with FP16-stored weights (export --fp16-weights): each weight rounded once (2^-11 relative)
-FP16_WEIGHTS_TOLERANCE = 5e-3
 
 # Crop sizes the parity check always covers: square, tall (pedestrians), wide, tiny, large.
 PARITY_SHAPES = [(32, 32), (8, 8), (16, 16), (128, 48), (48, 128), (7, 5), (96, 96)]

@@ -228,7 +228,7 @@ def test_fp16_stored_weights_halve_the_graph_and_keep_parity(run, bundle, tmp_pa
     import onnx
 
     from lowres_sdk.export.fp16_weights import MIN_ELEMENTS, store_weights_fp16
-    from lowres_sdk.export.onnx_export import FP16_WEIGHTS_TOLERANCE
+    from lowres_sdk.export.tolerances import FP16_WEIGHTS_TOLERANCE
 
     half = tmp_path / "half.onnx"
     converted = store_weights_fp16(bundle.file("model.onnx"), half)
