@@ -49,6 +49,7 @@ ROOT = HERE.parent
 
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
+VARIANTS = RESULTS / "default_model_variants.json"  # one row per net tried (`record_variant`)
 BUNDLE = ROOT / "sdk" / "models" / "default"
 DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.5, 0  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
 PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
@@ -367,7 +368,9 @@ def main() -> None:
     print("speed", json.dumps(results["speed"]), flush=True)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
                          "metrics": shipped.bundle.meta["metrics"], "parity": shipped.bundle.meta["parity"]["max_abs_diff"],
-                         "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32")}
+                         "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32"),
+                         "head_drop": (shipped.bundle.meta["provenance"].get("head") or {}).get("drop")}
+    record_variant(named("airnet16", args.width, args.hr_epochs), results, shipped=not args.no_train)
     if args.no_train:
         print(json.dumps({k: results[k] for k in ("calibration", "person_recall_by_width", "windows_called_person_by_width")}))
         print(json.dumps(results["cifar_kept_by_kernel"]["top1"]), json.dumps(results["cifar10_fine_by_kernel"]["top1"]))
@@ -378,6 +381,28 @@ def main() -> None:
     shutil.copytree(staging, BUNDLE)
     write_doc(results)
     print(json.dumps(results["bundle"]), flush=True)
+
+
+def record_variant(name: str, r: dict, shipped: bool) -> None:
+    """The headline figures of this run under ``name`` in `VARIANTS` (each run of the script, also
+    `--no-train`, replaces its own row), so docs/default_model.md compares the nets tried."""
+    rows = json.loads(VARIANTS.read_text()) if VARIANTS.exists() else {}
+    kept, video = r["cifar_kept_by_kernel"], {v["clip"]: v for v in r["video"]}
+    rows[name] = {
+        "net": f"{r['recipe']['arch']} x{r['recipe']['width']:g}", "mflops": r["mflops"], "params": r["params"],
+        "schedule": r["schedule"], "train_seconds": r["train_seconds"],
+        "head_drops": list(r["bundle"].get("head_drop") or ()),
+        "kept_area": {x: kept["top1"]["area"][x] for x in ("8", "12", "16", "32")},
+        "kept_min_over_kernels": {x: kept["min_over_kernels"][x] for x in ("8", "12", "16", "32")},
+        "person_recall_min": min(min(v.values()) for v in r["person_recall_by_width"].values()),
+        "windows_as_person_max": max(max(v.values()) for v in r["windows_called_person_by_width"].values()),
+        "clip_purity": {c: [v["label_purity"], v["held_out"]["label_purity"]] for c, v in video.items()},
+        "bundle_mb": round(sum(r["bundle"]["files"].values()) / 1e6, 2), "shipped": shipped}
+    if shipped:
+        for other in rows.values():
+            other["shipped"] = False
+        rows[name]["shipped"] = True
+    write_json(VARIANTS, rows)
 
 
 def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -> dict:
@@ -528,7 +553,30 @@ def write_doc(r: dict) -> None:
                   "(run on an otherwise idle machine for these to mean anything): " +
                   ", ".join(f"{k.upper()} {v:,} crops/s" if isinstance(v, int) else f"{k.upper()}: {v}" for k, v in sp.items()) +
                   " (the issue's floor: 5,000 FP32).", ""]
+    if VARIANTS.exists():
+        lines += variants_table(json.loads(VARIANTS.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
+
+
+def variants_table(rows: dict) -> list[str]:
+    out = ["## The nets tried (one seed each; `benchmarks/results/default_model_variants.json`)", "",
+           "Each row is one run of this script (`--width`, `--hr-epochs`; `--no-train` measures an existing run without "
+           "shipping it). Kept CIFAR classes: 6,000 CIFAR-10 test images shrunk to the size with OpenCV area (and the "
+           "worst of the six kernels); clip purity: share of reported tracks labelled right, whole clip / held-out half; "
+           "train min: wall time on the shared 2-core CPU.", "",
+           "| run | net | MFLOPs | bundle MB | head drops | train min | kept 8 / 12 / 16 / 32 px, area | worst kernel | "
+           "person recall (min) | windows as person (max) | pedestrians clip | highway clip | shipped |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, v in rows.items():
+        pur = v["clip_purity"]
+        out.append(f"| {name} | {v['net']} | {v['mflops']:g} | {v['bundle_mb']:.2f} | {', '.join(v['head_drops']) or '-'} | "
+                   f"{v['train_seconds'] / 60:.0f} | " + " / ".join(f"{x:.1f}" for x in v["kept_area"].values()) + " | "
+                   + " / ".join(f"{x:.1f}" for x in v["kept_min_over_kernels"].values())
+                   + f" | {v['person_recall_min']:.1f} | {v['windows_as_person_max']:.1f} | "
+                   + " | ".join(f"{100 * a:.1f} / {100 * b:.1f} %" for a, b in (pur.get("pedestrians-480x360.avi", [0, 0]),
+                                                                           pur.get("highway-cars-1280x720.mp4", [0, 0])))
+                   + f" | {'yes' if v['shipped'] else ''} |")
+    return out + [""]
 
 
 if __name__ == "__main__":
