@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from lowres_sdk.bundle import ONNX_METADATA_KEY, Bundle, description_of
 from lowres_sdk.errors import ExportError
 
+from .fp16_weights import with_fp32_weights
 from .tolerances import PARITY_TOLERANCE
 
 MODEL, LABELS, CONFIG = "model.onnx", "labels.txt", "config_infer_secondary_lowres.txt"
@@ -150,7 +151,7 @@ def export_deepstream(bundle: Bundle, out_dir: str | os.PathLike, *, batch_size:
     if spec.resolution != spec.size:
         log(f"note: nvinfer scales crops straight to {spec.size} px; the bundle first shrinks them to "
             f"{spec.resolution} px, which this export cannot express")
-    network, folded, mean, std = network_graphs(onnx.load(str(bundle.file("model.onnx"))), spec.size)
+    network, folded, mean, std = network_graphs(with_fp32_weights(onnx.load(str(bundle.file("model.onnx")))), spec.size)
     if not np.allclose(mean, spec.mean, atol=1e-6) or not np.allclose(std, spec.std, atol=1e-6):
         raise ExportError(f"the graph's normalisation (mean {mean}, std {std}) is not the bundle's {spec.mean}, {spec.std}")
     diff = parity(network, folded, mean, spec.size)

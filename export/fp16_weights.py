@@ -35,3 +35,25 @@ def store_weights_fp16(src: str | os.PathLike, dst: str | os.PathLike, min_eleme
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(dst))
     return len(casts)
+
+
+def with_fp32_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (in place) with the weights `store_weights_fp16` stored as FP16 back as float32
+    initializers and their Casts gone: the plain graph tools that read weights (the DeepStream
+    rewrite) expect. A graph without them is returned unchanged."""
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT16}
+    casts = [n for n in graph.node if n.op_type == "Cast" and len(n.input) == 1 and n.input[0] in halves
+             and next(a.i for a in n.attribute if a.name == "to") == TensorProto.FLOAT]
+    if not casts:
+        return model
+    used = {name for n in graph.node if n not in casts for name in n.input}
+    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[c.input[0]]).astype(np.float32), c.output[0]) for c in casts]
+    dropped = {c.input[0] for c in casts} - used
+    kept = [i for i in graph.initializer if i.name not in dropped] + restored
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = [n for n in graph.node if n not in casts]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -182,6 +183,7 @@ def test_runtime_never_imports_torch(bundle):
 import sys
 sys.modules['torch'] = None  # any import of torch now fails
 import numpy as np
+import onnxruntime as ort
 from lowres_sdk import Classifier
 p = Classifier({str(bundle.path)!r})([np.zeros((20, 9, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)])
 assert p.probs.shape == (2, 3)
@@ -236,6 +238,17 @@ def test_fp16_stored_weights_halve_the_graph_and_keep_parity(run, bundle, tmp_pa
     inits = onnx.load(str(half)).graph.initializer
     assert all(i.data_type == onnx.TensorProto.FLOAT16 for i in inits if np.prod(i.dims) >= MIN_ELEMENTS)
     assert any(i.data_type == onnx.TensorProto.FLOAT for i in inits)  # small constants untouched
+    # ... and back (what the DeepStream rewrite reads): float32 initializers of the FP16 values, no Casts, same outputs
+    from lowres_sdk.export.fp16_weights import with_fp32_weights
+
+    restored = with_fp32_weights(onnx.load(str(half)))
+    assert not any(n.op_type == "Cast" and n.name.endswith("__cast") for n in restored.graph.node)
+    assert not any(i.data_type == onnx.TensorProto.FLOAT16 for i in restored.graph.initializer)
+    onnx.save(restored, str(tmp_path / "restored.onnx"))
+    x = np.stack(mixed_crops()[:1] * 2)
+    outs = [ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+            for f in (half, tmp_path / "restored.onnx")]
+    assert np.abs(outs[0] - outs[1]).max() < 1e-6
 
     b = export_run(run, tmp_path / "fp16w", eval_per_class=4, fp16_weights=True, **QUIET)
     fp32_bytes, fp16_bytes = bundle.meta["files"]["model.onnx"]["bytes"], b.meta["files"]["model.onnx"]["bytes"]
