@@ -152,8 +152,9 @@ def merge_probs(p: np.ndarray, fine: list[str]) -> np.ndarray:
 
 
 def merge_vs_drop(fine_clf, images: np.ndarray, fine_labels: np.ndarray, t: float, resolutions) -> dict:
-    """Top-1 (%) on the kept CIFAR classes (OpenCV area) of the shipped head (`fixedcam.DROPPED`
-    left out) and of the earlier one (them merged into `other`), from the same fine network."""
+    """Top-1 (%) on the kept CIFAR classes (OpenCV area) of the shipped head ("dropped":
+    `fixedcam.DROPPED` left out) and of the earlier one ("merged": airplane, deer, frog and ship all
+    in `other`), from the same fine network."""
     from lowres_sdk.export.kernel_eval import shrink
 
     fine = fine_clf.labels

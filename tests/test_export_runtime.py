@@ -183,7 +183,6 @@ def test_runtime_never_imports_torch(bundle):
 import sys
 sys.modules['torch'] = None  # any import of torch now fails
 import numpy as np
-import onnxruntime as ort
 from lowres_sdk import Classifier
 p = Classifier({str(bundle.path)!r})([np.zeros((20, 9, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)])
 assert p.probs.shape == (2, 3)
