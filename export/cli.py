@@ -102,7 +102,7 @@ def check_command(bundle, run, images, tolerance):
     from lowres_sdk.cli import read_images
     from lowres_sdk.training.checkpoint import load_model
 
-    from .graph import FusedModel
+    from .graph import fused_from_head
     from .onnx_export import parity, random_crops
 
     b = load_bundle(bundle)
@@ -111,12 +111,8 @@ def check_command(bundle, run, images, tolerance):
         tolerance = FP16_WEIGHTS_TOLERANCE if provenance.get("weights_storage") == "fp16" else PARITY_TOLERANCE
     backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
-    head = provenance.get("head") or {}
-    merge, drop = None, []
-    if head.get("merge"):  # the bundle's labels merge / drop the run's fine classes (see export_run's head)
-        merge = [[run_meta["classes"].index(c) for c in members] for members in head["merge"].values()]
-        drop = [run_meta["classes"].index(c) for c in head.get("drop") or ()]
-    fused = FusedModel(backbone, spec, b.task, head.get("temperature", 1.0), merge, drop)
+    # the bundle's labels may merge / drop the run's fine classes (see export_run's head)
+    fused = fused_from_head(backbone, spec, b.task, run_meta["classes"], provenance.get("head"))
     report = parity(fused, b.file("model.onnx"), batches, tolerance)
     click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
                f"(tolerance {tolerance:g})")

@@ -19,7 +19,7 @@ from lowres_sdk.training.checkpoint import load_model
 from lowres_sdk.training.data import ImageSet, read_image_folder, resolve_data_root, to_float
 from lowres_sdk.training.degrade import Degrade
 
-from .graph import FusedModel
+from .graph import fused_from_head
 from .int8_speed import gate_int8_speed
 from .fp16_weights import store_weights_fp16
 from .onnx_export import OPSET, export_onnx, parity, random_crops
@@ -78,29 +78,20 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     recipe = meta["recipe"]
     head = head or {}
     classes = list(meta["classes"])
-    merge, drop = None, []
-    if head.get("merge"):
-        named = [c for members in (*head["merge"].values(), head.get("drop") or ()) for c in members]
-        unknown = sorted(set(named) - set(classes))
-        if unknown:
-            raise ExportError(f"merge / drop name classes the run does not have: {unknown}")
-        if sorted(named) != sorted(classes):
-            raise ExportError(f"merge and drop must name each of the run's classes {classes} exactly once, got {sorted(named)}")
-        merge = [[classes.index(c) for c in members] for members in head["merge"].values()]
-        drop = [classes.index(c) for c in head.get("drop") or ()]
-    elif head.get("drop"):
-        raise ExportError("head drop needs a merge (the labels the kept classes go to)")
-    fused = FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge, drop)
+    try:
+        fused = fused_from_head(backbone, spec, task, classes, head)
+    except ValueError as e:
+        raise ExportError(f"head: {e} (the run's classes, in order: {classes})") from None
     if test_set is None or (int8 and calib_set is None):
         root = resolve_data_root(data or recipe["data"])
     if test_set is None:
         test = read_image_folder(root / "test", recipe["image_size"], eval_per_class, classes=classes, fit=spec.fit)
     else:
         test = test_set
-    if merge is not None:  # metrics in the output labels, on the test images of the classes kept
+    if head.get("merge"):  # metrics in the output labels, on the test images of the classes kept
         to_coarse = np.full(len(classes), -1, np.int64)
-        for j, members in enumerate(merge):
-            to_coarse[members] = j
+        for j, members in enumerate(head["merge"].values()):
+            to_coarse[[classes.index(c) for c in members]] = j
         test = test.subset(np.flatnonzero(to_coarse[test.labels] >= 0))
         test = ImageSet(test.images, to_coarse[test.labels], list(head["merge"]), test.aspects)
         classes = list(head["merge"])

@@ -28,7 +28,7 @@ class FusedModel(nn.Module):
         self.temperature = float(temperature)
         if merge is None:
             if drop:
-                raise ValueError("drop applies to a merged head (give merge too)")
+                raise ValueError("drop needs a merged head (give merge too: the labels the kept classes go to)")
             self.merge = self.keep = None
             return
         with torch.no_grad():
@@ -61,3 +61,17 @@ class FusedModel(nn.Module):
             probs = F.softmax(logits, dim=1)
             return probs if self.merge is None else probs @ self.merge
         return F.normalize(f, dim=1)
+
+
+def fused_from_head(backbone: nn.Module, spec: InputSpec, task: str, classes: Sequence[str], head: dict | None) -> FusedModel:
+    """`FusedModel` for a head given by class names, as `export_run` takes it and a bundle's
+    provenance stores it: {"temperature": T, "merge": {label: [fine classes]}, "drop": [fine classes]};
+    ValueError when it names classes ``classes`` (the run's, in output order) lacks or does not cover them."""
+    head = head or {}
+    named = [c for members in (*(head.get("merge") or {}).values(), head.get("drop") or ()) for c in members]
+    unknown = sorted(set(named) - set(classes))
+    if unknown:
+        raise ValueError(f"merge / drop name classes the run does not have: {unknown}")
+    index = list(classes).index
+    merge = [[index(c) for c in members] for members in head["merge"].values()] if head.get("merge") else None
+    return FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge, [index(c) for c in head.get("drop") or ()])
