@@ -6,6 +6,20 @@ import click
 from .tolerances import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE
 
 
+def _parse_routes(routes) -> list[tuple[int, str]]:
+    """``MIN_SIDE:RUN`` options as [(min_side, run)], ascending; UsageError when malformed."""
+    parsed = []
+    for r in routes:
+        side, sep, path = r.partition(":")
+        if not sep or not side.strip().isdigit() or int(side) < 1 or not path:
+            raise click.UsageError(f"--route takes MIN_SIDE:RUN with MIN_SIDE a whole number of px >= 1, got {r!r}")
+        parsed.append((int(side), path))
+    sides = sorted(s for s, _ in parsed)
+    if len(set(sides)) != len(sides):
+        raise click.UsageError(f"--route: each MIN_SIDE once, got {sides}")
+    return sorted(parsed)
+
+
 @click.command("export")
 @click.argument("run", metavar="RUN_OR_BUNDLE", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
@@ -35,10 +49,14 @@ from .tolerances import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE
 @click.option("--max-batch", type=int, default=64, show_default=True, help="TensorRT profile: batch 1 / max/4 / max.")
 @click.option("--triton", "triton_repo", default=None, type=click.Path(file_okay=False),
               help="Also write a Triton Inference Server model repository here.")
+@click.option("--route", "routes", multiple=True, metavar="MIN_SIDE:RUN",
+              help="Route crops whose longer side is >= MIN_SIDE px to training run RUN (repeatable): one routed bundle "
+                   "whose graph sends each crop to the model trained for its size; RUN_OR_BUNDLE takes the smallest "
+                   "crops. Classifiers of the same labels only; each route gets its own parity check and INT8 gates.")
 @click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="instance_group kind of the Triton onnxruntime model.")
 def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
-                   engine_dir, max_batch, triton_repo, triton_kind):
+                   engine_dir, max_batch, triton_repo, triton_kind, routes):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
     instead, write its deployment forms (--deepstream, --trt-onnx, --tensorrt, --triton)."""
@@ -52,8 +70,9 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 
         require_tensorrt()  # before a long export, not after
     if is_bundle:
-        if out or int8 or data or fp16_weights:
-            raise click.UsageError(f"{run} is a bundle: --out, --int8, --fp16-weights and --data apply to a training run")
+        if out or int8 or data or fp16_weights or routes:
+            raise click.UsageError(f"{run} is a bundle: --out, --int8, --fp16-weights, --data and --route apply to a "
+                                   f"training run")
         if not (deepstream or trt_onnx or tensorrt or triton_repo):
             raise click.UsageError(f"{run} is a bundle: say what to write (--deepstream DIR, --trt-onnx FILE, "
                                    f"--tensorrt, --triton REPO)")
@@ -64,8 +83,14 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
         check_bundle_target(out, overwrite)  # before importing torch and minutes of work
         from .exporter import export_run
 
-        bundle = export_run(run, out, task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class,
-                            overwrite=overwrite, log=click.echo, fp16_weights=fp16_weights)
+        kw = dict(task=task, int8=int8, force=force, data=data, eval_per_class=eval_per_class, overwrite=overwrite,
+                  log=click.echo, fp16_weights=fp16_weights)
+        if routes:
+            from .routed import export_routed
+
+            bundle = export_routed([(0, run), *_parse_routes(routes)], out, **kw)
+        else:
+            bundle = export_run(run, out, **kw)
     if deepstream:
         from .deepstream import export_deepstream
 

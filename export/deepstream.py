@@ -89,7 +89,7 @@ def parity(network: onnx.ModelProto, folded: onnx.ModelProto, mean: np.ndarray, 
 
 def config_text(bundle: Bundle, *, batch_size: int, threshold: float, min_object: int, network_mode: int,
                 output: str) -> str:
-    spec = bundle.spec
+    spec = bundle.fixed_input_spec("DeepStream's nvinfer (one network input size)")
     mean = [255.0 * m for m in spec.mean]
     lines = [f"# DeepStream nvinfer secondary classifier written by lowres_sdk from {bundle.path}",
              f"# bundle fingerprint {bundle.fingerprint}. Differences from the bundle's own pre-processing",
@@ -135,6 +135,7 @@ def export_deepstream(bundle: Bundle, out_dir: str | os.PathLike, *, batch_size:
     ``out_dir`` may exist only if it holds nothing but these files (re-export replaces them)."""
     if bundle.task != "classify":
         raise ExportError(f"DeepStream export writes a classifier; {bundle.path} is a '{bundle.task}' bundle")
+    spec = bundle.fixed_input_spec("DeepStream's nvinfer (one network input size)")
     bad = [lab for lab in bundle.labels if ";" in lab or "\n" in lab]
     if bad:
         raise ExportError(f"labels {bad} contain ';' or a newline, which nvinfer's labels file uses as separators")
@@ -147,7 +148,6 @@ def export_deepstream(bundle: Bundle, out_dir: str | os.PathLike, *, batch_size:
         if foreign:
             raise ExportError(f"--deepstream {out_dir} already holds other files ({', '.join(foreign[:3])}); "
                               f"give an empty or new directory")
-    spec = bundle.spec
     if spec.resolution != spec.size:
         log(f"note: nvinfer scales crops straight to {spec.size} px; the bundle first shrinks them to "
             f"{spec.resolution} px, which this export cannot express")

@@ -44,6 +44,7 @@ def _timing_cache_path(engine_dir: Path, key: dict) -> Path:
 def build_engine(bundle: Bundle, precision: str = "fp16", *, engine_dir: str | os.PathLike | None = None,
                  profile: tuple[int, int, int] = DEFAULT_PROFILE, rebuild: bool = False, log=print) -> Path:
     """Build (or find, unless ``rebuild``) the engine of ``bundle`` for this GPU; returns its path."""
+    resolution = bundle.fixed_input_spec("a TensorRT engine").resolution  # before anything needs a GPU
     trt = require_tensorrt()
     try:
         key = engine_key(device=current_device(), trt_version=trt.__version__, fingerprint=bundle.fingerprint,
@@ -58,7 +59,7 @@ def build_engine(bundle: Bundle, precision: str = "fp16", *, engine_dir: str | o
     source = PRECISIONS[precision]
     if source not in bundle.variants:
         raise ExportError(f"{bundle.path} has no model.int8.onnx: export the run with --int8 for an INT8 engine")
-    model = trt_ready(onnx.load(str(bundle.file(bundle.variants[source]))), bundle.spec.resolution)
+    model = trt_ready(onnx.load(str(bundle.file(bundle.variants[source]))), resolution)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
@@ -72,7 +73,7 @@ def build_engine(bundle: Bundle, precision: str = "fp16", *, engine_dir: str | o
         config.set_flag(trt.BuilderFlag.FP16)  # int8: the layers Q/DQ leave in float run in FP16
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # scales come from the graph's Q/DQ nodes, no calibrator
-    r = bundle.spec.resolution
+    r = resolution
     lo, opt, hi = profile
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(INPUT_NAME, (lo, 3, r, r), (opt, 3, r, r), (hi, 3, r, r))

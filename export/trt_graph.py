@@ -102,7 +102,7 @@ def write_trt_onnx(bundle: Bundle, out_path: str | os.PathLike, precision: str =
     variants = bundle.variants
     if precision not in variants:
         raise ExportError(f"{bundle.path} has no {precision} model (it has {', '.join(variants)})")
-    spec = bundle.spec
+    spec = bundle.fixed_input_spec("a TensorRT-ready graph")
     model = trt_ready(onnx.load(str(bundle.file(variants[precision]))), spec.resolution)
     left = trt_violations(model)
     if left:

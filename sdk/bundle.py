@@ -22,7 +22,9 @@ from ._io import check_replaceable, check_writable, replace_dir
 from .errors import BundleError, InputError
 from .spec import InputSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # a bundle of one model
+ROUTED_SCHEMA_VERSION = 2  # a routed bundle: `routes` lists its models (readers of version 1 refuse it)
+SCHEMA_VERSIONS = (SCHEMA_VERSION, ROUTED_SCHEMA_VERSION)
 META_FILE = "bundle.json"
 ONNX_METADATA_KEY = "lowres_sdk.bundle"
 TASKS = ("classify", "embed")
@@ -168,6 +170,71 @@ class Calibration:
         return d
 
 
+def route_index(min_sides, height: int, width: int) -> int:
+    """The route a crop of ``height`` x ``width`` goes to: the last whose ``min_side`` <= its longer
+    side (``min_sides`` ascending, the first 0). The routed graph (`lowres_sdk.export.routed`)
+    implements this rule; tests hold the two together."""
+    side = max(height, width)
+    return max(i for i, m in enumerate(min_sides) if m <= side)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One model of a routed bundle: crops whose longer side is >= ``min_side`` (and below the next
+    route's) go through it. Its pre-processing, provenance, metrics and parity are its own."""
+
+    min_side: int
+    preprocessing: InputSpec
+    provenance: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "Route":
+        _need(isinstance(d, dict), where, "an object with min_side and preprocessing", d)
+        unknown = set(d) - {"min_side", "preprocessing", "provenance", "metrics", "parity"}
+        _need(not unknown, where, "only min_side, preprocessing, provenance, metrics, parity", sorted(unknown))
+        _need("preprocessing" in d, f"{where}.preprocessing", "an object", None)
+        return cls(_int(d, "min_side", where), _spec(d["preprocessing"], f"{where}.preprocessing"),
+                   _dict(d, "provenance", where, {}), _dict(d, "metrics", where, {}), _dict(d, "parity", where, {}))
+
+    def to_dict(self) -> dict:
+        return {"min_side": self.min_side, "preprocessing": self.preprocessing.to_dict(), "provenance": self.provenance,
+                "metrics": self.metrics, "parity": self.parity}
+
+
+def _routes(raw, spec: "InputSpec", where: str) -> tuple[Route, ...]:
+    """A version-2 bundle's ``routes``: >= 2, ``min_side`` from 0 strictly ascending, the first
+    route's pre-processing the bundle's own."""
+    _need(isinstance(raw, list) and len(raw) >= 2, where, "a list of at least 2 routes", raw)
+    routes = tuple(Route.from_dict(r, f"{where}[{i}]") for i, r in enumerate(raw))
+    sides = [r.min_side for r in routes]
+    _need(sides[0] == 0 and all(a < b for a, b in zip(sides, sides[1:])), f"{where}.min_side",
+          "0 for the first route, then strictly ascending", sides)
+    _need(routes[0].preprocessing == spec, f"{where}[0].preprocessing", "the bundle's preprocessing (the first "
+          "route's)", routes[0].preprocessing.to_dict())
+    return routes
+
+
+def _spec(prep, where: str) -> InputSpec:
+    """A valid `InputSpec` from bundle.json's ``prep``, or BundleError naming ``where``."""
+    _need(isinstance(prep, dict), where, "an object", prep)
+    try:
+        spec = InputSpec.from_dict(prep)
+    except (TypeError, ValueError) as e:  # InputError is a ValueError
+        raise BundleError(f"{where} is invalid: {e}") from e
+    for key, n in (("mean", 3), ("std", 3), ("value_range", 2)):
+        v = getattr(spec, key)
+        _need(len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                                  for x in v), f"{where}.{key}", f"{n} numbers", list(v))
+    _need(min(spec.std) > 0, f"{where}.std", "positive numbers", list(spec.std))
+    # The graph always scales uint8 to [0, 1] before `mean`/`std`; no other range is implemented.
+    _need(tuple(spec.value_range) == (0.0, 1.0), f"{where}.value_range", "[0.0, 1.0]", list(spec.value_range))
+    _need(isinstance(spec.size, int) and isinstance(spec.resolution, int), where,
+          "integer size and resolution", [spec.size, spec.resolution])
+    return spec
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """A graph input or output as bundle.json records it."""
@@ -178,7 +245,7 @@ class TensorSpec:
 
 
 KNOWN_KEYS = ("schema_version", "task", "labels", "input", "preprocessing", "output", "embedding_dim",
-              "embedding_space", "provenance", "metrics", "parity", "variants", "calibration", "files")
+              "embedding_space", "provenance", "metrics", "parity", "variants", "calibration", "routes", "files")
 
 
 @dataclass(frozen=True)
@@ -199,6 +266,7 @@ class BundleMeta:
     embedding_space: str | None = None
     calibration: Calibration | None = None
     extra: dict = field(default_factory=dict)  # keys a later lowres_sdk added; kept, not interpreted
+    routes: tuple[Route, ...] = ()  # a routed bundle's models (schema version 2); () for one model
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -210,8 +278,13 @@ class BundleMeta:
         w = META_FILE
         _need(isinstance(d, dict), w, "a JSON object", type(d).__name__)
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION or isinstance(version, bool):
-            raise BundleError(f"bundle schema_version {version!r}; this lowres_sdk reads version {SCHEMA_VERSION}")
+        if version not in SCHEMA_VERSIONS or isinstance(version, bool):
+            raise BundleError(f"bundle schema_version {version!r}; this lowres_sdk reads versions "
+                              f"{', '.join(map(str, SCHEMA_VERSIONS))} (a newer lowres_sdk may read it)")
+        if (version == ROUTED_SCHEMA_VERSION) != ("routes" in d):
+            raise BundleError(f"{w}: schema_version {version} " + ("needs 'routes' (a routed bundle's models)" if
+                              version == ROUTED_SCHEMA_VERSION else f"has no 'routes' (routed bundles are version "
+                                                                    f"{ROUTED_SCHEMA_VERSION})"))
         for key in ("task", "labels", "input", "preprocessing", "files"):
             if key not in d:
                 raise BundleError(f"{w} lacks '{key}'")
@@ -227,22 +300,10 @@ class BundleMeta:
         name = _str(inp, "name", f"{w}.input")
         for key, want in (("dtype", "uint8"), ("layout", "NHWC"), ("channel_order", "BGR")):
             _need(inp.get(key) == want, f"{w}.input.{key}", repr(want), inp.get(key))
-        prep = d["preprocessing"]
-        _need(isinstance(prep, dict), f"{w}.preprocessing", "an object", prep)
-        try:
-            spec = InputSpec.from_dict(prep)
-        except (TypeError, ValueError) as e:  # InputError is a ValueError
-            raise BundleError(f"{w} has an invalid preprocessing section: {e}") from e
-        for key, n in (("mean", 3), ("std", 3), ("value_range", 2)):
-            v = getattr(spec, key)
-            _need(len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-                                      for x in v), f"{w}.preprocessing.{key}", f"{n} numbers", list(v))
-        _need(min(spec.std) > 0, f"{w}.preprocessing.std", "positive numbers", list(spec.std))
-        # The graph always scales uint8 to [0, 1] before `mean`/`std`; no other range is implemented.
-        _need(tuple(spec.value_range) == (0.0, 1.0), f"{w}.preprocessing.value_range", "[0.0, 1.0]",
-              list(spec.value_range))
-        _need(isinstance(spec.size, int) and isinstance(spec.resolution, int), f"{w}.preprocessing",
-              "integer size and resolution", [spec.size, spec.resolution])
+        spec = _spec(d["preprocessing"], f"{w}.preprocessing")
+        routes = _routes(d["routes"], spec, f"{w}.routes") if "routes" in d else ()
+        _need(not routes or task == "classify", f"{w}.routes", "a classify bundle (embedders of different nets "
+              "do not share a space)", task)
 
         dim = _int(d, "embedding_dim", w, lo=1)
         width = len(labels) if task == "classify" else dim
@@ -276,7 +337,8 @@ class BundleMeta:
                    preprocessing=spec, output=TensorSpec(out_name, "float32", ("N", width)), embedding_dim=dim,
                    files=files, provenance=_dict(d, "provenance", w, {}), metrics=_dict(d, "metrics", w, {}),
                    parity=_dict(d, "parity", w, {}), variants=dict(variants), embedding_space=space,
-                   calibration=calibration, extra={k: v for k, v in d.items() if k not in KNOWN_KEYS})
+                   calibration=calibration, extra={k: v for k, v in d.items() if k not in KNOWN_KEYS}, routes=routes,
+                   schema_version=version)
 
     def to_dict(self) -> dict:
         d = {"schema_version": self.schema_version, "task": self.task, "labels": list(self.labels),
@@ -288,6 +350,8 @@ class BundleMeta:
             d["embedding_space"] = self.embedding_space
         if self.calibration is not None:
             d["calibration"] = self.calibration.to_dict()
+        if self.routes:
+            d["routes"] = [r.to_dict() for r in self.routes]
         return {**d, **self.extra, "files": {n: f.to_dict() for n, f in self.files.items()}}
 
 
@@ -313,6 +377,23 @@ class Bundle:
 
     @property
     def spec(self) -> InputSpec:
+        """The model's pre-processing; a routed bundle's first (smallest crops') route's, see `routes`."""
+        return self.description.preprocessing
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """A routed bundle's models, smallest crops first; () for a bundle of one model."""
+        return self.description.routes
+
+    def fixed_input_spec(self, purpose: str) -> InputSpec:
+        """The pre-processing of a bundle of one model, for ``purpose`` (an engine or pipeline of one
+        fixed input size); BundleError for a routed bundle, whose crops take several."""
+        if self.routes:
+            sides = ", ".join(f">= {r.min_side} px: {r.preprocessing.resolution} px" for r in self.routes)
+            raise BundleError(f"{self.path} is a routed bundle ({len(self.routes)} models by crop size: {sides}); "
+                              f"{purpose} takes one fixed-size model. Export that from one route's training run "
+                              f"(provenance.source_run of routes[i] in bundle.json), or use the onnxruntime runtime, "
+                              f"whose graph routes each crop itself")
         return self.description.preprocessing
 
     @property
@@ -343,9 +424,10 @@ class Bundle:
 
 def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: int, provenance: dict,
              metrics: dict | None = None, parity: dict | None = None, variants: dict | None = None,
-             calibration: dict | None = None) -> dict:
+             calibration: dict | None = None, routes: list[dict] | None = None) -> dict:
     """The bundle description (everything but the file hashes). ``calibration`` (classify only):
-    the temperature already applied in the graph and the ``unknown_below`` score, see `Calibration`."""
+    the temperature already applied in the graph and the ``unknown_below`` score, see `Calibration`.
+    ``routes``: a routed bundle's models as `Route.to_dict` gives them (schema version 2)."""
     if task not in TASKS:
         raise BundleError(f"task must be one of {TASKS}, got {task!r}")
     d = {"schema_version": SCHEMA_VERSION, "task": task, "labels": list(labels), "input": dict(INPUT_CONTRACT),
@@ -359,6 +441,9 @@ def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: in
         calibration = Calibration.from_dict(dict(calibration))
         calibration.check_labels(labels, "calibration")
         d["calibration"] = calibration.to_dict()
+    if routes:
+        d["schema_version"] = ROUTED_SCHEMA_VERSION
+        d["routes"] = [r.to_dict() for r in _routes(list(routes), spec, "routes")]
     return d
 
 

@@ -108,6 +108,13 @@ def classify_command(images, bundle, top_k, precision, unknown_below, as_json):
             click.echo(f"{path}: {top}" if known else f"{path}: {label} ({top})")
 
 
+def _trained_at(b) -> str:
+    """The resolution a bundle's model was trained at; a routed bundle's, by crop size."""
+    if not b.routes:
+        return f"{b.spec.resolution} px"
+    return ", ".join(f"{r.preprocessing.resolution} px for crops >= {r.min_side} px" for r in b.routes)
+
+
 @cli.command("inspect")
 @click.argument("bundle", required=False, type=click.Path())
 def inspect_command(bundle):
@@ -125,8 +132,14 @@ def inspect_command(bundle):
                f"graph signatures)")
     click.echo(f"task     {d.task} -> {d.output.name} {list(d.output.shape)}")
     click.echo(f"input    {d.input.name}: uint8 NHWC BGR, any height/width, dynamic batch")
-    click.echo(f"model    resize to {spec.resolution} px ({spec.down}), then to {spec.size} px ({spec.up}), "
-               f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
+    for route in d.routes or [None]:
+        if route is not None:
+            spec, prov = route.preprocessing, route.provenance
+            click.echo(f"route    crops >= {route.min_side} px (longer side): {prov.get('source_run')}, "
+                       f"{prov.get('mflops')} MFLOPs; " + ", ".join(f"{k} {v}" for k, v in route.metrics.items()))
+        click.echo(f"model    resize to {spec.resolution} px ({spec.down}), then to {spec.size} px ({spec.up}), "
+                   f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
+    spec, prov = d.preprocessing, d.provenance
     click.echo(f"labels   {', '.join(d.labels)}")
     if prov:
         r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
@@ -340,7 +353,7 @@ def demo_command(bundle, out):
     from .video import process
 
     clf = Classifier(bundle)
-    click.echo(f"model: {clf.bundle.path} ({len(clf.labels)} classes, trained at {clf.bundle.spec.resolution} px; "
+    click.echo(f"model: {clf.bundle.path} ({len(clf.labels)} classes, trained at {_trained_at(clf.bundle)}; "
                f"{', '.join(clf.providers)})")
     crops = demo_crops()
     pred = clf([c.image for c in crops])

@@ -1,6 +1,7 @@
 """The torch-free runtime: `Classifier` and `Embedder` over a verified bundle with onnxruntime.
 
-Crops of mixed sizes are grouped by size and each group runs in batches of at most
+Crops of mixed sizes are grouped by size (and so, in a routed bundle, by the model their size is
+routed to inside the graph: docs/bundle.md) and each group runs in batches of at most
 ``batch_size`` (and at most `MAX_BATCH_PIXELS` padded pixels): the graph resizes any size itself,
 so grouping keeps results identical to running each crop alone (no second resize outside the
 graph); order is restored afterwards. The graph's signature (tensor names, dtypes, ranks, output
@@ -199,14 +200,16 @@ def _check_signature(session, bundle: Bundle, name: str) -> tuple[str, str]:
         raise BundleError(f"{where}: output {out.name!r} must be float32 [N, {width}] "
                           f"({'one column per label' if d.task == 'classify' else 'embedding_dim'}), "
                           f"the graph has {out.type} {out.shape}")
-    # Shapes can be symbolic: one tiny crop settles the width before any user crop runs.
-    try:
-        y = session.run([out.name], {i.name: np.full((1, 8, 8, 3), 128, np.uint8)})[0]
-    except Exception as e:  # onnxruntime's pybind error types
-        raise BundleError(f"{where} fails on an 8x8 test crop: {str(e).strip().splitlines()[0][:300]}") from None
-    if y.shape != (1, width) or not np.isfinite(y).all():
-        raise BundleError(f"{where}: an 8x8 test crop gives output shape {y.shape}"
-                          f"{'' if np.isfinite(y).all() else ' with NaN/inf'}; expected (1, {width})")
+    # Shapes can be symbolic: one tiny crop settles the width before any user crop runs; a routed
+    # bundle's graph also gets one crop of each route's smallest size, so every model it holds runs.
+    for side in sorted({8, *(r.min_side for r in d.routes if r.min_side)}):
+        try:
+            y = session.run([out.name], {i.name: np.full((1, side, side, 3), 128, np.uint8)})[0]
+        except Exception as e:  # onnxruntime's pybind error types
+            raise BundleError(f"{where} fails on a {side}x{side} test crop: {str(e).strip().splitlines()[0][:300]}") from None
+        if y.shape != (1, width) or not np.isfinite(y).all():
+            raise BundleError(f"{where}: a {side}x{side} test crop gives output shape {y.shape}"
+                              f"{'' if np.isfinite(y).all() else ' with NaN/inf'}; expected (1, {width})")
     return i.name, out.name
 
 

@@ -139,6 +139,7 @@ class TensorRTRunner:
 
     def __init__(self, bundle, precision: str = "fp16", engine_dir: str | os.PathLike | None = None,
                  profile: tuple[int, int, int] = DEFAULT_PROFILE):
+        self.resolution = bundle.fixed_input_spec("the TensorRT backend").resolution  # before anything needs a GPU
         trt, cudart = _tensorrt(), _cudart()
         if precision == "int8" and "int8" not in bundle.variants:
             raise BundleError(f"{bundle.path} has no int8 model; export it with --int8 first")
@@ -156,7 +157,7 @@ class TensorRTRunner:
         if INPUT_NAME not in names or len(outputs) != 1:
             raise BackendError(f"engine tensors {names}: expected input '{INPUT_NAME}' and one output")
         self.output = outputs[0]
-        self.max_batch, self.resolution = profile[2], bundle.spec.resolution
+        self.max_batch = profile[2]
         self.classes = len(bundle.labels) if bundle.task == "classify" else int(bundle.meta["embedding_dim"])
         self.stream = _cuda(cudart.cudaStreamCreate())
         in_bytes = self.max_batch * 3 * self.resolution ** 2 * 4

@@ -1,0 +1,183 @@
+"""A routed bundle: classifiers of one label set, each trained for a range of crop sizes, in one
+graph that sends every batch to the model its crops' size calls for.
+
+`route_graph` composes the exported graphs under nested ONNX ``If`` nodes on the crops' longer side
+(the rule `lowres_sdk.bundle.route_index` states: the last route whose ``min_side`` <= it), so
+everything that runs model.onnx -- `Classifier`, `lowres video`, the servers, Triton's onnxruntime
+backend -- routes without knowing it; the runtime already groups crops by size, so each batch is
+one route. `export_routed` exports each route with `export_run` (its own parity check and INT8
+gates), composes the FP32 graphs (and the INT8 ones when every route passed its gate), checks the
+composed graph against each route's own on crops of every route's sizes, and writes one bundle of
+schema version 2 whose ``routes`` keep each model's pre-processing, provenance, metrics and parity.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from lowres_sdk.bundle import INPUT_NAME, Bundle, check_bundle_target, describe, description_of, route_index, write_bundle
+from lowres_sdk.errors import ExportError
+
+from .tolerances import PARITY_TOLERANCE
+
+SIDE = "routed/longer_side"  # the outer graph's int64 scalar every If compares
+
+
+def _prefixed(graph: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
+    """A copy of ``graph`` as an If branch: every name prefixed except the graph input, which the
+    branch reads from the outer scope; no inputs of its own."""
+    g = onnx.GraphProto()
+    g.CopyFrom(graph)
+    keep = {i.name for i in g.input}
+    name = (lambda n: n if (n in keep or not n) else prefix + n)
+    for node in g.node:
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            raise ExportError(f"cannot route a graph that has subgraphs of its own (node {node.name!r}, {node.op_type})")
+        node.name = prefix + node.name
+        node.input[:] = [name(n) for n in node.input]
+        node.output[:] = [name(n) for n in node.output]
+    for t in g.initializer:
+        t.name = name(t.name)
+    for v in (*g.value_info, *g.output):
+        v.name = name(v.name)
+    del g.input[:]
+    g.name = prefix.rstrip("/")
+    return g
+
+
+def route_graph(models: list[onnx.ModelProto], min_sides: list[int]) -> onnx.ModelProto:
+    """One model: uint8 [N, H, W, 3] -> models[i]'s output, where i = `route_index`(min_sides, H, W)."""
+    if len(models) != len(min_sides) or len(models) < 2:
+        raise ExportError(f"a routed graph needs >= 2 models and one min_side each, got {len(models)} and {len(min_sides)}")
+    if min_sides[0] != 0 or any(a >= b for a, b in zip(min_sides, min_sides[1:])):
+        raise ExportError(f"min_side must be 0 for the first route, then strictly ascending; got {min_sides}")
+    for m in models:
+        if [i.name for i in m.graph.input] != [INPUT_NAME] or len(m.graph.output) != 1 or m.functions:
+            raise ExportError(f"each routed model needs one input {INPUT_NAME!r}, one output and no local functions")
+    out = models[0].graph.output[0]
+    if any(m.graph.output[0].name != out.name for m in models):
+        raise ExportError(f"routed models must share one output name, got {[m.graph.output[0].name for m in models]}")
+    branches = [_prefixed(m.graph, f"route{i}/") for i, m in enumerate(models)]
+    nodes = [helper.make_node("Shape", [INPUT_NAME], ["routed/shape"], start=1, end=3, name="routed/shape"),
+             helper.make_node("ReduceMax", ["routed/shape"], [SIDE], keepdims=0, name="routed/side")]
+    inits = []
+    chosen = branches[0]
+    for i in range(1, len(models)):  # route i, else the routes below it
+        at, cond, result = f"routed/min_side{i}", f"routed/cond{i}", f"routed/out{i}"
+        inits.append(numpy_helper.from_array(np.array(min_sides[i], np.int64), at))
+        step = [helper.make_node("GreaterOrEqual", [SIDE, at], [cond], name=f"routed/ge{i}"),
+                helper.make_node("If", [cond], [result], name=f"routed/if{i}", then_branch=branches[i], else_branch=chosen)]
+        if i == len(models) - 1:
+            nodes += step
+            break
+        chosen = helper.make_graph(step, f"routes0-{i}", [], [helper.make_value_info(result, out.type)])
+    nodes[-1].output[:] = [out.name]
+    graph = helper.make_graph(nodes, "routed", [models[0].graph.input[0]], [out], initializer=inits)
+    opsets = {}
+    for m in models:
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                              producer_name="lowres_sdk")
+    model.ir_version = max(m.ir_version for m in models)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def routing_parity(routed: str | os.PathLike, route_paths: list[str | os.PathLike], min_sides: list[int],
+                   sides: list[int], seed: int = 0) -> dict:
+    """Max |routed - the route's own graph| over random crops of each of ``sides`` (square, tall and
+    wide); ExportError above `PARITY_TOLERANCE` (the composition must not change a number)."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(routed), opts, providers=["CPUExecutionProvider"])
+    own = [ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"]) for p in route_paths]
+    rng, worst, shapes = np.random.default_rng(seed), 0.0, []
+    for s in sides:
+        for h, w in ((s, s), (s, max(1, s // 2)), (max(1, s // 2), s)):
+            batch = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+            want = own[route_index(min_sides, h, w)].run(None, {INPUT_NAME: batch})[0]
+            got = session.run(None, {INPUT_NAME: batch})[0]
+            worst = max(worst, float(np.abs(got - want).max()))
+            shapes.append([h, w])
+    if not worst <= PARITY_TOLERANCE:
+        raise ExportError(f"the routed graph differs from its routes' own graphs by {worst:.3g} (> {PARITY_TOLERANCE:g})")
+    return {"max_abs_diff": worst, "tolerance": PARITY_TOLERANCE, "shapes": shapes}
+
+
+def _check_routes_agree(bundles: list[Bundle]) -> None:
+    first = bundles[0].description
+    for b in bundles[1:]:
+        d = b.description
+        if (d.task, d.labels, d.output.name) != (first.task, first.labels, first.output.name):
+            raise ExportError(f"routed models must share task, labels and output: {b.path} has {d.task} {list(d.labels)}, "
+                              f"the first route {first.task} {list(first.labels)}")
+
+
+def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os.PathLike, *, int8: bool = False,
+                  heads: list[dict | None] | None = None, calibration: dict | None = None, overwrite: bool = False,
+                  log=print, **export_kw) -> Bundle:
+    """Export the training runs of ``routes`` [(min_side, run), ...] (min_side 0 first, ascending) to
+    one routed classify bundle ``out_dir``. Each run is exported by `export_run` with ``export_kw``
+    (its parity check, metrics, and with ``int8`` its INT8 gates: the bundle ships INT8 only when
+    every route passed them); ``heads[i]``: route i's head (temperature / merge / drop: each net
+    is calibrated on its own); ``calibration``: the bundle's (thresholds over the routed outputs)."""
+    from .exporter import _embed_metadata, export_run
+
+    check_bundle_target(out_dir, overwrite)
+    if len(routes) < 2:
+        raise ExportError(f"a routed bundle needs >= 2 routes, got {len(routes)}")
+    if export_kw.get("task", "classify") != "classify":
+        raise ExportError("only classifiers are routed (embedders of different nets do not share a space)")
+    min_sides = [int(m) for m, _ in routes]
+    heads = heads or [None] * len(routes)
+    if len(heads) != len(routes):
+        raise ExportError(f"heads: one per route ({len(routes)}), got {len(heads)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        parts: list[Bundle] = []
+        for i, ((side, run), head) in enumerate(zip(routes, heads)):
+            log(f"route {i} (crops >= {side} px): {run}")
+            try:
+                parts.append(export_run(run, tmp / f"route{i}", int8=int8, head=head, log=log, **export_kw))
+            except ExportError as e:
+                if not int8 or "INT8" not in str(e):
+                    raise
+                log(f"route {i}: {e}; the routed bundle ships FP32 only")
+                int8 = False
+                parts.append(export_run(run, tmp / f"route{i}", head=head, log=log, **export_kw))
+        _check_routes_agree(parts)
+        variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if int8 and all("int8" in p.variants for p in parts)
+                                             else {})}
+        files = {}
+        for key, name in variants.items():
+            composed = tmp / name
+            onnx.save(route_graph([onnx.load(str(p.file(p.variants[key]))) for p in parts], min_sides), str(composed))
+            files[name] = composed
+        sides = sorted({*min_sides[1:], *(m - 1 for m in min_sides[1:]), 8, 2 * min_sides[-1]})
+        report = {"routing": {k: routing_parity(files[n], [p.file(p.variants[k]) for p in parts], min_sides, sides)
+                              for k, n in variants.items()}}
+        report["max_abs_diff"] = max(p.description.parity["max_abs_diff"] for p in parts)
+        report["tolerance"] = PARITY_TOLERANCE
+        log(f"routing parity: max |routed - route's own graph| = "
+            f"{max(r['max_abs_diff'] for r in report['routing'].values()):.2e} over crops of {sides} px")
+        first = parts[0].description
+        description = describe(
+            "classify", list(first.labels), first.preprocessing, embedding_dim=first.embedding_dim,
+            provenance={**first.provenance, "routed_from": [str(run) for _, run in routes]}, metrics={},
+            parity=report, variants={k: v for k, v in variants.items() if k != "fp32"}, calibration=calibration,
+            routes=[{"min_side": side, "preprocessing": p.description.preprocessing.to_dict(),
+                     "provenance": p.description.provenance, "metrics": p.description.metrics,
+                     "parity": p.description.parity} for side, p in zip(min_sides, parts)])
+        for path in files.values():
+            _embed_metadata(path, description_of(description))
+        bundle = write_bundle(out_dir, description, files, overwrite=overwrite)
+    log(f"wrote routed bundle {out_dir} ({len(routes)} models, routes at {min_sides[1:]} px): "
+        + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
+    return bundle
