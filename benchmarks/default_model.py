@@ -53,6 +53,7 @@ ROOT = HERE.parent
 
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "default_model.md"
+MAX_BUNDLE_MB = 2.0  # the shipped bundle's limit (issue 14)
 VARIANTS = RESULTS / "default_model_variants.json"  # one row per net tried (`record_variant`)
 BUNDLE = ROOT / "sdk" / "models" / "default"
 DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.625, 8  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
@@ -166,16 +167,19 @@ def coarse_index(fine: str) -> int:
     return next((j for j, members in enumerate(fixedcam.COARSE.values()) if fine in members), -1)
 
 
-def merged_head_top1(fine_clf, images: np.ndarray, fine_labels: np.ndarray, t: float, resolutions) -> dict:
+def merged_head_top1(fine_clf, images: np.ndarray, fine_labels: np.ndarray, temps: list[float], resolutions) -> dict:
     """Top-1 (%) on the kept CIFAR classes (OpenCV area) of the earlier head -- airplane, deer, frog
-    and ship all merged into `other` -- from the same fine network as the shipped head (whose own
-    figures are `cifar_kept_by_kernel`'s area row)."""
+    and ship all merged into `other` -- from the same fine network(s) as the shipped head (whose own
+    figures are `cifar_kept_by_kernel`'s area row); ``temps``: each route's temperature."""
+    from lowres_sdk.bundle import route_index
     from lowres_sdk.export.kernel_eval import shrink
 
     fine = fine_clf.labels
     labels = np.array([coarse_index(fine[i]) for i in fine_labels])
     out = {"kernel": "area", "images": len(images), "top1": {}}
+    sides = [x.min_side for x in fine_clf.bundle.routes] or [0]
     for r in resolutions:
+        t = temps[route_index(sides, r, r)]
         p = softmax_t(np.log(np.clip(fine_clf([shrink(i, r, "area") for i in images]).probs, 1e-12, 1)), t)
         merged = np.stack([p[:, [fine.index(c) for c in members]].sum(1) for members in fixedcam.COARSE.values()], 1)
         merged[:, list(fixedcam.COARSE).index("other")] += p[:, [fine.index(c) for c in fixedcam.DROPPED]].sum(1)
@@ -184,9 +188,11 @@ def merged_head_top1(fine_clf, images: np.ndarray, fine_labels: np.ndarray, t: f
 
 
 def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
-    """Temperature (grid search on NLL) on the even-index half of the held-out objects seen through
-    random cameras; ECE before/after and the `unknown` threshold measured on the odd half."""
+    """Temperature (grid search on NLL; a routed bundle: one for each route, on the views routed to
+    it) on the even-index half of the held-out objects seen through random cameras; ECE before/after
+    and the `unknown` threshold measured on the odd half."""
     from lowres_sdk import Classifier
+    from lowres_sdk.bundle import route_index
 
     clf = Classifier(str(fine_bundle))
     fine = clf.labels
@@ -195,22 +201,33 @@ def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
     coarse_labels = to_coarse[test.labels]
     views = camera_views(test.images, test.aspects, seed)
     log_p = np.log(np.clip(clf(views).probs, 1e-12, 1))
+    sides = [r.min_side for r in clf.bundle.routes] or [0]
+    route = np.array([route_index(sides, *v.shape[:2]) for v in views])
     fit, held = np.arange(len(views)) % 2 == 0, np.arange(len(views)) % 2 == 1
     grid = np.round(np.arange(0.5, 3.01, 0.05), 3)  # T minimizing the NLL of the shipped (coarse) probabilities
-    nll = [float(-np.log(merge_probs(softmax_t(log_p[fit], t), fine)[np.arange(fit.sum()), coarse_labels[fit]] + 1e-12).mean())
-           for t in grid]
-    t = float(grid[int(np.argmin(nll))])
+    temps = []
+    for k in range(len(sides)):
+        f = fit & (route == k)
+        nll = [float(-np.log(merge_probs(softmax_t(log_p[f], t), fine)[np.arange(f.sum()), coarse_labels[f]] + 1e-12).mean())
+               for t in grid]
+        temps.append(float(grid[int(np.argmin(nll))]))
+    t_view = np.array(temps)[route][:, None]  # each view's route's temperature
+    t = temps[0]
     out = {"temperature": t, "fitted_on": f"{int(fit.sum())} held-out objects (even indices of the test split: CIFAR-10 test "
                                             f"of the classes the shipped head keeps, held-out people and street windows), each through one random "
-                                            f"camera (6-32 px)",
+                                            f"camera (6-32 px)" + (f"; one temperature per route ({', '.join(f'>= {a} px: {b:g}' for a, b in zip(sides, temps))}), "
+                                                                   "each in its own graph" if len(sides) > 1 else ""),
            "method": "temperature scaling (grid search on the NLL of the shipped labels' probabilities)"}
-    before_p, after_p = merge_probs(softmax_t(log_p[held], 1.0), fine), merge_probs(softmax_t(log_p[held], t), fine)
+    if len(sides) > 1:
+        out["route_temperatures"] = temps
+        out["route_fit_objects"] = [int((fit & (route == k)).sum()) for k in range(len(sides))]
+    before_p, after_p = merge_probs(softmax_t(log_p[held], 1.0), fine), merge_probs(softmax_t(log_p[held], t_view[held]), fine)
     out["ece_before"], rows_before = ece(before_p, coarse_labels[held])
     out["ece_after"], rows_after = ece(after_p, coarse_labels[held])
     # unknown: the smallest threshold whose kept predictions are >= `precision` right (on the fitting half),
     # over all predictions, and per label over the predictions of that label (the strictest tried where none
     # reaches it): a label seldom wrong (person) needs a lower score than one often confused (cat, dog).
-    p_fit = merge_probs(softmax_t(log_p[fit], t), fine)
+    p_fit = merge_probs(softmax_t(log_p[fit], t_view[fit]), fine)
     conf, pred = p_fit.max(1), p_fit.argmax(1)
     right = pred == coarse_labels[fit]
     out["unknown_below"] = smallest_threshold(conf, right, precision) or float(THRESHOLDS[-1])
@@ -228,6 +245,29 @@ def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
     out["ece_before"], out["ece_after"] = round(out["ece_before"], 4), round(out["ece_after"], 4)
     reliability_png(rows_before, rows_after, RESULTS / "default_model_reliability.png", t)
     return out
+
+
+ROUTE_CANDIDATES = (12, 16, 20, 24, 28, 32)  # crop sizes (longer side) the 32 px model may take over from
+
+
+def choose_route(small, large, images: np.ndarray, fine_labels: np.ndarray) -> tuple[int | None, dict]:
+    """The smallest of `ROUTE_CANDIDATES` from which the 32 px model (``large``, fine bundle) is at
+    least as good as the 16 px one (``small``) at that size and every larger one: coarse top-1 on
+    ``images`` (the even half of the kept CIFAR test classes) shrunk with OpenCV area. None: never."""
+    from lowres_sdk.export.kernel_eval import shrink
+
+    labels = np.array([coarse_index(small.labels[i]) for i in fine_labels])
+    table = {}
+    for r in ROUTE_CANDIDATES:
+        views = [shrink(i, r, "area") for i in images]
+        table[str(r)] = [round(100 * float((merge_probs(m(views).probs, m.labels).argmax(1) == labels).mean()), 2)
+                         for m in (small, large)]
+    at = None
+    for r in reversed(ROUTE_CANDIDATES):
+        if table[str(r)][1] < table[str(r)][0]:
+            break
+        at = r
+    return at, {"images": len(images), "kernel": "area", "top1_16px_net_vs_32px_net": table, "route_at": at}
 
 
 def reliability_png(before: list, after: list, path: Path, t: float) -> None:
@@ -274,6 +314,10 @@ def main() -> None:
                         "fine-tuning) and start the camera run from it; 0: from scratch. Runs and checkpoints say _hr<N>")
     p.add_argument("--fp16-weights", action=argparse.BooleanOptionalAction, default=True,
                    help="the shipped model.onnx stores its weights as FP16 (`lowres export --fp16-weights`): half the file")
+    p.add_argument("--upper-epochs", type=int, default=UPPER_EPOCHS,
+                   help="also train the routed bundle's 32 px model (airnet x0.5 fed 32 px, from its own 8-epoch HR start) for "
+                        "N camera epochs and route crops to it from the size where it beats the 16 px net (measured); 0: one "
+                        "16 px model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--unknown-precision", type=float, default=0.8,
                    help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
@@ -285,6 +329,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lowres_sdk import Classifier
     from lowres_sdk.export.exporter import export_run
+    from lowres_sdk.export.routed import export_routed
     from lowres_sdk.export.kernel_eval import DEFAULT_KERNELS, accuracy_by_kernel, heatmap
 
     train_set, test_set, info = fixedcam.load(args.data)
@@ -320,12 +365,48 @@ def main() -> None:
         schedule += (f", then {meta['epoch']} more from those weights (a second cosine cycle from lr 0.05"
                      + (", with the clips' motion-free crops as background)" if args.clip_background else ")"))
 
+    upper = None
+    if args.upper_epochs:  # the routed bundle's 32 px model: its HR start, then the camera at 12-32 px
+        teacher = teacher_dir(UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+        hr_meta = train_stage(hr_recipe(str(args.data), DEFAULT_HR_EPOCHS, UPPER_WIDTH), args.runs / teacher.name, teacher,
+                              (train_set, test_set), args.no_train)
+        name = named("airnet32", UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+        clipbg_train = cont_train if args.continue_epochs and args.clip_background else \
+            fixedcam.load(args.data, clip_background=True)[0]
+        up_meta = train_stage(upper_recipe(str(args.data), args.upper_epochs), args.runs / name,
+                              HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+        upper = {"run": args.runs / name, "recipe": up_meta["recipe"], "params": up_meta["params"], "mflops": up_meta["mflops"],
+                 "train_seconds": round(sum(h["seconds"] for h in hr_meta["history"] + up_meta["history"])),
+                 "schedule": f"{hr_meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; "
+                             f"{100 * hr_meta['history'][-1]['test_top1']:.1f} % on the 12-class test split at 32 px), then "
+                             f"{up_meta['epoch']} epochs from those weights through the camera at "
+                             f"{up_meta['recipe']['camera_min']}-{up_meta['recipe']['camera_max']} px (lr 0.1, cosine, "
+                             "with the clips' motion-free crops as background)",
+                 "weights_sha256": up_meta["weights_sha256"]}
+        train_seconds += upper["train_seconds"]
+        print(f"trained the 32 px model {upper['run']} ({up_meta['epoch']} epochs)", flush=True)
+
     rng = np.random.default_rng(0)
     calib = train_set.subset(np.sort(rng.choice(len(train_set), 600, replace=False)))
     cifar_test = test_set.subset(np.flatnonzero(test_set.labels < 10))
+    kept_idx = [fixedcam.FINE.index(c) for c in ("automobile", "truck", "bird", "cat", "dog", "horse")]
+    mask = np.isin(cifar_test.labels, kept_idx)
     fine_bundle = args.runs / "bundle_fine"
     if bundle_weights(fine_bundle) != meta["weights_sha256"]:  # none yet, or one of other weights
         export_run(run, fine_bundle, test_set=test_set, calib_set=calib, log=print, overwrite=True)
+    routes, route_choice = [(0, run)], None
+    if upper:
+        fine32 = args.runs / "bundle_fine32"
+        if bundle_weights(fine32) != upper["weights_sha256"]:
+            export_run(upper["run"], fine32, test_set=test_set, calib_set=calib, log=print, overwrite=True)
+        even = np.flatnonzero(mask)[::2]  # route chosen on half the kept test images (the calibration's fitting half)
+        route_at, route_choice = choose_route(Classifier(str(fine_bundle)), Classifier(str(fine32)), cifar_test.images[even],
+                                              cifar_test.labels[even])
+        print("route", json.dumps(route_choice), flush=True)
+        if route_at is not None:
+            routes.append((route_at, upper["run"]))
+            fine_bundle = args.runs / "bundle_fine_routed"
+            export_routed(routes, fine_bundle, test_set=test_set, calib_set=calib, log=print, overwrite=True)
     calibration = calibrate(fine_bundle, test_set, args.unknown_precision)
     print("calibration", json.dumps(calibration), flush=True)
 
@@ -334,19 +415,28 @@ def main() -> None:
         shutil.rmtree(staging)
     from lowres_sdk.errors import ExportError
 
+    temps = calibration.get("route_temperatures", [calibration["temperature"]])
+    heads = [{"temperature": t, "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}, "drop": list(fixedcam.DROPPED)}
+             for t in temps]
     shipped_args = dict(test_set=test_set, calib_set=calib, log=print, fp16_weights=args.fp16_weights,
-                        head={"temperature": calibration["temperature"], "merge": {k: list(v) for k, v in fixedcam.COARSE.items()},
-                              "drop": list(fixedcam.DROPPED)},
                         calibration={k: calibration[k] for k in CALIBRATION_KEYS})
-    try:  # INT8 ships only if the export's accuracy and speed gates pass
-        export_run(run, staging, int8=True, **shipped_args)
-    except ExportError as e:
-        print(f"INT8 refused ({e}); shipping FP32 only", flush=True)
-        export_run(run, staging, **shipped_args)
+    if len(routes) > 1:  # INT8 ships only if every route passes the export's gates, and if the bundle stays small enough
+        export_routed(routes, staging, int8=True, heads=heads, **shipped_args)
+        if bundle_mb(staging) > MAX_BUNDLE_MB:
+            print(f"with INT8 the bundle is {bundle_mb(staging):.2f} MB (> {MAX_BUNDLE_MB}); shipping FP32 only", flush=True)
+            export_routed(routes, staging, heads=heads, overwrite=True, **shipped_args)
+    else:
+        try:  # INT8 ships only if the export's accuracy and speed gates pass
+            export_run(run, staging, int8=True, head=heads[0], **shipped_args)
+        except ExportError as e:
+            print(f"INT8 refused ({e}); shipping FP32 only", flush=True)
+            export_run(run, staging, head=heads[0], **shipped_args)
 
     results = {"recipe": meta["recipe"], "data": info, "params": meta["params"], "mflops": meta["mflops"],
                "train_seconds": round(train_seconds), "epochs": epochs, "schedule": schedule,
-               "history": meta["history"], "calibration": calibration}
+               "history": meta["history"], "calibration": calibration, "upper": upper and {k: v for k, v in upper.items()
+                                                                                          if k not in ("run", "weights_sha256")},
+               "route": route_choice}
     resolutions = (8, 12, 16, 24, 32)
     # Issue 13's figures: the fine model on the full CIFAR-10 test split, by real kernel.
     fine = Classifier(str(fine_bundle))
@@ -355,14 +445,11 @@ def main() -> None:
     heatmap(rep, RESULTS / "default_model_cifar10_kernels.png", "fine 12-class model, CIFAR-10 test (10k): top-1 % by kernel")
     # Issue 14's: the shipped coarse model on the CIFAR classes it keeps.
     shipped = Classifier(str(staging))
-    kept_idx = [fixedcam.FINE.index(c) for c in ("automobile", "truck", "bird", "cat", "dog", "horse")]
-    mask = np.isin(cifar_test.labels, kept_idx)
     assert shipped.labels == list(fixedcam.COARSE), shipped.labels  # coarse_index gives the bundle's label order
     labels = np.array([coarse_index(fixedcam.FINE[l]) for l in cifar_test.labels[mask]])
     rep = accuracy_by_kernel(shipped, list(cifar_test.images[mask]), labels, DEFAULT_KERNELS, resolutions)
     results["cifar_kept_by_kernel"] = rep
-    results["merged_head"] = merged_head_top1(fine, cifar_test.images[mask], cifar_test.labels[mask], calibration["temperature"],
-                                              resolutions)
+    results["merged_head"] = merged_head_top1(fine, cifar_test.images[mask], cifar_test.labels[mask], temps, resolutions)
     heatmap(rep, RESULTS / "default_model_kept_kernels.png", "shipped model, CIFAR test, kept classes: top-1 % by kernel")
     # People and street windows, from the original (non-square) held-out crops.
     _, people_test, _ = fixedcam.people(args.data / "person-reid-48x128.tar.gz", args.data / "pedestrians-mit-64x128.tar.gz")
@@ -383,13 +470,16 @@ def main() -> None:
                                         tracker=TrackerConfig(min_travel=0))
         results["video"].append(row)
         print("video", json.dumps(row), flush=True)
-    results["speed"] = crops_per_second(staging)
+    results["speed"] = {f"{h}x{w}": crops_per_second(staging, (h, w)) for h, w in SPEED_SHAPES}
     print("speed", json.dumps(results["speed"]), flush=True)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
-                         "metrics": shipped.bundle.meta["metrics"], "parity": shipped.bundle.meta["parity"]["max_abs_diff"],
+                         "metrics": shipped.bundle.meta["metrics"] or {f"route{i}_{k}": v for i, r in enumerate(shipped.bundle.routes)
+                                                                       for k, v in r.metrics.items()},
+                         "parity": shipped.bundle.meta["parity"]["max_abs_diff"],
                          "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32"),
                          "head_drop": (shipped.bundle.meta["provenance"].get("head") or {}).get("drop")}
-    record_variant(f"{named('airnet16', args.width, args.hr_epochs)} (drops {'/'.join(fixedcam.DROPPED)})", results,
+    record_variant(f"{named('airnet16', args.width, args.hr_epochs)} (drops {'/'.join(fixedcam.DROPPED)})"
+                   + (f" + airnet32 x{UPPER_WIDTH:g} from {routes[1][0]} px" if len(routes) > 1 else ""), results,
                    shipped=not args.no_train)
     if args.no_train:
         print(json.dumps({k: results[k] for k in ("calibration", "person_recall_by_width", "windows_called_person_by_width")}))
@@ -409,7 +499,11 @@ def record_variant(name: str, r: dict, shipped: bool) -> None:
     rows = json.loads(VARIANTS.read_text()) if VARIANTS.exists() else {}
     kept, video = r["cifar_kept_by_kernel"], {v["clip"]: v for v in r["video"]}
     rows[name] = {
-        "net": f"{r['recipe']['arch']} x{r['recipe']['width']:g}", "mflops": r["mflops"], "params": r["params"],
+        "net": f"{r['recipe']['arch']} x{r['recipe']['width']:g}" + (
+            f" + {r['upper']['recipe']['arch']} x{r['upper']['recipe']['width']:g} at 32 px for crops >= {r['route']['route_at']} px"
+            if (r.get("route") or {}).get("route_at") else ""),
+        "mflops": r["mflops"] if not (r.get("route") or {}).get("route_at") else f"{r['mflops']:g} / {r['upper']['mflops']:g}",
+        "params": r["params"],
         "schedule": r["schedule"], "train_seconds": r["train_seconds"],
         "head_drops": list(r["bundle"].get("head_drop") or ()),
         "kept_area": {x: kept["top1"]["area"][x] for x in ("8", "12", "16", "32")},
@@ -426,6 +520,10 @@ def record_variant(name: str, r: dict, shipped: bool) -> None:
     write_json(VARIANTS, rows)
 
 
+def bundle_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.iterdir()) / 1e6
+
+
 def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -> dict:
     """Train ``rec`` into ``run`` (resumed; started from the committed copy when ``run`` is new),
     then commit its finished copy; ``no_train``: the run as it is. Returns its metadata."""
@@ -439,13 +537,16 @@ def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -
     return meta
 
 
-def crops_per_second(bundle: Path, seconds: float = 1.5, repeats: int = 5) -> dict:
-    """`Classifier` throughput on 64 crops of 32x16 px per call (2 onnxruntime threads), best of
+SPEED_SHAPES = ((32, 16), (16, 8))  # a routed bundle's 32 px model takes the first, its 16 px model the second
+
+
+def crops_per_second(bundle: Path, shape: tuple[int, int], seconds: float = 1.5, repeats: int = 5) -> dict:
+    """`Classifier` throughput on 64 crops of ``shape`` (h, w) px per call (2 onnxruntime threads), best of
     ``repeats`` windows of ``seconds`` after one warm-up window, FP32 and (when shipped) INT8."""
     from lowres_sdk import Classifier
     from lowres_sdk.errors import BundleError
 
-    crops = list(np.random.default_rng(0).integers(0, 256, (64, 32, 16, 3), dtype=np.uint8))
+    crops = list(np.random.default_rng(0).integers(0, 256, (64, *shape, 3), dtype=np.uint8))
     out = {}
     for precision in ("fp32", "int8"):
         try:
@@ -503,7 +604,17 @@ def write_doc(r: dict) -> None:
              f"- Network: {r['recipe']['arch']} x{r['recipe']['width']:g} (training/backbones.py) fed **16x16 natively** "
              f"({r['mflops']} MFLOPs, {r['params']:,} params), trained on 12 fine "
              f"classes (CIFAR-10 + person + background): {r.get('schedule', str(r['epochs']) + ' epochs')} ({r['train_seconds'] / 60:.0f} min of "
-             "training on the 2-core CPU), label smoothing 0.1, EMA 0.999.",
+             "training on the 2-core CPU), label smoothing 0.1, EMA 0.999."
+             + (f" **Routed** (docs/bundle.md, schema version 2): crops whose longer side is >= {r['route']['route_at']} px go "
+                f"to a second net in the same graph, {r['upper']['recipe']['arch']} x{r['upper']['recipe']['width']:g} fed "
+                f"**32x32 natively** ({r['upper']['mflops']} MFLOPs, {r['upper']['params']:,} params): {r['upper']['schedule']} "
+                f"({r['upper']['train_seconds'] / 60:.0f} min; the minutes above count both nets). The route is where the 32 px net "
+                "starts to beat the 16 px one, measured on the even half of the kept CIFAR test classes (area; coarse top-1 "
+                "% of the 16 px net / the 32 px net: " + ", ".join(f"{k} px {a:.1f} / {b:.1f}" for k, (a, b) in
+                                                             r["route"]["top1_16px_net_vs_32px_net"].items()) + ")."
+                if r.get("route") and r["route"].get("route_at") else "")
+             + (" A 32 px net was trained but loses to the 16 px one at every candidate size, so the bundle holds one model."
+                if r.get("route") and not r["route"].get("route_at") else ""),
              "- Every training sample goes through a random camera (`Camera` in training/degrade.py): box jitter +-20 %, "
              "square objects cut and stretched to aspects 1:2.5-2.5:1, people kept at their aspect x/÷1.25, defocus or "
              "motion blur, a random real downscale kernel (OpenCV area/linear/cubic/nearest/Lanczos, Pillow "
@@ -538,7 +649,7 @@ def write_doc(r: dict) -> None:
              (" (model.onnx stores its weights as FP16, computes in FP32)" if r["bundle"].get("weights_storage") == "fp16" else "") +
              f"; parity (onnxruntime vs torch) {r['bundle']['parity']:.1e}. INT8 is shipped when the export's gates pass "
              "(<= 1 point top-1 loss, >= 1.1x FP32 speed at batch 64; docs/deployment.md): " +
-             ", ".join(f"{k} {v}" for k, v in r["bundle"]["metrics"].items() if k.startswith("int8")) + ".", "",
+             (", ".join(f"{k} {v}" for k, v in r["bundle"]["metrics"].items() if "int8" in k) or "not shipped") + ".", "",
              "## CIFAR classes it keeps (car, truck, bird, cat, dog, horse), CIFAR-10 test, top-1 % (coarse labels)", "",
              f"{kept['images']} test images, shrunk to the resolution (square) by each kernel; a prediction of any other label "
              "(`other`, `person`, a wrong animal) counts as wrong.", "", *table(kept), "",
@@ -574,11 +685,12 @@ def write_doc(r: dict) -> None:
                             if "travel_off" in v else "- |"))
         lines.append("")
     if r.get("speed"):
-        sp = r["speed"]
-        lines += ["## Speed", "", "`Classifier()` on 64 crops of 32x16 px per call, 2 onnxruntime threads, best of 5 x 1.5 s "
-                  "(run on an otherwise idle machine for these to mean anything): " +
-                  ", ".join(f"{k.upper()} {v:,} crops/s" if isinstance(v, int) else f"{k.upper()}: {v}" for k, v in sp.items()) +
-                  " (the issue's floor: 5,000 FP32).", ""]
+        lines += ["## Speed", "", "`Classifier()` on 64 crops per call, 2 onnxruntime threads, best of 5 x 1.5 s (run on an "
+                  "otherwise idle machine for these to mean anything)"
+                  + (" -- in a routed bundle the crop size picks the net" if r.get("upper") else "") + ": "
+                  + "; ".join(f"{shape} px: " + ", ".join(f"{k.upper()} {v:,} crops/s" if isinstance(v, int) else f"{k.upper()}: {v}"
+                                                          for k, v in sp.items()) for shape, sp in r["speed"].items())
+                  + " (the issue's floor: 5,000 FP32).", ""]
     if VARIANTS.exists():
         lines += variants_table(json.loads(VARIANTS.read_text()))
     DOC.write_text("\n".join(lines) + "\n")
@@ -595,7 +707,7 @@ def variants_table(rows: dict) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, v in rows.items():
         pur = v["clip_purity"]
-        out.append(f"| {name} | {v['net']} | {v['mflops']:g} | {v['bundle_mb']:.2f} | {', '.join(v['head_drops']) or '-'} | "
+        out.append(f"| {name} | {v['net']} | {v['mflops'] if isinstance(v['mflops'], str) else format(v['mflops'], 'g')} | {v['bundle_mb']:.2f} | {', '.join(v['head_drops']) or '-'} | "
                    f"{v['train_seconds'] / 60:.0f} | " + " / ".join(f"{x:.1f}" for x in v["kept_area"].values()) + " | "
                    + " / ".join(f"{x:.1f}" for x in v["kept_min_over_kernels"].values())
                    + f" | {v['person_recall_min']:.1f} | {v['windows_as_person_max']:.1f} | "

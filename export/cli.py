@@ -53,10 +53,13 @@ def _parse_routes(routes) -> list[tuple[int, str]]:
               help="Route crops whose longer side is >= MIN_SIDE px to training run RUN (repeatable): one routed bundle "
                    "whose graph sends each crop to the model trained for its size; RUN_OR_BUNDLE takes the smallest "
                    "crops. Classifiers of the same labels only; each route gets its own parity check and INT8 gates.")
+@click.option("--split-route", type=click.IntRange(min=0), default=None, metavar="K",
+              help="With a routed BUNDLE and --out: write its route K (0 = the smallest crops') as a bundle of one model, "
+                   "for TensorRT / DeepStream, which take one input size.")
 @click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="instance_group kind of the Triton onnxruntime model.")
 def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
-                   engine_dir, max_batch, triton_repo, triton_kind, routes):
+                   engine_dir, max_batch, triton_repo, triton_kind, routes, split_route):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
     instead, write its deployment forms (--deepstream, --trt-onnx, --tensorrt, --triton)."""
@@ -70,16 +73,24 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 
         require_tensorrt()  # before a long export, not after
     if is_bundle:
-        if out or int8 or data or fp16_weights or routes:
-            raise click.UsageError(f"{run} is a bundle: --out, --int8, --fp16-weights, --data and --route apply to a "
-                                   f"training run")
-        if not (deepstream or trt_onnx or tensorrt or triton_repo):
+        if int8 or data or fp16_weights or routes or (out and split_route is None):
+            raise click.UsageError(f"{run} is a bundle: --out (except with --split-route), --int8, --fp16-weights, --data "
+                                   f"and --route apply to a training run")
+        if not (deepstream or trt_onnx or tensorrt or triton_repo or split_route is not None):
             raise click.UsageError(f"{run} is a bundle: say what to write (--deepstream DIR, --trt-onnx FILE, "
-                                   f"--tensorrt, --triton REPO)")
+                                   f"--tensorrt, --triton REPO, --split-route K --out DIR)")
         bundle = load_bundle(run)
+        if split_route is not None:
+            if not out:
+                raise click.UsageError("--split-route needs --out (the bundle of one model to write)")
+            from .routed import split_route as split
+
+            bundle = split(bundle, split_route, out, overwrite=overwrite, log=click.echo)  # the rest applies to it
     else:
         if not out:
             raise click.UsageError("--out is required when exporting a training run")
+        if split_route is not None:
+            raise click.UsageError("--split-route takes a routed BUNDLE, not a training run")
         check_bundle_target(out, overwrite)  # before importing torch and minutes of work
         from .exporter import export_run
 

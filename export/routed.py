@@ -181,3 +181,91 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
     log(f"wrote routed bundle {out_dir} ({len(routes)} models, routes at {min_sides[1:]} px): "
         + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
     return bundle
+
+
+def _branch(graph: onnx.GraphProto, name: str) -> onnx.GraphProto | None:
+    """The If branch called ``name`` anywhere under ``graph``."""
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                if a.g.name == name:
+                    return a.g
+                found = _branch(a.g, name)
+                if found is not None:
+                    return found
+    return None
+
+
+def route_model(model: onnx.ModelProto, index: int) -> onnx.ModelProto:
+    """Route ``index`` of a routed graph as a model of its own (the inverse of `route_graph` for one
+    route): its branch with the names it had, the routed graph's input and output."""
+    prefix = f"route{index}/"
+    branch = _branch(model.graph, prefix.rstrip("/"))
+    if branch is None:
+        raise ExportError(f"the graph has no route {index}")
+    g = onnx.GraphProto()
+    g.CopyFrom(branch)
+    strip = (lambda n: n[len(prefix):] if n.startswith(prefix) else n)
+    for node in g.node:
+        node.name = strip(node.name)
+        node.input[:] = [strip(n) for n in node.input]
+        node.output[:] = [strip(n) for n in node.output]
+    for t in g.initializer:
+        t.name = strip(t.name)
+    for v in g.value_info:
+        v.name = strip(v.name)
+    out = model.graph.output[0]
+    for node in g.node:  # the branch's output becomes the model's
+        node.output[:] = [out.name if n == strip(g.output[0].name) else n for n in node.output]
+    del g.output[:]
+    g.output.append(out)
+    g.input.append(model.graph.input[0])
+    g.name = f"route{index}"
+    m = helper.make_model(g, opset_imports=list(model.opset_import), producer_name="lowres_sdk")
+    m.ir_version = model.ir_version
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def _route_calibration(calibration, route) -> dict | None:
+    """The bundle's calibration, with the temperature inside the route's own graph."""
+    if calibration is None:
+        return None
+    head = route.provenance.get("head") or {}
+    return {**calibration.to_dict(), "temperature": head.get("temperature", calibration.temperature)}
+
+
+def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overwrite: bool = False, log=print) -> Bundle:
+    """Route ``index`` of the routed ``bundle`` as a verified bundle of one model (schema version 1):
+    for engines and pipelines of one input size (TensorRT, DeepStream), which take no routed graph.
+    Its graphs are cut out of the routed ones and checked equal to them on crops of the route's sizes."""
+    from .exporter import _embed_metadata
+
+    routes = bundle.routes
+    if not routes:
+        raise ExportError(f"{bundle.path} is not a routed bundle (it holds one model)")
+    if not 0 <= index < len(routes):
+        raise ExportError(f"{bundle.path} has routes 0..{len(routes) - 1}, not {index}")
+    check_bundle_target(out_dir, overwrite)
+    route, d = routes[index], bundle.description
+    hi = routes[index + 1].min_side - 1 if index + 1 < len(routes) else 2 * route.min_side + 32
+    sides = sorted({max(1, route.min_side), hi, (max(1, route.min_side) + hi) // 2})
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for key, name in bundle.variants.items():
+            path = Path(tmp) / name
+            onnx.save(route_model(onnx.load(str(bundle.file(name))), index), str(path))
+            files[name] = path
+            one = [path if i == index else bundle.file(name) for i in range(len(routes))]
+            routing_parity(bundle.file(name), one, [r.min_side for r in routes], sides)  # raises if the cut changed a number
+        description = describe(d.task, list(d.labels), route.preprocessing, embedding_dim=d.embedding_dim,
+                               provenance={**route.provenance, "split_from": {"bundle": str(bundle.path), "route": index,
+                                                                              "fingerprint": bundle.fingerprint}},
+                               metrics=route.metrics, parity=route.parity,
+                               variants={k: v for k, v in bundle.variants.items() if k != "fp32"},
+                               calibration=_route_calibration(d.calibration, route))
+        for path in files.values():
+            _embed_metadata(path, description)
+        out = write_bundle(out_dir, description, files, overwrite=overwrite)
+    log(f"wrote {out_dir}: route {index} of {bundle.path} (crops >= {route.min_side} px, {route.preprocessing.resolution} px model)")
+    return out

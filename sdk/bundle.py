@@ -391,8 +391,8 @@ class Bundle:
         if self.routes:
             sides = ", ".join(f">= {r.min_side} px: {r.preprocessing.resolution} px" for r in self.routes)
             raise BundleError(f"{self.path} is a routed bundle ({len(self.routes)} models by crop size: {sides}); "
-                              f"{purpose} takes one fixed-size model. Export that from one route's training run "
-                              f"(provenance.source_run of routes[i] in bundle.json), or use the onnxruntime runtime, "
+                              f"{purpose} takes one fixed-size model: write route K as a bundle of its own with "
+                              f"`lowres export {self.path} --split-route K --out DIR`, or use the onnxruntime runtime, "
                               f"whose graph routes each crop itself")
         return self.description.preprocessing
 

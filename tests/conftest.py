@@ -90,3 +90,17 @@ def tiny_teacher(tiny_data, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_teacher") / "hr"
     train(tiny_recipe(tiny_data, method="hr", epochs=3), path, progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def shipped_one_model(tmp_path_factory):
+    """The shipped default bundle, or, when it is routed, its first route split out as a bundle of one
+    model (the form TensorRT and DeepStream take)."""
+    from lowres_sdk.bundle import load_bundle
+
+    bundle = load_bundle(None)
+    if not bundle.routes:
+        return bundle
+    from lowres_sdk.export.routed import split_route
+
+    return split_route(bundle, 0, tmp_path_factory.mktemp("shipped_route0") / "bundle", log=lambda *a: None)

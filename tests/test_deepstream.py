@@ -8,15 +8,15 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from lowres_sdk import ExportError, load_bundle
+from lowres_sdk import ExportError
 from lowres_sdk.export.deepstream import CONFIG, LABELS, MODEL, export_deepstream, network_graphs, read_config
 
 QUIET = dict(log=lambda *a: None)
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return load_bundle(None)
+def shipped(shipped_one_model):
+    return shipped_one_model
 
 
 def _session(path_or_model):

@@ -160,9 +160,33 @@ def test_lowres_export_route_writes_a_routed_bundle_and_refuses_bad_routes(tiny_
     assert "routes at [12] px" in r.output and [x.min_side for x in load_bundle(out).routes] == [0, AT]
     r = CliRunner().invoke(cli, ["inspect", str(out)])
     assert r.exit_code == 0 and f"crops >= {AT} px" in r.output, r.output
+    r = CliRunner().invoke(cli, ["export", str(out), "--split-route", "0", "--out", str(tmp_path / "r0")])
+    assert r.exit_code == 0 and load_bundle(tmp_path / "r0").spec.resolution == 8, r.output
+    r = CliRunner().invoke(cli, ["export", str(out), "--trt-onnx", str(tmp_path / "t.onnx")])
+    # (`lowres` prints a LowresError as one line; the click group itself raises it)
+    assert isinstance(r.exception, BundleError) and "--split-route K" in str(r.exception)
+    assert not (tmp_path / "t.onnx").exists()
     for bad in ("x:run", f"0:{run16}", "12", f"{AT}:{run16} --route {AT}:{run16}"):
         args = ["export", str(tiny_run), "--out", str(tmp_path / "c")] + [a for b in bad.split(" --route ")
                                                                          for a in ("--route", b)]
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 2 and "--route" in r.output, (bad, r.output)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_route_split_out_is_a_bundle_of_one_model_equal_to_the_route(routed, tmp_path):
+    from lowres_sdk.export.routed import split_route
+    from lowres_sdk.export.trt_graph import write_trt_onnx
+
+    bundle, own = routed
+    one = split_route(bundle, 1, tmp_path / "one", log=lambda *a: None)
+    assert one.meta["schema_version"] == 1 and not one.routes and one.spec == own[1].spec
+    assert one.meta["provenance"]["split_from"]["route"] == 1
+    crops = [np.random.default_rng(2).integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(8, 8), (12, 12), (40, 17)]]
+    assert np.abs(Classifier(one, unknown_below=None)(crops).probs - Classifier(own[1], unknown_below=None)(crops).probs).max() < 1e-6
+    write_trt_onnx(one, tmp_path / "trt.onnx")  # what the routed bundle refuses, its route takes
+    with pytest.raises(ExportError, match="not a routed bundle"):
+        split_route(own[0], 0, tmp_path / "x")
+    with pytest.raises(ExportError, match="routes 0..1"):
+        split_route(bundle, 2, tmp_path / "x")
+    assert not (tmp_path / "x").exists()

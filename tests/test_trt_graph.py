@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from lowres_sdk import Classifier, ExportError, load_bundle
+from lowres_sdk import Classifier, ExportError
 from lowres_sdk.bundle import ONNX_METADATA_KEY, description_of
 from lowres_sdk.errors import BundleError, LowresError
 from lowres_sdk.export.trt_graph import TRT_INPUT_KEY, trt_ready, trt_violations, write_trt_onnx
@@ -21,8 +21,8 @@ SHAPES = [(16, 16), (7, 5), (128, 48), (48, 128), (33, 17), (96, 96), (8, 8)]
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return load_bundle(None)
+def shipped(shipped_one_model):
+    return shipped_one_model
 
 
 def _run(path_or_model, name, x):
