@@ -57,7 +57,7 @@ MAX_BUNDLE_MB = 2.0  # the shipped bundle's limit (issue 14)
 VARIANTS = RESULTS / "default_model_variants.json"  # one row per net tried (`record_variant`)
 BUNDLE = ROOT / "sdk" / "models" / "default"
 DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.625, 8  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
-UPPER_WIDTH, UPPER_EPOCHS = 0.5, 30  # the routed bundle's 32 px model (`upper_recipe`)
+UPPER_WIDTH, UPPER_EPOCHS = 0.5, 20  # the routed bundle's 32 px model (`upper_recipe`)
 PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
 
 
@@ -119,9 +119,9 @@ def continuation(data: str, epochs: int, clip_background: bool, width: float = D
 
 
 def upper_recipe(data: str, epochs: int) -> Recipe:
-    """The routed bundle's second model, for crops of `ROUTE_AT` px and more: airnet x0.5 fed 32x32
-    natively, from its own HR start, through the camera at 12-32 px (the sizes it is routed, and a
-    little below, so the route's edge is not its first sight of a size), clips' background included."""
+    """The routed bundle's second model, for the larger crops (from the size `choose_route` measures):
+    airnet x0.5 fed 32x32 natively (68 MFLOPs), from its own HR start, through the camera at 12-32 px
+    (the sizes it may be routed, and below), the clips' motion-free crops as background included."""
     return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, hr_epochs=DEFAULT_HR_EPOCHS, resolution=32,
                   camera_min=12)
 
