@@ -318,6 +318,9 @@ def main() -> None:
                    help="also train the routed bundle's 32 px model (airnet x0.5 fed 32 px, from its own 8-epoch HR start) for "
                         "N camera epochs and route crops to it from the size where it beats the 16 px net (measured); 0: one "
                         "16 px model")
+    p.add_argument("--route-at", type=int, default=None,
+                   help="route crops whose longer side is >= N px to the 32 px model whatever the measurement says "
+                        "(default: from where it measures better, see choose_route)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--unknown-precision", type=float, default=0.8,
                    help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
@@ -402,6 +405,9 @@ def main() -> None:
         even = np.flatnonzero(mask)[::2]  # route chosen on half the kept test images (the calibration's fitting half)
         route_at, route_choice = choose_route(Classifier(str(fine_bundle)), Classifier(str(fine32)), cifar_test.images[even],
                                               cifar_test.labels[even])
+        if args.route_at is not None:
+            route_at = route_choice["route_at"] = args.route_at
+            route_choice["forced"] = True
         print("route", json.dumps(route_choice), flush=True)
         if route_at is not None:
             routes.append((route_at, upper["run"]))
@@ -688,7 +694,7 @@ def write_doc(r: dict) -> None:
         lines += ["## Speed", "", "`Classifier()` on 64 crops per call, 2 onnxruntime threads, best of 5 x 1.5 s (run on an "
                   "otherwise idle machine for these to mean anything)"
                   + (" -- in a routed bundle the crop size picks the net" if r.get("upper") else "") + ": "
-                  + "; ".join(f"{shape} px: " + ", ".join(f"{k.upper()} {v:,} crops/s" if isinstance(v, int) else f"{k.upper()}: {v}"
+                  + "; ".join(f"{shape} px: " + ", ".join(f"{k.upper()} {v:,} crops/s" if isinstance(v, int) else f"{k.upper()} not shipped"
                                                           for k, v in sp.items()) for shape, sp in r["speed"].items())
                   + " (the issue's floor: 5,000 FP32).", ""]
     if VARIANTS.exists():
