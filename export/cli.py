@@ -141,16 +141,33 @@ def check_command(bundle, run, images, tolerance):
     from .graph import fused_from_head
     from .onnx_export import parity, random_crops
 
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+
     b = load_bundle(bundle)
     provenance = b.meta.get("provenance") or {}
-    if tolerance is None:
-        tolerance = FP16_WEIGHTS_TOLERANCE if provenance.get("weights_storage") == "fp16" else PARITY_TOLERANCE
     backbone, spec, run_meta = load_model(run)
     batches = random_crops(seed=1) + [img[None] for img in read_images(images)]
-    # the bundle's labels may merge / drop the run's fine classes (see export_run's head)
-    fused = fused_from_head(backbone, spec, b.task, run_meta["classes"], provenance.get("head"))
-    report = parity(fused, b.file("model.onnx"), batches, tolerance)
-    click.echo(f"parity OK: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
+    with tempfile.TemporaryDirectory() as tmp:
+        graph, what = b.file("model.onnx"), ""
+        if b.routes:  # the route RUN was exported to, cut out of the routed graph (which the export checked equal to it)
+            from .routed import route_model
+
+            k = next((i for i, r in enumerate(b.routes) if r.provenance.get("checkpoint_sha256") == run_meta["weights_sha256"]),
+                     None)
+            if k is None:
+                raise click.UsageError(f"{run} is none of the routes of {bundle} (their runs: "
+                                       f"{', '.join(str(r.provenance.get('source_run')) for r in b.routes)})")
+            provenance, graph, what = b.routes[k].provenance, Path(tmp) / "route.onnx", f" (route {k})"
+            onnx.save(route_model(onnx.load(str(b.file("model.onnx"))), k), str(graph))
+        if tolerance is None:
+            tolerance = FP16_WEIGHTS_TOLERANCE if provenance.get("weights_storage") == "fp16" else PARITY_TOLERANCE
+        # the bundle's labels may merge / drop the run's fine classes (see export_run's head)
+        fused = fused_from_head(backbone, spec, b.task, run_meta["classes"], provenance.get("head"))
+        report = parity(fused, graph, batches, tolerance)
+    click.echo(f"parity OK{what}: max |onnxruntime - torch| = {report['max_abs_diff']:.2e} over {report['crops']} crops "
                f"(tolerance {tolerance:g})")
 
 
