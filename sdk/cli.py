@@ -126,35 +126,37 @@ def inspect_command(bundle):
     d = b.description
     for precision in b.variants:  # the graphs' signatures and embedded metadata, not only the hashes
         open_session(b, precision, ["CPUExecutionProvider"])
-    spec = d.preprocessing
-    prov = d.provenance
     click.echo(f"bundle   {b.path}  (schema {d.schema_version}, verified: sha256 of {len(d.files)} files, "
                f"graph signatures)")
     click.echo(f"task     {d.task} -> {d.output.name} {list(d.output.shape)}")
     click.echo(f"input    {d.input.name}: uint8 NHWC BGR, any height/width, dynamic batch")
-    for route in d.routes or [None]:
+    click.echo(f"labels   {', '.join(d.labels)}")
+    for route in d.routes or [None]:  # a routed bundle: each model, with the crop sizes it takes
+        spec, prov, metrics, parity = (d.preprocessing, d.provenance, d.metrics, d.parity) if route is None else \
+            (route.preprocessing, route.provenance, route.metrics, route.parity)
         if route is not None:
-            spec, prov = route.preprocessing, route.provenance
-            click.echo(f"route    crops >= {route.min_side} px (longer side): {prov.get('source_run')}, "
-                       f"{prov.get('mflops')} MFLOPs; " + ", ".join(f"{k} {v}" for k, v in route.metrics.items()))
+            click.echo(f"route    crops whose longer side is >= {route.min_side} px:")
         click.echo(f"model    resize to {spec.resolution} px ({spec.down}), then to {spec.size} px ({spec.up}), "
                    f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
-    spec, prov = d.preprocessing, d.provenance
-    click.echo(f"labels   {', '.join(d.labels)}")
-    if prov:
-        r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
-        params = prov.get("params")
-        click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} for {prov.get('trained_epochs')} epochs "
-                   f"({f'{params:,}' if isinstance(params, int) else params} params, {prov.get('mflops')} MFLOPs); "
-                   f"lowres_sdk {prov.get('lowres_sdk_version')}, opset {prov.get('opset')}")
-    if d.metrics:
-        click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in d.metrics.items()))
-    if isinstance(d.parity.get("max_abs_diff"), (int, float)):
-        line = f"parity   max |onnxruntime - torch| {d.parity['max_abs_diff']:.2e} over {d.parity.get('crops')} crops"
-        fp16 = d.parity.get("fp16_weights")
-        if isinstance(fp16, dict) and isinstance(fp16.get("max_abs_diff"), (int, float)):
-            line += f"; model.onnx stores its weights as FP16: {fp16['max_abs_diff']:.2e}"
-        click.echo(line)
+        if prov:
+            r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
+            params = prov.get("params")
+            click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} for {prov.get('trained_epochs')} epochs "
+                       f"({f'{params:,}' if isinstance(params, int) else params} params, {prov.get('mflops')} MFLOPs); "
+                       f"lowres_sdk {prov.get('lowres_sdk_version')}, opset {prov.get('opset')}")
+        if metrics:
+            click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+        if isinstance(parity.get("max_abs_diff"), (int, float)) and parity.get("crops"):
+            line = f"parity   max |onnxruntime - torch| {parity['max_abs_diff']:.2e} over {parity.get('crops')} crops"
+            fp16 = parity.get("fp16_weights")
+            if isinstance(fp16, dict) and isinstance(fp16.get("max_abs_diff"), (int, float)):
+                line += f"; model.onnx stores its weights as FP16: {fp16['max_abs_diff']:.2e}"
+            click.echo(line)
+    routing = d.parity.get("routing")
+    if d.routes and isinstance(routing, dict):
+        click.echo("routing  the routed graph vs each route's own graph: " + ", ".join(
+            f"{k} {v.get('max_abs_diff'):.2e}" for k, v in routing.items() if isinstance(v, dict)
+            and isinstance(v.get("max_abs_diff"), (int, float))))
     if d.calibration:
         c = d.calibration
         click.echo(f"calibrated {c.method} (T = {c.temperature:g}, in the graph) on {c.fitted_on or '?'}; "
