@@ -80,3 +80,20 @@ def test_a_letterboxed_or_tall_animal_is_still_that_animal_not_a_person():
     called_person = np.mean(np.array(clf(tall).labels) == "person")
     assert acc_square > 0.55 and acc_tall > acc_square - 0.2, (acc_square, acc_tall)
     assert called_person < 0.1, called_person
+
+
+def test_default_bundle_sends_each_crop_to_the_model_of_its_size(tmp_path):
+    from lowres_sdk.bundle import route_index
+    from lowres_sdk.export.routed import split_route
+
+    b = Classifier().bundle
+    sides = [r.min_side for r in b.routes]
+    assert len(sides) >= 2 and [r.preprocessing.resolution for r in b.routes] == sorted(r.preprocessing.resolution for r in b.routes)
+    assert all(v["max_abs_diff"] <= 1e-4 for v in b.meta["parity"]["routing"].values())
+    own = [Classifier(split_route(b, k, tmp_path / f"r{k}", log=lambda *a: None), unknown_below=None) for k in range(len(sides))]
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(8, 8), (sides[1] - 1, 5), (sides[1], 5), (32, 16), (48, 48)]]
+    got = Classifier(unknown_below=None)(crops).probs
+    for crop, p in zip(crops, got):
+        mine = own[route_index(sides, *crop.shape[:2])]([crop]).probs[0]
+        assert np.abs(p - mine).max() < 1e-6

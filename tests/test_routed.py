@@ -159,7 +159,7 @@ def test_lowres_export_route_writes_a_routed_bundle_and_refuses_bad_routes(tiny_
     assert r.exit_code == 0, r.output
     assert "routes at [12] px" in r.output and [x.min_side for x in load_bundle(out).routes] == [0, AT]
     r = CliRunner().invoke(cli, ["inspect", str(out)])
-    assert r.exit_code == 0 and f"crops >= {AT} px" in r.output, r.output
+    assert r.exit_code == 0 and f"crops whose longer side is >= {AT} px" in r.output, r.output
     for run in (tiny_run, run16):  # `lowres check` finds the route a run was exported to
         r = CliRunner().invoke(cli, ["check", str(out), "--against", str(run)])
         assert r.exit_code == 0 and f"parity OK (route {[tiny_run, run16].index(run)})" in r.output, r.output
