@@ -1,6 +1,7 @@
 """Train, calibrate, export and measure the shipped default model (sdk/models/default): the
-fixed-camera label set (person, car, truck, bird, cat, dog, horse, other) from one native-16 px
-airnet (x0.625 unless `--width`; training/backbones.py) trained on 12 fine classes (CIFAR-10 +
+fixed-camera label set (person, car, truck, bird, cat, dog, horse, other) from a native-16 px
+airnet (x0.625 unless `--width`; training/backbones.py) and, in a routed bundle (docs/bundle.md),
+a native-32 px airnet x0.5 for the larger crops, trained on 12 fine classes (CIFAR-10 +
 person + background, plus the moving objects of the first half of each given clip) through random
 camera degradations (training/fixedcam.py, training/clipmine.py, training/degrade.py's `Camera`).
 
@@ -11,8 +12,13 @@ finished run copied to benchmarks/checkpoints/default_<run>, from where a fresh 
   1. train `airnet16_w0.625_hr8` from it for 50 epochs through the camera, then continue it for 30
      (`airnet16_cont_bg_w0.625_hr8`: a second cosine cycle from lr 0.05, with motion-free crops of the
      clips' first halves as background); x0.5 from scratch (the earlier default) keeps the plain names,
-  2. export the fine 12-class bundle (not shipped; CIFAR-10 figures for the robust-training issue),
-  3. fit a temperature on half of the held-out crops through random cameras, the `unknown`
+  1b. (`--upper-epochs N`, 20 by default) the routed bundle's 32 px net: its own 8-epoch HR start
+     (`default_airnet32_hr8_w0.5`), then N epochs through the camera at 12-32 px
+     (`default_airnet32_w0.5_hr8`); the route (the smallest crop size from which it beats the 16 px
+     net on half the kept CIFAR test classes, `choose_route`, or `--route-at`) decides whether the
+     bundle holds one net or both,
+  2. export the fine 12-class bundle (routed when the route is taken) (not shipped; CIFAR-10 figures for the robust-training issue),
+  3. fit a temperature (one per route) on half of the held-out crops through random cameras, the `unknown`
      threshold, and measure ECE + a reliability diagram on the other half,
   4. export the shipped bundle: temperature, the fine->coarse merge and the dropped classes inside
      the graph (`fixedcam.COARSE`, `fixedcam.DROPPED`),
