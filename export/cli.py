@@ -134,17 +134,17 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 def check_command(bundle, run, images, tolerance):
     """Re-run the torch-vs-runtime parity of BUNDLE against RUN on random and given crops, and name
     the first diverging output."""
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+
     from lowres_sdk.bundle import load_bundle
     from lowres_sdk.cli import read_images
     from lowres_sdk.training.checkpoint import load_model
 
     from .graph import fused_from_head
     from .onnx_export import parity, random_crops
-
-    import tempfile
-    from pathlib import Path
-
-    import onnx
 
     b = load_bundle(bundle)
     provenance = b.meta.get("provenance") or {}

@@ -89,7 +89,7 @@ def parity(network: onnx.ModelProto, folded: onnx.ModelProto, mean: np.ndarray, 
 
 def config_text(bundle: Bundle, *, batch_size: int, threshold: float, min_object: int, network_mode: int,
                 output: str) -> str:
-    spec = bundle.fixed_input_spec("DeepStream's nvinfer (one network input size)")
+    spec = bundle.spec  # export_deepstream, its caller, has refused a routed bundle
     mean = [255.0 * m for m in spec.mean]
     lines = [f"# DeepStream nvinfer secondary classifier written by lowres_sdk from {bundle.path}",
              f"# bundle fingerprint {bundle.fingerprint}. Differences from the bundle's own pre-processing",

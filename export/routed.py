@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-from lowres_sdk.bundle import INPUT_NAME, Bundle, check_bundle_target, describe, description_of, route_index, write_bundle
+from lowres_sdk.bundle import INPUT_NAME, Bundle, check_bundle_target, describe, route_index, write_bundle
 from lowres_sdk.errors import ExportError
 
 from .tolerances import PARITY_TOLERANCE
@@ -176,7 +176,7 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
                      "provenance": p.description.provenance, "metrics": p.description.metrics,
                      "parity": p.description.parity} for side, p in zip(min_sides, parts)])
         for path in files.values():
-            _embed_metadata(path, description_of(description))
+            _embed_metadata(path, description)
         bundle = write_bundle(out_dir, description, files, overwrite=overwrite)
     log(f"wrote routed bundle {out_dir} ({len(routes)} models, routes at {min_sides[1:]} px): "
         + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
