@@ -64,6 +64,7 @@ VARIANTS = RESULTS / "default_model_variants.json"  # one row per net tried (`re
 BUNDLE = ROOT / "sdk" / "models" / "default"
 DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.625, 8  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
 UPPER_WIDTH, UPPER_EPOCHS = 0.5, 20  # the routed bundle's 32 px model (`upper_recipe`)
+UPPER_CONTINUE_EPOCHS, UPPER_CONTINUE_MIN = 20, 14  # its second cycle (`upper_continuation`)
 PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
 
 
@@ -126,10 +127,18 @@ def continuation(data: str, epochs: int, clip_background: bool, width: float = D
 
 def upper_recipe(data: str, epochs: int) -> Recipe:
     """The routed bundle's second model, for the larger crops (from the size `choose_route` measures):
-    airnet x0.5 fed 32x32 natively (68 MFLOPs), from its own HR start, through the camera at 12-32 px
+    airnet x0.5 fed 32x32 natively (54 MFLOPs), from its own HR start, through the camera at 12-32 px
     (the sizes it may be routed, and below), the clips' motion-free crops as background included."""
     return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, hr_epochs=DEFAULT_HR_EPOCHS, resolution=32,
                   camera_min=12)
+
+
+def upper_continuation(data: str, epochs: int) -> Recipe:
+    """The 32 px model's second cosine cycle (from half the rate), started from its committed first
+    run, through the camera at 14-32 px only: the crops it is routed (>= 16 px) and a margin below."""
+    return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=UPPER_CONTINUE_MIN, lr=0.05,
+                  init=os.path.relpath(HERE / "checkpoints" / f"default_{named('airnet32', UPPER_WIDTH, DEFAULT_HR_EPOCHS)}",
+                                       ROOT))
 
 
 def camera_views(images: np.ndarray, aspects: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -324,6 +333,9 @@ def main() -> None:
                    help="also train the routed bundle's 32 px model (airnet x0.5 fed 32 px, from its own 8-epoch HR start) for "
                         "N camera epochs and route crops to it from the size where it beats the 16 px net (measured); 0: one "
                         "16 px model")
+    p.add_argument("--upper-continue-epochs", type=int, default=UPPER_CONTINUE_EPOCHS,
+                   help=f"then continue the 32 px model for N more epochs (a second cosine cycle from lr 0.05, camera at "
+                        f"{UPPER_CONTINUE_MIN}-32 px: the sizes it is routed); 0: ship its first run")
     p.add_argument("--route-at", type=int, default=None,
                    help="route crops whose longer side is >= N px to the 32 px model whatever the measurement says "
                         "(default: from where it measures better, see choose_route)")
@@ -384,13 +396,21 @@ def main() -> None:
             fixedcam.load(args.data, clip_background=True)[0]
         up_meta = train_stage(upper_recipe(str(args.data), args.upper_epochs), args.runs / name,
                               HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+        schedule_up = (f"{hr_meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; "
+                       f"{100 * hr_meta['history'][-1]['test_top1']:.1f} % on the 12-class test split at 32 px), then "
+                       f"{up_meta['epoch']} epochs from those weights through the camera at "
+                       f"{up_meta['recipe']['camera_min']}-{up_meta['recipe']['camera_max']} px (lr 0.1, cosine, "
+                       "with the clips' motion-free crops as background)")
+        history = hr_meta["history"] + up_meta["history"]
+        if args.upper_continue_epochs:
+            name = named("airnet32_cont", UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+            up_meta = train_stage(upper_continuation(str(args.data), args.upper_continue_epochs), args.runs / name,
+                                  HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+            history += up_meta["history"]
+            schedule_up += (f", then {up_meta['epoch']} more at {up_meta['recipe']['camera_min']}-"
+                            f"{up_meta['recipe']['camera_max']} px (a second cosine cycle from lr 0.05)")
         upper = {"run": args.runs / name, "recipe": up_meta["recipe"], "params": up_meta["params"], "mflops": up_meta["mflops"],
-                 "train_seconds": round(sum(h["seconds"] for h in hr_meta["history"] + up_meta["history"])),
-                 "schedule": f"{hr_meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; "
-                             f"{100 * hr_meta['history'][-1]['test_top1']:.1f} % on the 12-class test split at 32 px), then "
-                             f"{up_meta['epoch']} epochs from those weights through the camera at "
-                             f"{up_meta['recipe']['camera_min']}-{up_meta['recipe']['camera_max']} px (lr 0.1, cosine, "
-                             "with the clips' motion-free crops as background)",
+                 "train_seconds": round(sum(h["seconds"] for h in history)), "schedule": schedule_up,
                  "weights_sha256": up_meta["weights_sha256"]}
         train_seconds += upper["train_seconds"]
         print(f"trained the 32 px model {upper['run']} ({up_meta['epoch']} epochs)", flush=True)
@@ -439,10 +459,10 @@ def main() -> None:
 
     shipped_args = dict(test_set=test_set, calib_set=calib, log=log, fp16_weights=args.fp16_weights,
                         calibration={k: calibration[k] for k in CALIBRATION_KEYS})
-    if len(routes) > 1:  # INT8 ships only if every route passes the export's gates, and if the bundle stays small enough
+    if len(routes) > 1:  # INT8 for the routes that pass the export's gates, if the bundle stays small enough
         export_routed(routes, staging, int8=True, heads=heads, **shipped_args)
         if bundle_mb(staging) > MAX_BUNDLE_MB:
-            print(f"with INT8 the bundle is {bundle_mb(staging):.2f} MB (> {MAX_BUNDLE_MB}); shipping FP32 only", flush=True)
+            log(f"with its INT8 model the bundle is {bundle_mb(staging):.2f} MB (> {MAX_BUNDLE_MB}); shipping FP32 only")
             export_routed(routes, staging, heads=heads, overwrite=True, **shipped_args)
     else:
         try:  # INT8 ships only if the export's accuracy and speed gates pass

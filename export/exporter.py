@@ -56,7 +56,8 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                int8: bool = False, force: bool = False, data: str | None = None, eval_per_class: int = 100,
                calib_per_class: int = 20, opset: int = OPSET, calibration: dict | None = None,
                overwrite: bool = False, log=print, test_set: ImageSet | None = None,
-               calib_set: ImageSet | None = None, head: dict | None = None, fp16_weights: bool = False) -> Bundle:
+               calib_set: ImageSet | None = None, head: dict | None = None, fp16_weights: bool = False,
+               int8_optional: bool = False) -> Bundle:
     """Export ``run_dir`` to the bundle ``out_dir``; ExportError if parity or the INT8 gate fails.
 
     ``out_dir`` may be new, empty or a bundle (replaced atomically); anything else is refused with
@@ -69,7 +70,9 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
     "drop": [fine classes]} calibrates, merges and drops the classifier's output inside the graph
     (`graph.FusedModel`; the test metrics then leave out the images of dropped classes). ``fp16_weights``: model.onnx stores
     its weights as FP16 (half the file, FP32 arithmetic; `fp16_weights.py`), checked against torch within
-    FP16_WEIGHTS_TOLERANCE and measured as shipped; INT8 is still quantized from the FP32 weights."""
+    FP16_WEIGHTS_TOLERANCE and measured as shipped; INT8 is still quantized from the FP32 weights.
+    ``int8_optional``: an INT8 model the gates refuse is left out (the reason in
+    ``metrics["int8_refused"]``) instead of failing the export."""
     check_bundle_target(out_dir, overwrite)
     if calibration is not None and task != "classify":
         raise ExportError("calibration applies to classify bundles only")
@@ -132,12 +135,19 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             drop = metrics[key] - metrics[f"int8_{key}"]
             metrics["int8_top1_drop"] = round(drop, 2)
             log(f"INT8 top-1 {metrics[f'int8_{key}']} vs FP32 {metrics[key]} (drop {drop:.2f} points)")
-            if drop > MAX_INT8_DROP and not force:
-                raise ExportError(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP}); not exported. "
-                                  f"Use --force to keep it anyway, or export without --int8")
-            metrics.update(gate_int8_speed(fp32, int8_path, at_resolution[:64], force=force, log=log))
-            files["model.int8.onnx"] = int8_path
-            variants["int8"] = "model.int8.onnx"
+            try:
+                if drop > MAX_INT8_DROP and not force:
+                    raise ExportError(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP}); not exported. "
+                                      f"Use --force to keep it anyway, or export without --int8")
+                metrics.update(gate_int8_speed(fp32, int8_path, at_resolution[:64], force=force, log=log))
+            except ExportError as e:
+                if not int8_optional:
+                    raise
+                metrics["int8_refused"] = str(e).split("; not exported")[0]
+                log(f"INT8 left out: {metrics['int8_refused']}")
+            else:
+                files["model.int8.onnx"] = int8_path
+                variants["int8"] = "model.int8.onnx"
         provenance = {"lowres_sdk_version": __version__, "torch_version": torch.__version__, "opset": opset,
                       "onnxruntime_version": ort.__version__, "source_run": str(run_dir),
                       "checkpoint_sha256": meta["weights_sha256"], "recipe": recipe,

@@ -6,7 +6,8 @@ graph that sends every batch to the model its crops' size calls for.
 everything that runs model.onnx -- `Classifier`, `lowres video`, the servers, Triton's onnxruntime
 backend -- routes without knowing it; the runtime already groups crops by size, so each batch is
 one route. `export_routed` exports each route with `export_run` (its own parity check and INT8
-gates), composes the FP32 graphs (and the INT8 ones when every route passed its gate), checks the
+gates), composes the FP32 graphs (and an INT8 model of each route's INT8 graph where it passed its
+gates, its FP32 graph where they refused it), checks the
 composed graph against each route's own on crops of every route's sizes, and writes one bundle of
 schema version 2 whose ``routes`` keep each model's pre-processing, provenance, metrics and parity.
 """
@@ -125,8 +126,9 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
                   log=print, **export_kw) -> Bundle:
     """Export the training runs of ``routes`` [(min_side, run), ...] (min_side 0 first, ascending) to
     one routed classify bundle ``out_dir``. Each run is exported by `export_run` with ``export_kw``
-    (its parity check, metrics, and with ``int8`` its INT8 gates: the bundle ships INT8 only when
-    every route passed them); ``heads[i]``: route i's head (temperature / merge / drop: each net
+    (its parity check, metrics, and with ``int8`` its INT8 gates: model.int8.onnx holds the INT8
+    graph of each route that passed them, the FP32 graph of each that did not -- ``routes[i].int8``
+    says which -- and is left out when none passed); ``heads[i]``: route i's head (temperature / merge / drop: each net
     is calibrated on its own); ``calibration``: the bundle's (thresholds over the routed outputs)."""
     from .exporter import _embed_metadata, export_run
 
@@ -144,25 +146,22 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
         parts: list[Bundle] = []
         for i, ((side, run), head) in enumerate(zip(routes, heads)):
             log(f"route {i} (crops >= {side} px): {run}")
-            try:
-                parts.append(export_run(run, tmp / f"route{i}", int8=int8, head=head, log=log, **export_kw))
-            except ExportError as e:
-                if not int8 or "INT8" not in str(e):
-                    raise
-                log(f"route {i}: {e}; the routed bundle ships FP32 only")
-                int8 = False
-                parts.append(export_run(run, tmp / f"route{i}", head=head, log=log, **export_kw))
+            parts.append(export_run(run, tmp / f"route{i}", int8=int8, int8_optional=True, head=head, log=log, **export_kw))
         _check_routes_agree(parts)
-        variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if int8 and all("int8" in p.variants for p in parts)
-                                             else {})}
+        int8_routes = ["int8" in p.variants for p in parts]
+        variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if any(int8_routes) else {})}
+        if int8 and not all(int8_routes):
+            log(f"INT8 refused for route(s) {[i for i, q in enumerate(int8_routes) if not q]}: "
+                + ("model.int8.onnx runs them in FP32" if any(int8_routes) else "the routed bundle ships FP32 only"))
+        # each route's graph in a variant: its own, or its FP32 one where its INT8 was refused
+        graphs = {k: [p.file(p.variants.get(k, "model.onnx")) for p in parts] for k in variants}
         files = {}
         for key, name in variants.items():
             composed = tmp / name
-            onnx.save(route_graph([onnx.load(str(p.file(p.variants[key]))) for p in parts], min_sides), str(composed))
+            onnx.save(route_graph([onnx.load(str(g)) for g in graphs[key]], min_sides), str(composed))
             files[name] = composed
         sides = sorted({*min_sides[1:], *(m - 1 for m in min_sides[1:]), 8, 2 * min_sides[-1]})
-        report = {"routing": {k: routing_parity(files[n], [p.file(p.variants[k]) for p in parts], min_sides, sides)
-                              for k, n in variants.items()}}
+        report = {"routing": {k: routing_parity(files[n], graphs[k], min_sides, sides) for k, n in variants.items()}}
         report["max_abs_diff"] = max(p.description.parity["max_abs_diff"] for p in parts)
         report["tolerance"] = PARITY_TOLERANCE
         log(f"routing parity: max |routed - route's own graph| = "
@@ -174,7 +173,7 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
             parity=report, variants={k: v for k, v in variants.items() if k != "fp32"}, calibration=calibration,
             routes=[{"min_side": side, "preprocessing": p.description.preprocessing.to_dict(),
                      "provenance": p.description.provenance, "metrics": p.description.metrics,
-                     "parity": p.description.parity} for side, p in zip(min_sides, parts)])
+                     "parity": p.description.parity, "int8": q} for side, p, q in zip(min_sides, parts, int8_routes)])
         for path in files.values():
             _embed_metadata(path, description)
         bundle = write_bundle(out_dir, description, files, overwrite=overwrite)
@@ -250,9 +249,11 @@ def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overw
     route, d = routes[index], bundle.description
     hi = routes[index + 1].min_side - 1 if index + 1 < len(routes) else 2 * route.min_side + 32
     sides = sorted({max(1, route.min_side), hi, (max(1, route.min_side) + hi) // 2})
+    # model.int8.onnx runs a route whose INT8 was refused in FP32: its split bundle has no INT8 model
+    variants = {k: v for k, v in bundle.variants.items() if k != "int8" or route.int8}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
-        for key, name in bundle.variants.items():
+        for key, name in variants.items():
             path = Path(tmp) / name
             onnx.save(route_model(onnx.load(str(bundle.file(name))), index), str(path))
             files[name] = path
@@ -262,7 +263,7 @@ def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overw
                                provenance={**route.provenance, "split_from": {"bundle": str(bundle.path), "route": index,
                                                                               "fingerprint": bundle.fingerprint}},
                                metrics=route.metrics, parity=route.parity,
-                               variants={k: v for k, v in bundle.variants.items() if k != "fp32"},
+                               variants={k: v for k, v in variants.items() if k != "fp32"},
                                calibration=_route_calibration(d.calibration, route))
         for path in files.values():
             _embed_metadata(path, description)

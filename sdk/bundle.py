@@ -181,38 +181,49 @@ def route_index(min_sides, height: int, width: int) -> int:
 @dataclass(frozen=True)
 class Route:
     """One model of a routed bundle: crops whose longer side is >= ``min_side`` (and below the next
-    route's) go through it. Its pre-processing, provenance, metrics and parity are its own."""
+    route's) go through it. Its pre-processing, provenance, metrics and parity are its own; ``int8``:
+    its graph inside model.int8.onnx is INT8 (False: its INT8 was refused by the export's gates, so
+    the INT8 model runs this route in FP32)."""
 
     min_side: int
     preprocessing: InputSpec
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
+    int8: bool = False
 
     @classmethod
-    def from_dict(cls, d, where: str) -> "Route":
+    def from_dict(cls, d, where: str, int8_shipped: bool) -> "Route":
+        """``int8`` may be absent (bundles written before it: every route was INT8 when the bundle
+        shipped INT8); it is then ``int8_shipped``."""
         _need(isinstance(d, dict), where, "an object with min_side and preprocessing", d)
-        unknown = set(d) - {"min_side", "preprocessing", "provenance", "metrics", "parity"}
-        _need(not unknown, where, "only min_side, preprocessing, provenance, metrics, parity", sorted(unknown))
+        unknown = set(d) - {"min_side", "preprocessing", "provenance", "metrics", "parity", "int8"}
+        _need(not unknown, where, "only min_side, preprocessing, provenance, metrics, parity, int8", sorted(unknown))
         _need("preprocessing" in d, f"{where}.preprocessing", "an object", None)
+        int8 = d.get("int8", int8_shipped)
+        _need(isinstance(int8, bool), f"{where}.int8", "true or false", int8)
         return cls(_int(d, "min_side", where), _spec(d["preprocessing"], f"{where}.preprocessing"),
-                   _dict(d, "provenance", where, {}), _dict(d, "metrics", where, {}), _dict(d, "parity", where, {}))
+                   _dict(d, "provenance", where, {}), _dict(d, "metrics", where, {}), _dict(d, "parity", where, {}), int8)
 
     def to_dict(self) -> dict:
         return {"min_side": self.min_side, "preprocessing": self.preprocessing.to_dict(), "provenance": self.provenance,
-                "metrics": self.metrics, "parity": self.parity}
+                "metrics": self.metrics, "parity": self.parity, "int8": self.int8}
 
 
-def _routes(raw, spec: "InputSpec", where: str) -> tuple[Route, ...]:
+def _routes(raw, spec: "InputSpec", where: str, int8_shipped: bool) -> tuple[Route, ...]:
     """A version-2 bundle's ``routes``: >= 2, ``min_side`` from 0 strictly ascending, the first
-    route's pre-processing the bundle's own."""
+    route's pre-processing the bundle's own; INT8 routes only when the bundle ships INT8 (``int8_shipped``),
+    and then at least one."""
     _need(isinstance(raw, list) and len(raw) >= 2, where, "a list of at least 2 routes", raw)
-    routes = tuple(Route.from_dict(r, f"{where}[{i}]") for i, r in enumerate(raw))
+    routes = tuple(Route.from_dict(r, f"{where}[{i}]", int8_shipped) for i, r in enumerate(raw))
     sides = [r.min_side for r in routes]
     _need(sides[0] == 0 and all(a < b for a, b in zip(sides, sides[1:])), f"{where}.min_side",
           "0 for the first route, then strictly ascending", sides)
     _need(routes[0].preprocessing == spec, f"{where}[0].preprocessing", "the bundle's preprocessing (the first "
           "route's)", routes[0].preprocessing.to_dict())
+    int8 = [r.int8 for r in routes]
+    _need(any(int8) == int8_shipped, f"{where}[*].int8", "at least one route true when the bundle ships an int8 variant "
+          "(its model.int8.onnx), none otherwise", int8)
     return routes
 
 
@@ -301,9 +312,6 @@ class BundleMeta:
         for key, want in (("dtype", "uint8"), ("layout", "NHWC"), ("channel_order", "BGR")):
             _need(inp.get(key) == want, f"{w}.input.{key}", repr(want), inp.get(key))
         spec = _spec(d["preprocessing"], f"{w}.preprocessing")
-        routes = _routes(d["routes"], spec, f"{w}.routes") if "routes" in d else ()
-        _need(not routes or task == "classify", f"{w}.routes", "a classify bundle (embedders of different nets "
-              "do not share a space)", task)
 
         dim = _int(d, "embedding_dim", w, lo=1)
         width = len(labels) if task == "classify" else dim
@@ -325,6 +333,9 @@ class BundleMeta:
         for key, fname in variants.items():
             _need(isinstance(fname, str) and fname in files and key != "fp32", f"{w}.variants[{key!r}]",
                   "a file listed in 'files' (and a name other than fp32)", fname)
+        routes = _routes(d["routes"], spec, f"{w}.routes", "int8" in variants) if "routes" in d else ()
+        _need(not routes or task == "classify", f"{w}.routes", "a classify bundle (embedders of different nets "
+              "do not share a space)", task)
         space = d.get("embedding_space")
         _need(space is None or (isinstance(space, str) and space), f"{w}.embedding_space", "a string", space)
         calibration = d.get("calibration")
@@ -443,7 +454,7 @@ def describe(task: str, labels: list[str], spec: InputSpec, *, embedding_dim: in
         d["calibration"] = calibration.to_dict()
     if routes:
         d["schema_version"] = ROUTED_SCHEMA_VERSION
-        d["routes"] = [r.to_dict() for r in _routes(list(routes), spec, "routes")]
+        d["routes"] = [r.to_dict() for r in _routes(list(routes), spec, "routes", "int8" in (variants or {}))]
     return d
 
 

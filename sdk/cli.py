@@ -145,7 +145,12 @@ def inspect_command(bundle):
                        f"({f'{params:,}' if isinstance(params, int) else params} params, {prov.get('mflops')} MFLOPs); "
                        f"lowres_sdk {prov.get('lowres_sdk_version')}, opset {prov.get('opset')}")
         if metrics:
-            click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+            click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in metrics.items() if k != "int8_refused"))
+        if route is not None and "int8" in b.variants:
+            click.echo("int8     " + ("INT8 in model.int8.onnx" if route.int8 else
+                                      f"FP32 in model.int8.onnx (its INT8 refused: {metrics.get('int8_refused', '?')})"))
+        elif metrics.get("int8_refused"):
+            click.echo(f"int8     refused: {metrics['int8_refused']}")
         if isinstance(parity.get("max_abs_diff"), (int, float)) and parity.get("crops"):
             line = f"parity   max |onnxruntime - torch| {parity['max_abs_diff']:.2e} over {parity.get('crops')} crops"
             fp16 = parity.get("fp16_weights")

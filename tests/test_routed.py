@@ -193,3 +193,53 @@ def test_a_route_split_out_is_a_bundle_of_one_model_equal_to_the_route(routed, t
     with pytest.raises(ExportError, match="routes 0..1"):
         split_route(bundle, 2, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_int8_refused_for_one_route_runs_that_route_in_fp32(tiny_run, run16, tmp_path, monkeypatch):
+    """A route whose INT8 the gates refuse runs in FP32 inside model.int8.onnx; the others keep INT8."""
+    from lowres_sdk.export import exporter
+    from lowres_sdk.export.routed import split_route
+
+    calls = []
+
+    def gate(fp32, int8_path, crops, force=False, log=print):  # route 0's INT8 "not faster", route 1's faster
+        calls.append(int8_path)
+        if len(calls) == 1:
+            raise ExportError("INT8 runs at only 0.90x FP32 at batch 64 here (< 1.1x); not exported. Use --force")
+        return {"int8_speedup_batch1": 1.5, "int8_speedup_batch64": 1.5}
+
+    monkeypatch.setattr(exporter, "gate_int8_speed", gate)
+    monkeypatch.setattr(exporter, "MAX_INT8_DROP", 100.0)  # the tiny nets' accuracy gate is not what is tested
+    bundle = export_routed([(0, tiny_run), (AT, run16)], tmp_path / "b", int8=True, **QUIET)
+    assert len(calls) == 2 and bundle.variants["int8"] == "model.int8.onnx"
+    assert [r.int8 for r in bundle.routes] == [False, True]
+    assert bundle.routes[0].metrics["int8_refused"].startswith("INT8 runs at only 0.90x")
+    assert "int8_refused" not in bundle.routes[1].metrics
+    rng = np.random.default_rng(3)
+    small = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(4)]
+    large = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(4)]
+    int8, fp32 = (Classifier(bundle, precision=p, unknown_below=None) for p in ("int8", "fp32"))
+    assert np.abs(int8(small).probs - fp32(small).probs).max() < 1e-6  # route 0: the FP32 graph
+    assert 0 < np.abs(int8(large).probs - fp32(large).probs).max() < 0.3  # route 1: quantized
+    assert "int8" not in split_route(bundle, 0, tmp_path / "r0", log=lambda *a: None).variants
+    assert split_route(bundle, 1, tmp_path / "r1", log=lambda *a: None).variants["int8"] == "model.int8.onnx"
+    from click.testing import CliRunner
+
+    from lowres_sdk.cli import cli
+
+    r = CliRunner().invoke(cli, ["inspect", str(bundle.path)])
+    assert r.exit_code == 0 and "FP32 in model.int8.onnx (its INT8 refused: INT8 runs at only 0.90x" in r.output, r.output
+    assert "int8     INT8 in model.int8.onnx" in r.output
+
+
+def test_route_int8_flags_must_match_the_bundles_int8_model(routed):
+    meta = copy.deepcopy(routed[0].meta)  # FP32 only
+    meta["routes"][1]["int8"] = True
+    with pytest.raises(BundleError, match=r"routes\[\*\]\.int8"):
+        BundleMeta.from_dict(meta)
+    meta["routes"][1]["int8"] = "yes"
+    with pytest.raises(BundleError, match=r"routes\[1\]\.int8"):
+        BundleMeta.from_dict(meta)
+    del meta["routes"][1]["int8"]
+    meta["routes"][0].pop("int8", None)
+    assert [r.int8 for r in BundleMeta.from_dict(meta).routes] == [False, False]  # written before the flag
