@@ -64,7 +64,7 @@ VARIANTS = RESULTS / "default_model_variants.json"  # one row per net tried (`re
 BUNDLE = ROOT / "sdk" / "models" / "default"
 DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.625, 8  # the shipped net's width and HR-start epochs (`--width`, `--hr-epochs`)
 UPPER_WIDTH, UPPER_EPOCHS = 0.5, 20  # the routed bundle's 32 px model (`upper_recipe`)
-UPPER_CONTINUE_EPOCHS, UPPER_CONTINUE_MIN = 20, 14  # its second cycle (`upper_continuation`)
+UPPER_CONTINUE_EPOCHS, UPPER_CONTINUE_MIN = (20, 12), 14  # its further cycles (`upper_continuation`)
 PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
 
 
@@ -133,12 +133,18 @@ def upper_recipe(data: str, epochs: int) -> Recipe:
                   camera_min=12)
 
 
-def upper_continuation(data: str, epochs: int) -> Recipe:
-    """The 32 px model's second cosine cycle (from half the rate), started from its committed first
-    run, through the camera at 14-32 px only: the crops it is routed (>= 16 px) and a margin below."""
-    return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=UPPER_CONTINUE_MIN, lr=0.05,
-                  init=os.path.relpath(HERE / "checkpoints" / f"default_{named('airnet32', UPPER_WIDTH, DEFAULT_HR_EPOCHS)}",
-                                       ROOT))
+def upper_stage_name(cycle: int) -> str:
+    """The 32 px model's run / checkpoint name after ``cycle`` further cycles (0: its first run)."""
+    return named("airnet32" + ("_cont" if cycle else "") + (str(cycle) if cycle > 1 else ""), UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+
+
+def upper_continuation(data: str, epochs: int, cycle: int = 1) -> Recipe:
+    """The 32 px model's further cosine cycle number ``cycle`` (from lr 0.05, halved each cycle), started
+    from the committed checkpoint of the cycle before, through the camera at 14-32 px only: the crops
+    it is routed (>= 16 px) and a margin below."""
+    return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=UPPER_CONTINUE_MIN,
+                  lr=0.05 / 2 ** (cycle - 1),
+                  init=os.path.relpath(HERE / "checkpoints" / f"default_{upper_stage_name(cycle - 1)}", ROOT))
 
 
 def camera_views(images: np.ndarray, aspects: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -335,9 +341,10 @@ def main() -> None:
                    help="also train the routed bundle's 32 px model (airnet x0.5 fed 32 px, from its own 8-epoch HR start) for "
                         "N camera epochs and route crops to it from the size where it beats the 16 px net (measured); 0: one "
                         "16 px model")
-    p.add_argument("--upper-continue-epochs", type=int, default=UPPER_CONTINUE_EPOCHS,
-                   help=f"then continue the 32 px model for N more epochs (a second cosine cycle from lr 0.05, camera at "
-                        f"{UPPER_CONTINUE_MIN}-32 px: the sizes it is routed); 0: ship its first run")
+    p.add_argument("--upper-continue-epochs", type=int, nargs="*", default=list(UPPER_CONTINUE_EPOCHS),
+                   help=f"then continue the 32 px model for N more epochs (a further cosine cycle from lr 0.05, camera at "
+                        f"{UPPER_CONTINUE_MIN}-32 px: the sizes it is routed), once per N given, each from half the rate of "
+                        "the one before; none (an empty list): ship its first run")
     p.add_argument("--route-at", type=int, default=None,
                    help="route crops whose longer side is >= N px to the 32 px model whatever the measurement says "
                         "(default: from where it measures better, see choose_route)")
@@ -393,7 +400,7 @@ def main() -> None:
         teacher = teacher_dir(UPPER_WIDTH, DEFAULT_HR_EPOCHS)
         hr_meta = train_stage(hr_recipe(str(args.data), DEFAULT_HR_EPOCHS, UPPER_WIDTH), args.runs / teacher.name, teacher,
                               (train_set, test_set), args.no_train)
-        name = named("airnet32", UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+        name = upper_stage_name(0)
         clipbg_train = cont_train if args.continue_epochs and args.clip_background else \
             fixedcam.load(args.data, clip_background=True)[0]
         up_meta = train_stage(upper_recipe(str(args.data), args.upper_epochs), args.runs / name,
@@ -404,13 +411,13 @@ def main() -> None:
                        f"{up_meta['recipe']['camera_min']}-{up_meta['recipe']['camera_max']} px (lr 0.1, cosine, "
                        "with the clips' motion-free crops as background)")
         history = hr_meta["history"] + up_meta["history"]
-        if args.upper_continue_epochs:
-            name = named("airnet32_cont", UPPER_WIDTH, DEFAULT_HR_EPOCHS)
-            up_meta = train_stage(upper_continuation(str(args.data), args.upper_continue_epochs), args.runs / name,
+        for cycle, epochs_n in enumerate(args.upper_continue_epochs, 1):
+            name = upper_stage_name(cycle)
+            up_meta = train_stage(upper_continuation(str(args.data), epochs_n, cycle), args.runs / name,
                                   HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             schedule_up += (f", then {up_meta['epoch']} more at {up_meta['recipe']['camera_min']}-"
-                            f"{up_meta['recipe']['camera_max']} px (a second cosine cycle from lr 0.05)")
+                            f"{up_meta['recipe']['camera_max']} px (a further cosine cycle from lr {up_meta['recipe']['lr']:g})")
         upper = {"run": args.runs / name, "recipe": up_meta["recipe"], "params": up_meta["params"], "mflops": up_meta["mflops"],
                  "train_seconds": round(sum(h["seconds"] for h in history)), "schedule": schedule_up,
                  "weights_sha256": up_meta["weights_sha256"]}
@@ -520,7 +527,7 @@ def main() -> None:
                          "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32"),
                          "head_drop": (shipped.bundle.meta["provenance"].get("head") or {}).get("drop")}
     record_variant(f"{named('airnet16', args.width, args.hr_epochs)} (drops {'/'.join(fixedcam.DROPPED)})"
-                   + (f" + airnet32 x{UPPER_WIDTH:g}" + (f" +{args.upper_continue_epochs} epochs" if args.upper_continue_epochs else "")
+                   + (f" + airnet32 x{UPPER_WIDTH:g}" + "".join(f" +{n} epochs" for n in args.upper_continue_epochs)
                       + f" from {routes[1][0]} px" if len(routes) > 1 else ""), results,
                    shipped=not args.no_train)
     if args.no_train:
@@ -783,10 +790,11 @@ def variants_table(rows: dict) -> list[str]:
                   "trade, because real footage is what this model is for. Width x0.625 and the HR start each add on CIFAR "
                   "at every size. A net fed 16 px scores a 32 px crop as a 16 px one; the routed row sends crops of 16 px "
                   "and more to a second net fed 32 px (airnet x0.5, 54 MFLOPs), which lifts the kept classes at 16-32 px "
-                  "(and the highway clip) at about half the FP32 speed for those crops; a second cosine cycle of that net "
-                  "(20 epochs at 14-32 px, the last two rows) adds 1.5-1.9 points at 16-32 px; from 12 px it also measures better, "
-                  "by 0.4 points on the route's images, but takes 12-15 px crops at half the speed, so the shipped row routes "
-                  "from 16 px (where the 32 px net must gain >= 1 point: `ROUTE_MARGIN`). No row reaches the issue's 80 % at 16 px or 84 % at 32 px.", ""]
+                  "(and the highway clip) at about half the FP32 speed for those crops. Further cosine cycles of that net "
+                  "at 14-32 px (the last three rows: +20 epochs from lr 0.05, then +12 from lr 0.025) add 1.5-1.9, then "
+                  "0.7-1.2 points at 16-32 px; the 32 px net takes over where it gains >= 1 point on the route's images "
+                  "(`ROUTE_MARGIN`: it costs twice the FLOPs a crop): after the first further cycle from 16 px (at 12 px it "
+                  "gained 0.4), after the second from 12 px (1.1), so 12-15 px crops now run at its speed. No row reaches the issue's 80 % at 16 px or 84 % at 32 px.", ""]
 
 
 if __name__ == "__main__":
