@@ -141,7 +141,7 @@ def upper_stage_name(cycle: int) -> str:
 def upper_continuation(data: str, epochs: int, cycle: int = 1) -> Recipe:
     """The 32 px model's further cosine cycle number ``cycle`` (from lr 0.05, halved each cycle), started
     from the committed checkpoint of the cycle before, through the camera at 14-32 px only: the crops
-    it is routed (>= 16 px) and a margin below."""
+    it is routed (>= 12 or 16 px, as `choose_route` measures) and a margin below."""
     return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=UPPER_CONTINUE_MIN,
                   lr=0.05 / 2 ** (cycle - 1),
                   init=os.path.relpath(HERE / "checkpoints" / f"default_{upper_stage_name(cycle - 1)}", ROOT))
@@ -339,7 +339,8 @@ def main() -> None:
                    help="the shipped model.onnx stores its weights as FP16 (`lowres export --fp16-weights`): half the file")
     p.add_argument("--upper-epochs", type=int, default=UPPER_EPOCHS,
                    help="also train the routed bundle's 32 px model (airnet x0.5 fed 32 px, from its own 8-epoch HR start) for "
-                        "N camera epochs and route crops to it from the size where it beats the 16 px net (measured); 0: one "
+                        "N camera epochs and route crops to it from the size where it beats the 16 px net by >= ROUTE_MARGIN "
+                        "(measured); 0: one "
                         "16 px model")
     p.add_argument("--upper-continue-epochs", type=int, nargs="*", default=list(UPPER_CONTINUE_EPOCHS),
                    help=f"then continue the 32 px model for N more epochs (a further cosine cycle from lr 0.05, camera at "
@@ -347,7 +348,7 @@ def main() -> None:
                         "the one before; none (an empty list): ship its first run")
     p.add_argument("--route-at", type=int, default=None,
                    help="route crops whose longer side is >= N px to the 32 px model whatever the measurement says "
-                        "(default: from where it measures better, see choose_route)")
+                        "(default: from where it measures >= ROUTE_MARGIN better, see choose_route)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--unknown-precision", type=float, default=0.8,
                    help="`unknown` threshold: the smallest top probability whose kept predictions are this often right")
@@ -794,7 +795,8 @@ def variants_table(rows: dict) -> list[str]:
                   "at 14-32 px (the last three rows: +20 epochs from lr 0.05, then +12 from lr 0.025) add 1.5-1.9, then "
                   "0.7-1.2 points at 16-32 px; the 32 px net takes over where it gains >= 1 point on the route's images "
                   "(`ROUTE_MARGIN`: it costs twice the FLOPs a crop): after the first further cycle from 16 px (at 12 px it "
-                  "gained 0.4), after the second from 12 px (1.1), so 12-15 px crops now run at its speed. No row reaches the issue's 80 % at 16 px or 84 % at 32 px.", ""]
+                  "gained 0.4), after the second from 12 px (1.1), so 12-15 px crops now run at its speed. No row reaches "
+                  "the issue's 80 % at 16 px or 84 % at 32 px.", ""]
 
 
 if __name__ == "__main__":
