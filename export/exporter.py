@@ -20,7 +20,7 @@ from lowres_sdk.training.data import ImageSet, read_image_folder, resolve_data_r
 from lowres_sdk.training.degrade import Degrade
 
 from .graph import fused_from_head
-from .int8_speed import gate_int8_speed
+from .int8_speed import Int8Refused, gate_int8_speed
 from .fp16_weights import store_weights_fp16
 from .onnx_export import OPSET, export_onnx, parity, random_crops
 from .tolerances import FP16_WEIGHTS_TOLERANCE, PARITY_TOLERANCE
@@ -137,13 +137,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
             log(f"INT8 top-1 {metrics[f'int8_{key}']} vs FP32 {metrics[key]} (drop {drop:.2f} points)")
             try:
                 if drop > MAX_INT8_DROP and not force:
-                    raise ExportError(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP}); not exported. "
-                                      f"Use --force to keep it anyway, or export without --int8")
+                    raise Int8Refused(f"INT8 loses {drop:.2f} top-1 points (> {MAX_INT8_DROP})")
                 metrics.update(gate_int8_speed(fp32, int8_path, at_resolution[:64], force=force, log=log))
-            except ExportError as e:
+            except Int8Refused as e:
                 if not int8_optional:
                     raise
-                metrics["int8_refused"] = str(e).split("; not exported")[0]
+                metrics["int8_refused"] = e.reason
                 log(f"INT8 left out: {metrics['int8_refused']}")
             else:
                 files["model.int8.onnx"] = int8_path

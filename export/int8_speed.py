@@ -14,6 +14,14 @@ import numpy as np
 
 from lowres_sdk.errors import ExportError
 
+class Int8Refused(ExportError):
+    """An INT8 gate (accuracy or speed) refused the model; ``reason`` says why, in one clause."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}; not exported. Use --force to keep it anyway, or export without --int8")
+        self.reason = reason
+
+
 MIN_INT8_SPEEDUP = 1.1  # at batch 64; below it INT8 costs accuracy for nothing
 GATE_BATCH = 64
 
@@ -60,12 +68,12 @@ def measure_speedup(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, 
 
 def gate_int8_speed(fp32_path, int8_path, crops: np.ndarray, *, force: bool = False, log=print) -> dict[str, float]:
     """Measure, log and return ``{"int8_speedup_batch1", "int8_speedup_batch64"}`` for the bundle's
-    metrics; ExportError below MIN_INT8_SPEEDUP at batch 64 unless ``force``."""
+    metrics; Int8Refused below MIN_INT8_SPEEDUP at batch 64 unless ``force``."""
     ratio = measure_speedup(fp32_path, int8_path, crops)
     metrics = {f"int8_speedup_{k}": v for k, v in ratio.items()}
     log(f"INT8 speed on this machine: {ratio['batch1']:.2f}x FP32 at batch 1, {ratio[f'batch{GATE_BATCH}']:.2f}x at "
         f"batch {GATE_BATCH} (onnxruntime CPU, {os.cpu_count()} cores)")
     if ratio[f"batch{GATE_BATCH}"] < MIN_INT8_SPEEDUP and not force:
-        raise ExportError(f"INT8 runs at only {ratio[f'batch{GATE_BATCH}']:.2f}x FP32 at batch {GATE_BATCH} here "
-                          f"(< {MIN_INT8_SPEEDUP}x); not exported. Use --force to keep it anyway, or export without --int8")
+        raise Int8Refused(f"INT8 runs at only {ratio[f'batch{GATE_BATCH}']:.2f}x FP32 at batch {GATE_BATCH} here "
+                          f"(< {MIN_INT8_SPEEDUP}x)")
     return metrics

@@ -198,6 +198,7 @@ def test_a_route_split_out_is_a_bundle_of_one_model_equal_to_the_route(routed, t
 def test_int8_refused_for_one_route_runs_that_route_in_fp32(tiny_run, run16, tmp_path, monkeypatch):
     """A route whose INT8 the gates refuse runs in FP32 inside model.int8.onnx; the others keep INT8."""
     from lowres_sdk.export import exporter
+    from lowres_sdk.export.int8_speed import Int8Refused
     from lowres_sdk.export.routed import split_route
 
     calls = []
@@ -205,7 +206,7 @@ def test_int8_refused_for_one_route_runs_that_route_in_fp32(tiny_run, run16, tmp
     def gate(fp32, int8_path, crops, force=False, log=print):  # route 0's INT8 "not faster", route 1's faster
         calls.append(int8_path)
         if len(calls) == 1:
-            raise ExportError("INT8 runs at only 0.90x FP32 at batch 64 here (< 1.1x); not exported. Use --force")
+            raise Int8Refused("INT8 runs at only 0.90x FP32 at batch 64 here (< 1.1x)")
         return {"int8_speedup_batch1": 1.5, "int8_speedup_batch64": 1.5}
 
     monkeypatch.setattr(exporter, "gate_int8_speed", gate)
