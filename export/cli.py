@@ -236,7 +236,7 @@ def eval_command(target, resolutions, kernels, data, limit_per_class, out, as_js
         else:
             from .exporter import export_run
 
-            click.echo(f"exporting {target} to a temporary bundle (FP32) to evaluate what users run")
+            click.echo(f"exporting {target} to a temporary bundle (FP32) to evaluate what users run", err=True)  # --json: stdout is the JSON alone
             bundle_dir = Path(tmp) / "bundle"
             export_run(target, bundle_dir, data=data, eval_per_class=limit_per_class or 100, log=lambda *a: None)
         classifier = Classifier(str(bundle_dir))

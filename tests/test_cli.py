@@ -53,6 +53,10 @@ def test_train_then_eval_end_to_end(tiny_data, tmp_path):
     assert set(r16["per_class"]) == {"blob", "hstripes", "vstripes"}
     png = (run / "eval_resolution.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+    # by kernel, through a temporary bundle: with --json, stdout is the JSON alone (progress goes to stderr)
+    code, out, err = run_cli("eval", run, "--resolutions", "8,16", "--kernels", "area,nearest", "--json")
+    assert code == 0, err
+    assert set(json.loads(out)["top1"]) == {"area", "nearest"} and "temporary bundle" in err
 
 
 @pytest.mark.parametrize("case, pattern", [
