@@ -136,7 +136,9 @@ def inspect_command(bundle):
             (route.preprocessing, route.provenance, route.metrics, route.parity)
         if route is not None:
             click.echo(f"route    crops whose longer side is >= {route.min_side} px:")
-        click.echo(f"model    resize to {spec.resolution} px ({spec.down}), then to {spec.size} px ({spec.up}), "
+        upsampled = f", then to {spec.size} px ({spec.up})" if spec.size != spec.resolution else ""  # native: one resize
+        click.echo(f"model    {'letterbox (aspect kept, gray pad), ' if spec.fit == 'letterbox' else ''}"
+                   f"resize to {spec.resolution} px ({spec.down}){upsampled}, "
                    f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
         if prov:
             r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
