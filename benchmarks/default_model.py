@@ -588,7 +588,7 @@ def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -
     return meta
 
 
-SPEED_SHAPES = ((32, 16), (16, 8))  # a routed bundle's 32 px model takes the first, its 16 px model the second
+SPEED_SHAPES = ((32, 16), (16, 8), (10, 5))  # the shipped routed bundle: the 32 px model takes the first two, its 16 px model the last
 
 
 def crops_per_second(bundle: Path, shape: tuple[int, int], seconds: float = 1.5, repeats: int = 5) -> dict:
@@ -797,17 +797,18 @@ def variants_table(rows: dict) -> list[str]:
                   "a car's shadow), which the merged head sent to `other`, are reported as `bird` or `unknown`, and the demo's "
                   "grass and gravel become cat or bird. Keeping frog in `other` (dropping airplane, deer and ship only) gives "
                   "back 2.4-3.0 of the CIFAR points and keeps the textures and most fragments as `other`: the shipped "
-                  "trade, because real footage is what this model is for. Width x0.625 and the HR start each add on CIFAR "
+                  "trade with the single 16 px net, because real footage is what this model is for (with the routed pair, "
+                  "the last row, frog is dropped too). Width x0.625 and the HR start each add on CIFAR "
                   "at every size. A net fed 16 px scores a 32 px crop as a 16 px one; the routed row sends crops of 16 px "
                   "and more to a second net fed 32 px (airnet x0.5, 54 MFLOPs), which lifts the kept classes at 16-32 px "
                   "(and the highway clip) at about half the FP32 speed for those crops. Further cosine cycles of that net "
                   "at 14-32 px (the rows with +N epochs: +20 from lr 0.05, then +12 from lr 0.025, then +12 from lr 0.0125) "
-                  "add 1.5-1.9, then 0.7-1.2, then 0.1-0.8 points at 12-32 px; the 32 px net takes over where it gains >= 1 point on the route's images "
+                  "add 1.5-1.9 (at 16-32 px), then 0.6-1.1, then 0.1-0.4 points (at 12-32 px); the 32 px net takes over where it gains >= 1 point on the route's images "
                   "(`ROUTE_MARGIN`: it costs twice the FLOPs a crop): after the first further cycle from 16 px (at 12 px it "
                   "gained 0.4), after the second from 12 px (1.1), so 12-15 px crops now run at its speed. With the routed "
                   "pair after its fourth cycle, the head that drops frog too (the last row) keeps the clips' label purity "
                   "of the head that merges it into `other` (the row before: pedestrians 93.0 / 89.7 %, highway 100 / 100 % "
-                  "with either) and adds 2.3-2.7 points at every size: the first row to reach all four of the issue's "
+                  "with either) and adds 1.7-2.7 points at every size: the first row to reach all four of the issue's "
                   "kept-class floors (55 / 70 / 80 / 84 % at 8 / 12 / 16 / 32 px).", ""]
 
 

@@ -39,9 +39,8 @@ def test_lowres_demo_end_to_end(tiny_bundle, tmp_path):
 
     tally = re.search(r"of (\d+) crops whose true label the model has: (\d+) right, (\d+) unknown "
                       r"\(best guess right for (\d+)\), (\d+) wrong", p.stdout)
-    n, right, unknown, unsure_right, wrong = map(int, tally.groups())
+    n, right, unknown, _, wrong = map(int, tally.groups())
     assert right + unknown + wrong == n  # every crop the model could name is counted once (the tiny bundle names none)
-    assert unsure_right <= unknown
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 90
     assert sum(bool(json.loads(line)["objects"]) for line in lines) > 60  # the motion crops find the sprites

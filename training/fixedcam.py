@@ -10,7 +10,7 @@ is confusion mass taken from the kept classes. Measured trades (docs/default_mod
 tried"): all four merged into `other` cost the kept CIFAR classes ~9 points; with the single 16 px
 net, dropping frog too (not merging it into `other`) gained 2-3 points but sent background
 fragments on the highway clip to bird; the routed bundle's 32 px net, trained with the clips'
-motion-free crops as background, keeps the clips' label purity with frog dropped (and gains 2.3-2.7
+motion-free crops as background, keeps the clips' label purity with frog dropped (and gains 1.7-2.7
 points on the kept CIFAR classes), so frog is dropped.
 """
 from __future__ import annotations
