@@ -46,7 +46,7 @@ from clip_purity import clip_purity
 from results_io import bundle_weights, write_json
 from runtime import measure
 
-from lowres_sdk.bundle import CALIBRATION_KEYS
+from lowres_sdk.bundle import CALIBRATION_KEYS, load_bundle
 from lowres_sdk.tracking import TrackerConfig
 from lowres_sdk.training import fixedcam
 from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
@@ -472,7 +472,7 @@ def main() -> None:
                         calibration={k: calibration[k] for k in CALIBRATION_KEYS})
     if len(routes) > 1:  # INT8 for the routes that pass the export's gates, if the bundle stays small enough
         export_routed(routes, staging, int8=True, heads=heads, **shipped_args)
-        int8_attempt = bundle_metrics(Classifier(str(staging)).bundle)  # its per-route INT8 verdicts, for the doc
+        int8_attempt = bundle_metrics(load_bundle(staging))  # its per-route INT8 verdicts, for the doc
         if bundle_mb(staging) > MAX_BUNDLE_MB:
             log(f"with its INT8 model the bundle is {bundle_mb(staging):.2f} MB (> {MAX_BUNDLE_MB}); shipping FP32 only")
             export_routed(routes, staging, heads=heads, overwrite=True, **shipped_args)

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_BUNDLE / "bundle.json").is_file(),
                                 reason=f"no default bundle shipped at {DEFAULT_BUNDLE} (benchmarks/default_model.py writes it)")
 PERSON_ARCHIVE = SHARED_DATA / "person-reid-48x128.tar.gz"
 WINDOWS_ARCHIVE = SHARED_DATA / "street-background-64x128.tar.gz"
+KEPT_CIFAR = {"automobile": "car", "truck": "truck", "bird": "bird", "cat": "cat", "dog": "dog", "horse": "horse"}  # CIFAR class -> shipped label
 
 
 def test_default_bundle_loads_and_describes_itself():
@@ -68,9 +69,8 @@ def test_a_letterboxed_or_tall_animal_is_still_that_animal_not_a_person():
 
     test = load_splits(CIFAR_ARCHIVE, 32, limit_per_class=60)[1]
     clf = Classifier(unknown_below=None)
-    keep = {"automobile": "car", "truck": "truck", "bird": "bird", "cat": "cat", "dog": "dog", "horse": "horse"}
-    idx = [i for i, label in enumerate(test.labels) if test.classes[label] in keep]
-    truth = np.array([keep[test.classes[test.labels[i]]] for i in idx])
+    idx = [i for i, label in enumerate(test.labels) if test.classes[label] in KEPT_CIFAR]
+    truth = np.array([KEPT_CIFAR[test.classes[test.labels[i]]] for i in idx])
     square = [np.ascontiguousarray(test.images[i][..., ::-1]) for i in idx]
     # The same objects as tall crops: cut to a 1:2 strip (what a loose motion box of a walking
     # animal gives), which the graph then letterboxes with gray.
@@ -107,9 +107,8 @@ def test_default_model_meets_the_kept_class_floors_on_a_cifar_subset():
     from lowres_sdk.training.data import load_splits
 
     test = load_splits(CIFAR_ARCHIVE, 32, limit_per_class=100)[1]
-    keep = {"automobile": "car", "truck": "truck", "bird": "bird", "cat": "cat", "dog": "dog", "horse": "horse"}
-    idx = [i for i, label in enumerate(test.labels) if test.classes[label] in keep]
-    truth = np.array([keep[test.classes[test.labels[i]]] for i in idx])
+    idx = [i for i, label in enumerate(test.labels) if test.classes[label] in KEPT_CIFAR]
+    truth = np.array([KEPT_CIFAR[test.classes[test.labels[i]]] for i in idx])
     clf = Classifier(unknown_below=None)
     for size, floor in ((8, 0.55), (12, 0.70), (16, 0.80), (32, 0.84)):
         crops = [cv2.resize(np.ascontiguousarray(test.images[i][..., ::-1]), (size, size), interpolation=cv2.INTER_AREA)
