@@ -74,3 +74,14 @@ def test_recipe_offers_exactly_the_built_archs():
     from lowres_sdk.training.recipe import ARCH_NAMES
 
     assert set(ARCH_NAMES) == set(ARCHS)
+
+
+def test_airnet_prepool_takes_airnets_weights_and_pools_before_the_first_convolution():
+    air, pre = build_model("airnet", 12, 32, 0.5), build_model("airnet-prepool", 12, 32, 0.5)
+    pre.load_state_dict(air.state_dict())  # strict: the same tensors, so an airnet run can start it
+    assert count_mflops(pre, 32) < 0.5 * count_mflops(air, 32)  # 25 vs 54 MFLOPs
+    seen = {}
+    for name, m in (("airnet", air), ("prepool", pre)):
+        m.blocks[0].conv1.register_forward_pre_hook(lambda mod, inp, name=name: seen.update({name: inp[0].shape[-1]}))
+        assert m.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 12)
+    assert seen == {"airnet": 32, "prepool": 16}

@@ -248,3 +248,27 @@ def test_paired_transfer_labels_are_each_lr_image_s_own_hr_cluster(tiny_data, hr
     with pytest.raises(InputError, match="transfer_labels"):
         train(tiny_recipe(tiny_data, method="transfer", teacher=str(hr_run), transfer_labels="oracle"), tmp_path / "x",
               progress=False)
+
+
+def _teacher_inputs(task, hr) -> list:
+    seen = []
+    task.teacher.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    task.loss(task.student, hr, torch.zeros(len(hr), dtype=torch.long), torch.arange(len(hr)), torch.Generator().manual_seed(0))
+    return seen
+
+
+def test_kd_same_view_gives_the_teacher_the_students_crop(tiny_data, hr_run):
+    from lowres_sdk.training.loop import build_task
+
+    train_set = read_image_folder(tiny_data / "train", 16)
+    hr = torch.rand(4, 3, 16, 16)
+    fixed = torch.randn(4, 3, 16, 16)
+    for same in (True, False):
+        task = build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_same_view=same), train_set)
+        task.student_input = lambda hr, generator, index=None: fixed  # the student's (degraded) crop
+        (seen,) = _teacher_inputs(task, hr)
+        assert torch.equal(seen, fixed) == same
+        if not same:
+            assert torch.allclose(seen, task.teacher_input(hr))  # the HR image through the teacher's own input
+    with pytest.raises(InputError, match="kd_same_view"):  # an 8 px native student cannot share the 16 px teacher's crop
+        build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_same_view=True, input_mode="native"), train_set)

@@ -1,5 +1,6 @@
 """`kd`: logit distillation (Hinton et al. 2015). A frozen teacher sees the HR image, the student the
-degraded one; the student minimises
+degraded one (or, ``kd_same_view``, both the same degraded crop: Beyer et al. 2022's "consistent"
+distillation, for a teacher trained on the degradations itself); the student minimises
 
     L = (1 - alpha) * CE(z_s, y) + alpha * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))
 
@@ -27,9 +28,10 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
 class KDTask(TeacherTask):
 
     def loss(self, net, hr, y, index, generator):
-        logits, _ = net(self.student_input(hr, generator, index))
+        x = self.student_input(hr, generator, index)
+        logits, _ = net(x)
         with torch.no_grad():
-            t = self.teacher(self.teacher_input(hr))
+            t = self.teacher(x if self.recipe.kd_same_view else self.teacher_input(hr))
         a = self.recipe.kd_alpha
         return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
 
@@ -40,4 +42,8 @@ def make_task(recipe, backbone, train_set) -> Task:
     teacher, teacher_spec, meta = load_teacher(recipe, "a teacher with the same classes")
     if meta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has {train_set.classes}")
+    mine = recipe.spec
+    if recipe.kd_same_view and (teacher_spec.size, tuple(teacher_spec.mean), tuple(teacher_spec.std)) != (mine.size, tuple(mine.mean), tuple(mine.std)):
+        raise InputError(f"kd_same_view: teacher {recipe.teacher} takes {teacher_spec.size} px normalised by mean "
+                         f"{teacher_spec.mean} / std {teacher_spec.std}, the student {mine.size} px by {mine.mean} / {mine.std}")
     return KDTask(recipe, Student(backbone), teacher, teacher_spec)

@@ -10,7 +10,7 @@ from lowres_sdk.spec import DOWN_MODES, FITS, UP_MODES, InputSpec
 
 from .degrade import KERNELS
 
-ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airbench")
+ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airnet-prepool", "airbench")
 
 
 def _f(default, help: str, choices: tuple | None = None):
@@ -70,6 +70,8 @@ class Recipe:
     cache_teacher: bool = _f(False, "dfd: precompute teacher features once (needs --no-augment).")
     kd_alpha: float = _f(0.9, "kd: weight of the distillation term (1 - alpha on the labels).")
     kd_tau: float = _f(4.0, "kd: softmax temperature of teacher and student.")
+    kd_same_view: bool = _f(False, "kd: the teacher sees the student's own degraded crop (consistent views) instead of "
+                                   "the HR image; needs a teacher with the student's input size and normalisation.")
     trainable: str = _f("all", "staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
     mixed_ratio: float = _f(0.5, "mixed: probability that a training image is degraded to --resolution (else kept HR).")
     clusters: int = _f(50, "transfer: k-means clusters = pseudo-classes = transferred feature dim.")
