@@ -607,6 +607,9 @@ def record_variant(name: str, r: dict, shipped: bool) -> None:
         "windows_as_person_max": max(max(v.values()) for v in r["windows_called_person_by_width"].values()),
         "clip_purity": {c: [v["label_purity"], v["held_out"]["label_purity"]] for c, v in video.items()},
         "bundle_mb": round(sum(r["bundle"]["files"].values()) / 1e6, 2),
+        # FP32 crops/s at 32x32, and the issue's own default bundle's in the same run (`speed_reference_text`)
+        "speed_32x32": {"fp32": (r.get("speed") or {}).get("32x32", {}).get("fp32"),
+                        "reference_fp32": ((r.get("speed_reference") or {}).get("fp32") or {}).get("32x32")},
         "shipped": shipped or rows.get(name, {}).get("shipped", False)}  # re-measuring the shipped net keeps it so
     if shipped:
         for other in rows.values():
@@ -865,6 +868,12 @@ def speed_reference_text(r: dict) -> str:
                         if isinstance(sp.get("fp32"), int) and isinstance(ref["fp32"].get(shape), int)) + ").")
 
 
+def _speed_cell(sp: dict) -> str:
+    if not sp.get("fp32"):
+        return "-"  # rows measured before the script measured 32x32 crops
+    return f"{sp['fp32']:,}" + (f" ({sp['reference_fp32']:,})" if sp.get("reference_fp32") else "")
+
+
 def variants_table(rows: dict) -> list[str]:
     out = ["## The nets tried (one seed each; `benchmarks/results/default_model_variants.json`)", "",
            "Each row is one run of this script (`--width`, `--hr-epochs`; `--no-train` measures an existing run without "
@@ -872,8 +881,9 @@ def variants_table(rows: dict) -> list[str]:
            "worst of the six kernels); clip purity: share of reported tracks labelled right, whole clip / held-out half; "
            "train min: wall time on the shared 2-core CPU.", "",
            "| run | net | MFLOPs | bundle MB | head drops | train min | kept 8 / 12 / 16 / 32 px, area | worst kernel | "
-           "person recall (min) | windows as person (max) | pedestrians clip | highway clip | shipped |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "person recall (min) | windows as person (max) | pedestrians clip | highway clip | 32x32 crops/s (issue's model) | "
+           "shipped |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, v in rows.items():
         pur = v["clip_purity"]
         out.append(f"| {name} | {v['net']} | {v['mflops'] if isinstance(v['mflops'], str) else format(v['mflops'], 'g')} | {v['bundle_mb']:.2f} | {', '.join(v['head_drops']) or '-'} | "
@@ -882,7 +892,7 @@ def variants_table(rows: dict) -> list[str]:
                    + f" | {v['person_recall_min']:.1f} | {v['windows_as_person_max']:.1f} | "
                    + " | ".join(f"{100 * a:.1f} / {100 * b:.1f} %" for a, b in (pur.get("pedestrians-480x360.avi", [0, 0]),
                                                                            pur.get("highway-cars-1280x720.mp4", [0, 0])))
-                   + f" | {'yes' if v['shipped'] else ''} |")
+                   + f" | {_speed_cell(v.get('speed_32x32') or {})} | {'yes' if v['shipped'] else ''} |")
     return out + ["", "What the rows say: at the same network (x0.5, first row and the x0.5 row that drops all four) the "
                   "head that drops the four classes the camera never sees lifts the kept CIFAR classes at every size; on the "
                   "highway clip it costs held-out tracks: 15-18 px motion boxes on background (a guard-rail post, a grass edge, "
