@@ -913,7 +913,7 @@ def variants_table(rows: dict) -> list[str]:
                   "with either) and adds 1.7-2.7 points at every size: the first row to reach all four of the issue's "
                   "kept-class floors (55 / 70 / 80 / 84 % at 8 / 12 / 16 / 32 px). The pool-first row (`--prepool-epochs "
                   "20 12`) keeps that 32 px net's weights but pools before each block's first convolution (airnet-prepool: "
-                  "25 MFLOPs instead of 54) and is distilled from it on the same camera crops (kd, 20 + 12 epochs, 72 min): "
+                  "25 MFLOPs instead of 54) and is distilled from it on the same camera crops (kd, 20 + 12 epochs, 75 min): "
                   "the same clip purity and 5,805 FP32 crops/s on 32x32 crops -- over the 5,000 floor, 0.88x the issue's own "
                   "model in the same run -- but 83.3 % at 32 px, under the 84 floor (0.6 / 1.2 / 1.6 points under the shipped "
                   "row at 12 / 16 / 32 px), so it is not shipped: on this machine no net tried meets the 32 px floor and the "
