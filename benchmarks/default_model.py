@@ -76,14 +76,19 @@ def named(name: str, width: float, hr_epochs: int = 0) -> str:
     return f"{name}_w{width:g}" + (f"_hr{hr_epochs}" if hr_epochs else "")
 
 
+def committed(stage: str) -> Path:
+    """Where the finished run of the training stage ``stage`` is committed (`train_stage` copies it there)."""
+    return HERE / "checkpoints" / f"default_{stage}"
+
+
 def checkpoint_dir(width: float, hr_epochs: int = 0) -> Path:
     """Where the first run of ``width`` is committed (the continuation starts from it)."""
-    return HERE / "checkpoints" / named("default_airnet16", width, hr_epochs)
+    return committed(named("airnet16", width, hr_epochs))
 
 
 def teacher_dir(width: float, hr_epochs: int) -> Path:
     """Where the HR start of ``width`` is committed (the first run starts from it)."""
-    return HERE / "checkpoints" / f"default_airnet32_hr{hr_epochs}_w{width:g}"
+    return committed(f"airnet32_hr{hr_epochs}_w{width:g}")
 
 
 KEPT = ("car", "truck", "bird", "cat", "dog", "horse")  # the CIFAR classes the coarse label set keeps
@@ -145,7 +150,7 @@ def upper_continuation(data: str, epochs: int, cycle: int = 1) -> Recipe:
     it is routed (>= 12 or 16 px, as `choose_route` measures) and a margin below."""
     return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=UPPER_CONTINUE_MIN,
                   lr=0.05 / 2 ** (cycle - 1),
-                  init=os.path.relpath(HERE / "checkpoints" / f"default_{upper_stage_name(cycle - 1)}", ROOT))
+                  init=os.path.relpath(committed(upper_stage_name(cycle - 1)), ROOT))
 
 
 def prepool_stage_name(cycle: int) -> str:
@@ -159,8 +164,8 @@ def prepool_recipe(data: str, epochs: int, cycle: int = 1) -> Recipe:
     model's last cycle (kd, teacher and student on the same camera crop) at the sizes it is routed,
     12-32 px. Cycle 1 starts from the teacher's weights at lr 0.05, each further cycle from the cycle
     before at half the rate."""
-    last = os.path.relpath(HERE / "checkpoints" / f"default_{upper_stage_name(len(UPPER_CONTINUE_EPOCHS))}", ROOT)
-    init = last if cycle == 1 else os.path.relpath(HERE / "checkpoints" / f"default_{prepool_stage_name(cycle - 1)}", ROOT)
+    last = os.path.relpath(committed(upper_stage_name(len(UPPER_CONTINUE_EPOCHS))), ROOT)
+    init = last if cycle == 1 else os.path.relpath(committed(prepool_stage_name(cycle - 1)), ROOT)
     return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=12, arch="airnet-prepool",
                   method="kd", teacher=last, kd_same_view=True, init=init, lr=0.05 / 2 ** (cycle - 1))
 
@@ -389,8 +394,8 @@ def main() -> None:
     train_set, test_set, info = fixedcam.load(args.data)
     train_seconds, hr_note = 0.0, ""
     if args.hr_epochs:
-        run, committed = args.runs / teacher_dir(args.width, args.hr_epochs).name, teacher_dir(args.width, args.hr_epochs)
-        meta = train_stage(hr_recipe(str(args.data), args.hr_epochs, args.width), run, committed, (train_set, test_set),
+        run, saved = args.runs / teacher_dir(args.width, args.hr_epochs).name, teacher_dir(args.width, args.hr_epochs)
+        meta = train_stage(hr_recipe(str(args.data), args.hr_epochs, args.width), run, saved, (train_set, test_set),
                            args.no_train)
         train_seconds = sum(h["seconds"] for h in meta["history"])
         hr_note = (f"{meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; {100 * meta['history'][-1]['test_top1']:.1f} % "
@@ -408,12 +413,12 @@ def main() -> None:
     if args.continue_epochs:
         name = "airnet16_cont_bg" if args.clip_background else "airnet16_cont"
         name = named(name, args.width, args.hr_epochs)
-        run, committed = args.runs / name, HERE / "checkpoints" / f"default_{name}"
+        run, saved = args.runs / name, committed(name)
         cont_train = train_set
         if args.clip_background:  # the data of the run the results describe
             cont_train, _, info = fixedcam.load(args.data, clip_background=True)
         meta = train_stage(continuation(str(args.data), args.continue_epochs, args.clip_background, args.width, args.hr_epochs),
-                           run, committed, (cont_train, test_set), args.no_train)
+                           run, saved, (cont_train, test_set), args.no_train)
         train_seconds, epochs = train_seconds + sum(h["seconds"] for h in meta["history"]), epochs + meta["epoch"]
         print(f"continued {run} ({meta['epoch']} more epochs)", flush=True)
         schedule += (f", then {meta['epoch']} more from those weights (a second cosine cycle from lr 0.05"
@@ -428,7 +433,7 @@ def main() -> None:
         clipbg_train = cont_train if args.continue_epochs and args.clip_background else \
             fixedcam.load(args.data, clip_background=True)[0]
         up_meta = train_stage(upper_recipe(str(args.data), args.upper_epochs), args.runs / name,
-                              HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+                              committed(name), (clipbg_train, test_set), args.no_train)
         schedule_up = (f"{hr_meta['epoch']} epochs on the clean 32x32 objects (lr 0.1, cosine; "
                        f"{100 * hr_meta['history'][-1]['test_top1']:.1f} % on the 12-class test split at 32 px), then "
                        f"{up_meta['epoch']} epochs from those weights through the camera at "
@@ -438,7 +443,7 @@ def main() -> None:
         for cycle, epochs_n in enumerate(args.upper_continue_epochs, 1):
             name = upper_stage_name(cycle)
             up_meta = train_stage(upper_continuation(str(args.data), epochs_n, cycle), args.runs / name,
-                                  HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+                                  committed(name), (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             schedule_up += (f", then {up_meta['epoch']} more at {up_meta['recipe']['camera_min']}-"
                             f"{up_meta['recipe']['camera_max']} px (a further cosine cycle from lr {up_meta['recipe']['lr']:g})")
@@ -448,7 +453,7 @@ def main() -> None:
         for cycle, epochs_n in enumerate(args.prepool_epochs, 1):
             name = prepool_stage_name(cycle)
             up_meta = train_stage(prepool_recipe(str(args.data), epochs_n, cycle), args.runs / name,
-                                  HERE / "checkpoints" / f"default_{name}", (clipbg_train, test_set), args.no_train)
+                                  committed(name), (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             pr = up_meta["recipe"]
             schedule_up += (f"; then the same weights with each block pooling before its first convolution ({pr['arch']}: "
@@ -622,16 +627,16 @@ def bundle_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.iterdir()) / 1e6
 
 
-def train_stage(rec: Recipe, run: Path, committed: Path, data, no_train: bool) -> dict:
-    """Train ``rec`` into ``run`` (resumed; started from the committed copy when ``run`` is new),
+def train_stage(rec: Recipe, run: Path, saved: Path, data, no_train: bool) -> dict:
+    """Train ``rec`` into ``run`` (resumed; started from the committed copy ``saved`` when ``run`` is new),
     then commit its finished copy; ``no_train``: the run as it is. Returns its metadata."""
-    if not run.exists() and (committed / "checkpoint.json").exists():
-        shutil.copytree(committed, run)  # continue from the committed checkpoint instead of retraining
+    if not run.exists() and (saved / "checkpoint.json").exists():
+        shutil.copytree(saved, run)  # continue from the committed checkpoint instead of retraining
     if no_train:
         return load_checkpoint(run)[1]
     meta = train(rec, run, resume=True, data=data, progress=sys.stderr.isatty())
     if meta["epoch"] >= rec.epochs:
-        save_finished_copy(run, committed)
+        save_finished_copy(run, saved)
     return meta
 
 

@@ -43,7 +43,11 @@ def make_task(recipe, backbone, train_set) -> Task:
     if meta["classes"] != train_set.classes:
         raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has {train_set.classes}")
     mine = recipe.spec
-    if recipe.kd_same_view and (teacher_spec.size, tuple(teacher_spec.mean), tuple(teacher_spec.std)) != (mine.size, tuple(mine.mean), tuple(mine.std)):
+
+    def tensor_format(spec) -> tuple:  # what the network's input tensor is: its side and its normalisation
+        return spec.size, tuple(spec.mean), tuple(spec.std)
+
+    if recipe.kd_same_view and tensor_format(teacher_spec) != tensor_format(mine):
         raise InputError(f"kd_same_view: teacher {recipe.teacher} takes {teacher_spec.size} px normalised by mean "
                          f"{teacher_spec.mean} / std {teacher_spec.std}, the student {mine.size} px by {mine.mean} / {mine.std}")
     return KDTask(recipe, Student(backbone), teacher, teacher_spec)
