@@ -231,10 +231,10 @@ def merged_head_top1(fine_clf, images: np.ndarray, fine_labels: np.ndarray, temp
     return out
 
 
-def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
+def calibrate(fine_bundle: Path, test, precision: float, png: Path | None, seed: int = 1) -> dict:
     """Temperature (grid search on NLL; a routed bundle: one for each route, on the views routed to
     it) on the even-index half of the held-out objects seen through random cameras; ECE before/after
-    and the `unknown` threshold measured on the odd half."""
+    and the `unknown` threshold measured on the odd half; the reliability diagram into ``png`` (None: none)."""
     from lowres_sdk import Classifier
     from lowres_sdk.bundle import route_index
 
@@ -287,7 +287,8 @@ def calibrate(fine_bundle: Path, test, precision: float, seed: int = 1) -> dict:
         out["held_out"]["coverage" + name] = round(float(kept.mean()), 4)
         out["held_out"]["accuracy_kept" + name] = round(float(right_h[kept].mean()), 4)
     out["ece_before"], out["ece_after"] = round(out["ece_before"], 4), round(out["ece_after"], 4)
-    reliability_png(rows_before, rows_after, RESULTS / "default_model_reliability.png", t)
+    if png:
+        reliability_png(rows_before, rows_after, png, t)
     return out
 
 
@@ -491,7 +492,8 @@ def main() -> None:
             routes.append((route_at, upper["run"]))
             fine_bundle = args.runs / "bundle_fine_routed"
             export_routed(routes, fine_bundle, test_set=test_set, calib_set=calib, log=print, overwrite=True)
-    calibration = calibrate(fine_bundle, test_set, args.unknown_precision)
+    calibration = calibrate(fine_bundle, test_set, args.unknown_precision,  # a --no-train run leaves the results alone
+                            None if args.no_train else RESULTS / "default_model_reliability.png")
     print("calibration", json.dumps(calibration), flush=True)
 
     staging = args.runs / "bundle_default"
@@ -535,7 +537,8 @@ def main() -> None:
     fine = Classifier(str(fine_bundle))
     rep = accuracy_by_kernel(fine, list(cifar_test.images), cifar_test.labels, DEFAULT_KERNELS, resolutions)
     results["cifar10_fine_by_kernel"] = rep
-    heatmap(rep, RESULTS / "default_model_cifar10_kernels.png", "fine 12-class model, CIFAR-10 test (10k): top-1 % by kernel")
+    if not args.no_train:  # the committed heat maps describe the shipped bundle
+        heatmap(rep, RESULTS / "default_model_cifar10_kernels.png", "fine 12-class model, CIFAR-10 test (10k): top-1 % by kernel")
     # Issue 14's: the shipped coarse model on the CIFAR classes it keeps.
     shipped = Classifier(str(staging))
     assert shipped.labels == list(fixedcam.COARSE), shipped.labels  # coarse_index gives the bundle's label order
@@ -543,7 +546,8 @@ def main() -> None:
     rep = accuracy_by_kernel(shipped, list(cifar_test.images[mask]), labels, DEFAULT_KERNELS, resolutions)
     results["cifar_kept_by_kernel"] = rep
     results["merged_head"] = merged_head_top1(fine, cifar_test.images[mask], cifar_test.labels[mask], temps, resolutions)
-    heatmap(rep, RESULTS / "default_model_kept_kernels.png", "shipped model, CIFAR test, kept classes: top-1 % by kernel")
+    if not args.no_train:
+        heatmap(rep, RESULTS / "default_model_kept_kernels.png", "shipped model, CIFAR test, kept classes: top-1 % by kernel")
     # People and street windows, from the original (non-square) held-out crops.
     _, people_test, _ = fixedcam.people(args.data / "person-reid-48x128.tar.gz", args.data / "pedestrians-mit-64x128.tar.gz")
     _, windows_test, _ = fixedcam.backgrounds(args.data / "street-background-64x128.tar.gz")
