@@ -66,6 +66,7 @@ DEFAULT_WIDTH, DEFAULT_HR_EPOCHS = 0.625, 8  # the shipped net's width and HR-st
 UPPER_WIDTH, UPPER_EPOCHS = 0.5, 20  # the routed bundle's 32 px model (`upper_recipe`)
 UPPER_CONTINUE_EPOCHS, UPPER_CONTINUE_MIN = (20, 12, 12), 14  # its further cycles (`upper_continuation`)
 PREPOOL_EPOCHS = ()  # then its cheaper pool-first successor's cycles, distilled from it (`prepool_recipe`; none: not)
+PREPOOL_ARCH = "airnet-prepool"  # that successor's net (one of `PREPOOL_ARCHS`)
 PLAIN = (0.5, 0)  # the first shipped recipe's (width, HR epochs): its runs and checkpoints keep the plain names
 
 
@@ -153,20 +154,24 @@ def upper_continuation(data: str, epochs: int, cycle: int = 1) -> Recipe:
                   init=os.path.relpath(committed(upper_stage_name(cycle - 1)), ROOT))
 
 
-def prepool_stage_name(cycle: int) -> str:
-    """The pool-first 32 px model's run / checkpoint name after its cosine cycle number ``cycle`` (1, 2, ...)."""
-    return named("airnet32pp_kd" + (str(cycle) if cycle > 1 else ""), UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+PREPOOL_ARCHS = {"airnet-prepool": "airnet32pp", "airnet-prepool1": "airnet32pp1"}  # the pool-first nets, their stages' names
 
 
-def prepool_recipe(data: str, epochs: int, cycle: int = 1) -> Recipe:
-    """The 32 px model's cheaper successor (`--prepool-epochs`): the same weights as `airnet-prepool`
-    (each block pools before its first convolution: 25 MFLOPs instead of 54), distilled from the 32 px
-    model's last cycle (kd, teacher and student on the same camera crop) at the sizes it is routed,
-    12-32 px. Cycle 1 starts from the teacher's weights at lr 0.05, each further cycle from the cycle
-    before at half the rate."""
+def prepool_stage_name(cycle: int, arch: str = "airnet-prepool") -> str:
+    """The pool-first 32 px model's (``arch``, one of `PREPOOL_ARCHS`) run / checkpoint name after its
+    cosine cycle number ``cycle`` (1, 2, ...)."""
+    return named(PREPOOL_ARCHS[arch] + "_kd" + (str(cycle) if cycle > 1 else ""), UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+
+
+def prepool_recipe(data: str, epochs: int, cycle: int = 1, arch: str = "airnet-prepool") -> Recipe:
+    """The 32 px model's cheaper successor (`--prepool-epochs`): the same weights as ``arch`` (its blocks,
+    all in `airnet-prepool`, the first in `airnet-prepool1`, pool before their first convolution: 25 or 40
+    MFLOPs instead of 54), distilled from the 32 px model's last cycle (kd, teacher and student on the same
+    camera crop) at the sizes it is routed, 12-32 px. Cycle 1 starts from the teacher's weights at lr
+    0.05, each further cycle from the cycle before at half the rate."""
     last = os.path.relpath(committed(upper_stage_name(len(UPPER_CONTINUE_EPOCHS))), ROOT)
-    init = last if cycle == 1 else os.path.relpath(committed(prepool_stage_name(cycle - 1)), ROOT)
-    return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=12, arch="airnet-prepool",
+    init = last if cycle == 1 else os.path.relpath(committed(prepool_stage_name(cycle - 1, arch)), ROOT)
+    return recipe(data, epochs, "fixedcam+clipbg", width=UPPER_WIDTH, resolution=32, camera_min=12, arch=arch,
                   method="kd", teacher=last, kd_same_view=True, init=init, lr=0.05 / 2 ** (cycle - 1))
 
 
@@ -375,6 +380,9 @@ def main() -> None:
                         "cycle's weights and distilled from them at 12-32 px for N epochs, once per N given (a cosine cycle "
                         "each, from lr 0.05, halved each cycle; see prepool_recipe); none: ship the 32 px model itself. "
                         "Needs all of the default --upper-continue-epochs")
+    p.add_argument("--prepool-arch", choices=list(PREPOOL_ARCHS), default=PREPOOL_ARCH,
+                   help="which pool-first variant --prepool-epochs trains: every block pooling before its first convolution "
+                        "(airnet-prepool, 25 MFLOPs) or the first block only (airnet-prepool1, 40 MFLOPs)")
     p.add_argument("--route-at", type=int, default=None,
                    help="route crops whose longer side is >= N px to the 32 px model whatever the measurement says "
                         "(default: from where it measures >= ROUTE_MARGIN better, see choose_route)")
@@ -452,12 +460,13 @@ def main() -> None:
             raise SystemExit("--prepool-epochs starts from the last of the default --upper-continue-epochs cycles")
         teacher_mflops = up_meta["mflops"]
         for cycle, epochs_n in enumerate(args.prepool_epochs, 1):
-            name = prepool_stage_name(cycle)
-            up_meta = train_stage(prepool_recipe(str(args.data), epochs_n, cycle), args.runs / name,
+            name = prepool_stage_name(cycle, args.prepool_arch)
+            up_meta = train_stage(prepool_recipe(str(args.data), epochs_n, cycle, args.prepool_arch), args.runs / name,
                                   committed(name), (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             pr = up_meta["recipe"]
-            schedule_up += (f"; then the same weights with each block pooling before its first convolution ({pr['arch']}: "
+            which = "each block" if pr["arch"] == "airnet-prepool" else "the first block"
+            schedule_up += (f"; then the same weights with {which} pooling before its first convolution ({pr['arch']}: "
                             f"{up_meta['mflops']:.1f} MFLOPs instead of {teacher_mflops:.1f}), {up_meta['epoch']} more epochs at "
                             f"{pr['camera_min']}-{pr['camera_max']} px distilled from the net before (kd, alpha {pr['kd_alpha']:g}, "
                             f"tau {pr['kd_tau']:g}, teacher and student on the same camera crop; lr {pr['lr']:g}, cosine)"
@@ -581,7 +590,7 @@ def main() -> None:
                          "head_drop": (shipped.bundle.meta["provenance"].get("head") or {}).get("drop")}
     record_variant(f"{named('airnet16', args.width, args.hr_epochs)} (drops {'/'.join(fixedcam.DROPPED)})"
                    + (f" + airnet32 x{UPPER_WIDTH:g}" + "".join(f" +{n} epochs" for n in args.upper_continue_epochs)
-                      + (" -> airnet-prepool kd" + "".join(f" +{n} epochs" for n in args.prepool_epochs)
+                      + (f" -> {args.prepool_arch} kd" + "".join(f" +{n} epochs" for n in args.prepool_epochs)
                          if args.prepool_epochs else "")
                       + f" from {routes[1][0]} px" if len(routes) > 1 else ""), results,
                    shipped=not args.no_train)

@@ -76,12 +76,16 @@ def test_recipe_offers_exactly_the_built_archs():
     assert set(ARCH_NAMES) == set(ARCHS)
 
 
-def test_airnet_prepool_takes_airnets_weights_and_pools_before_the_first_convolution():
-    air, pre = build_model("airnet", 12, 32, 0.5), build_model("airnet-prepool", 12, 32, 0.5)
+@pytest.mark.parametrize("arch, first_conv_sides, mflops", [("airnet-prepool", [16, 8, 4], (25, 26)),
+                                                             ("airnet-prepool1", [16, 16, 8], (39, 41))])
+def test_pool_first_airnets_take_airnets_weights_and_pool_before_their_blocks_first_convolution(arch, first_conv_sides, mflops):
+    air, pre = build_model("airnet", 12, 32, 0.5), build_model(arch, 12, 32, 0.5)
     pre.load_state_dict(air.state_dict())  # strict: the same tensors, so an airnet run can start it
-    assert count_mflops(pre, 32) < 0.5 * count_mflops(air, 32)  # 25 vs 54 MFLOPs
+    assert mflops[0] < count_mflops(pre, 32) < mflops[1] and 53 < count_mflops(air, 32) < 55
     seen = {}
-    for name, m in (("airnet", air), ("prepool", pre)):
-        m.blocks[0].conv1.register_forward_pre_hook(lambda mod, inp, name=name: seen.update({name: inp[0].shape[-1]}))
+    for name, m in (("airnet", air), (arch, pre)):
+        for i, block in enumerate(m.blocks):
+            block.conv1.register_forward_pre_hook(lambda mod, inp, key=(name, i): seen.update({key: inp[0].shape[-1]}))
         assert m.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 12)
-    assert seen == {"airnet": 32, "prepool": 16}
+    assert [seen["airnet", i] for i in range(3)] == [32, 16, 8]
+    assert [seen[arch, i] for i in range(3)] == first_conv_sides

@@ -10,7 +10,7 @@ from lowres_sdk.spec import DOWN_MODES, FITS, UP_MODES, InputSpec
 
 from .degrade import KERNELS
 
-ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airnet-prepool", "airbench")
+ARCH_NAMES = ("resnet20", "resnet32", "resnet56", "resnet18", "mobilenet", "airnet", "airnet-prepool", "airnet-prepool1", "airbench")
 
 
 def _f(default, help: str, choices: tuple | None = None):
