@@ -581,6 +581,7 @@ def main() -> None:
              for h, w in SPEED_SHAPES}
     results["speed"] = {shape: sp["shipped"] for shape, sp in speed.items()}
     results["speed_reference"] = reference and {"commit": REFERENCE_COMMIT, "floor_set_at": REFERENCE_SPEED,
+                                                "model": reference_model_text(reference),
                                                 "fp32": {shape: sp["reference"]["fp32"] for shape, sp in speed.items()}}
     print("speed", json.dumps(speed), flush=True)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
@@ -678,6 +679,12 @@ def reference_bundle(dest: Path) -> Path | None:
         print(f"no reference speed: git cannot give {where} at {REFERENCE_COMMIT} ({e})", flush=True)
         return None
     return dest
+
+
+def reference_model_text(bundle: Path) -> str:
+    """What the reference bundle's net is, from its own bundle.json (e.g. "resnet20 fed 16 px, 20.4 MFLOPs")."""
+    prov = json.loads((bundle / "bundle.json").read_text())["provenance"]
+    return f"{prov['recipe']['arch']} fed {prov['recipe']['resolution']} px, {prov['mflops']:g} MFLOPs"
 
 
 def crops_per_second(bundles: dict[str, Path], shape: tuple[int, int], seconds: float = 1.5, repeats: int = 5) -> dict:
@@ -876,7 +883,7 @@ def speed_reference_text(r: dict) -> str:
     if not ref or not isinstance(ref["fp32"].get("32x32"), int):
         return ""
     here, ours = ref["fp32"]["32x32"], r["speed"]["32x32"]["fp32"]
-    return (f" The floor was set when the default model was commit {ref['commit']}'s (ResNet-20 fed 16 px, 20.4 MFLOPs), "
+    return (f" The floor was set when the default model was commit {ref['commit']}'s ({ref['model']}), "
             f"which did {ref['floor_set_at']:,.0f} crops/s on 32x32 crops on that session's machine (batch 64, FP32, 2 threads); "
             f"measured in this run, that bundle does {here:,} on this machine ({here / ref['floor_set_at']:.2f}x that one), "
             f"so the floor in this machine's terms is {SPEED_FLOOR * here / ref['floor_set_at']:,.0f}: the shipped bundle does "
