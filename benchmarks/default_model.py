@@ -158,16 +158,17 @@ def upper_continuation(data: str, epochs: int, cycle: int = 1) -> Recipe:
                   init=os.path.relpath(committed(upper_stage_name(cycle - 1)), ROOT))
 
 
-PREPOOL_ARCHS = {"airnet-prepool": "airnet32pp", "airnet-prepool1": "airnet32pp1"}  # the pool-first nets, their stages' names
+# the pool-first nets: their stages' names, and which blocks pool before their first convolution
+PREPOOL_ARCHS = {"airnet-prepool": ("airnet32pp", "each block"), "airnet-prepool1": ("airnet32pp1", "the first block")}
 
 
-def prepool_stage_name(cycle: int, arch: str = "airnet-prepool") -> str:
+def prepool_stage_name(cycle: int, arch: str = PREPOOL_ARCH) -> str:
     """The pool-first 32 px model's (``arch``, one of `PREPOOL_ARCHS`) run / checkpoint name after its
     cosine cycle number ``cycle`` (1, 2, ...)."""
-    return named(PREPOOL_ARCHS[arch] + "_kd" + (str(cycle) if cycle > 1 else ""), UPPER_WIDTH, DEFAULT_HR_EPOCHS)
+    return named(PREPOOL_ARCHS[arch][0] + "_kd" + (str(cycle) if cycle > 1 else ""), UPPER_WIDTH, DEFAULT_HR_EPOCHS)
 
 
-def prepool_recipe(data: str, epochs: int, cycle: int = 1, arch: str = "airnet-prepool") -> Recipe:
+def prepool_recipe(data: str, epochs: int, cycle: int = 1, arch: str = PREPOOL_ARCH) -> Recipe:
     """The 32 px model's cheaper successor (`--prepool-epochs`): the same weights as ``arch`` (its blocks,
     all in `airnet-prepool`, the first in `airnet-prepool1`, pool before their first convolution: 25 or 40
     MFLOPs instead of 54), distilled from the 32 px model's last cycle (kd, teacher and student on the same
@@ -469,8 +470,7 @@ def main() -> None:
                                   committed(name), (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             pr = up_meta["recipe"]
-            which = "each block" if pr["arch"] == "airnet-prepool" else "the first block"
-            schedule_up += (f"; then the same weights with {which} pooling before its first convolution ({pr['arch']}: "
+            schedule_up += (f"; then the same weights with {PREPOOL_ARCHS[pr['arch']][1]} pooling before its first convolution ({pr['arch']}: "
                             f"{up_meta['mflops']:.1f} MFLOPs instead of {teacher_mflops:.1f}), {up_meta['epoch']} more epochs at "
                             f"{pr['camera_min']}-{pr['camera_max']} px distilled from the net before (kd, alpha {pr['kd_alpha']:g}, "
                             f"tau {pr['kd_tau']:g}, teacher and student on the same camera crop; lr {pr['lr']:g}, cosine)"
