@@ -79,6 +79,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airnet32_hr_half", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet", "width": 0.5})),
         ("airnet16_half_square_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airnet32_hr_half"),
                                                **{**native, "arch": "airnet", "width": 0.5}, **square)),
+        # ... the same start and camera, the net fed 32x32 (every crop upscaled to it): the pool-first airnet (25 MFLOPs,
+        # airnet16_half's 17 at 16 px) and airnet itself (54); 6 epochs, as the committed airnet16_half_square_staged
+        ("airnet32pp_half_square_staged", Recipe(method="lr", resolution=32, init=str(args.runs / "airnet32_hr_half"),
+                                                 **{**native, "arch": "airnet-prepool", "width": 0.5, "epochs": 6},
+                                                 **square)),
+        ("airnet32_half_square_staged", Recipe(method="lr", resolution=32, init=str(args.runs / "airnet32_hr_half"),
+                                               **{**native, "arch": "airnet", "width": 0.5, "epochs": 6}, **square)),
         # the HR teacher of airnet16_staged (no row of its own)
         ("airnet32_hr", Recipe(method="hr", epochs=args.teacher_epochs, **{**base, "arch": "airnet"})),
         # airnet x1 fed 16 px, started from that HR teacher, on the square geometry; train s counts the teacher
