@@ -686,8 +686,8 @@ def reference_bundle(dest: Path) -> Path | None:
 
 
 def reference_model_text(bundle: Path) -> str:
-    """What the reference bundle's net is, from its own bundle.json (e.g. "resnet20 fed 16 px, 20.4 MFLOPs")."""
-    prov = json.loads((bundle / "bundle.json").read_text())["provenance"]
+    """What the reference bundle's net is, from its own provenance (e.g. "resnet20 fed 16 px, 20.4 MFLOPs")."""
+    prov = load_bundle(bundle).meta["provenance"]
     return f"{prov['recipe']['arch']} fed {prov['recipe']['resolution']} px, {prov['mflops']:g} MFLOPs"
 
 
