@@ -10,7 +10,7 @@ test set's geometry (with and without an HR airnet teacher's start), and the lon
 the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`); airnet x1 against
 airbench94's net from scratch, and airbench's net staged from an HR teacher of it on the long budget
 (`airbench16_staged`), then continued without optics / sensor / codec realism and with nearest neighbour
-drawn twice as often (`airbench16_more`).
+drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop (`airbench16_area16`, the ceiling of that recipe at 16 px).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -123,6 +123,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_staged18", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr18"),
                                        **{**native, "arch": "airbench", "epochs": args.airbench_epochs},
                                        **square, camera_realism=0.5)),
+        # the ceiling of that student recipe: the same start, net and 90 epochs trained on exactly the test's crop
+        # (OpenCV area to 16x16 of the whole image, no box / aspect / optics / sensor / codec randomness) -- what
+        # this net reaches at 16 px when the camera's spread costs nothing
+        ("airbench16_area16", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
+                                     **{**native, "arch": "airbench", "epochs": args.airbench_epochs},
+                                     **{**square, "camera_min": 16, "camera_max": 16, "camera_aspect": 1.0,
+                                        "camera_box_jitter": 0.0}, camera_realism=0.0, camera_kernels="area")),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
