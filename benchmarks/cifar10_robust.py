@@ -10,7 +10,8 @@ test set's geometry (with and without an HR airnet teacher's start), and the lon
 the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`); airnet x1 against
 airbench94's net from scratch, and airbench's net staged from an HR teacher of it on the long budget
 (`airbench16_staged`), then continued without optics / sensor / codec realism and with nearest neighbour
-drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop (`airbench16_area16`, the ceiling of that recipe at 16 px).
+drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop
+(`airbench16_area16`, the ceiling of that recipe at 16 px).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
