@@ -250,12 +250,14 @@ def main() -> None:
         if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
             rows += [r for r in done if r["run"] == name]  # not trained here: its earlier rows stay
             continue
-        if not finished(run, recipe.epochs):
+        trained = not finished(run, recipe.epochs)
+        if trained:
             t = time.time()
             print(f"== {name}", flush=True)
             train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
             print(f"== {name} done in {time.time() - t:.0f}s", flush=True)
-        save_finished_copy(run, checkpoints / name)
+        if trained or not (checkpoints / name / "checkpoint.json").exists():  # a committed one stays as it is
+            save_finished_copy(run, checkpoints / name)
         if recipe.method == "hr":  # a teacher: its rows would be HR accuracy
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]
