@@ -132,6 +132,11 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                      **{**square, "camera_min": 16, "camera_max": 16, "camera_aspect": 1.0,
                                         "camera_box_jitter": 0.0}, camera_realism=0.0, camera_kernels="area")),
+        # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
+        # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
+        ("airbench16_route12", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
+                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
+                                      **{**square, "camera_min": 12}, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
