@@ -239,7 +239,8 @@ def main() -> None:
     p.add_argument("--airbench-long-teacher-epochs", type=int, default=18,
                    help="epochs of the airbench32_hr18 teacher (with airbench16_staged18 <= 2 h)")
     p.add_argument("--ceiling-epochs", type=int, default=30,
-                   help="epochs of airbench16_area16 (from airbench32_hr, trained on exactly the test's 16 px crop)")
+                   help="epochs of airbench16_area16 (from airbench32_hr, trained on exactly the test's 16 px crop) and of "
+                        "airbench16_route12 (the same start, the camera narrowed to 12-24 px)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
