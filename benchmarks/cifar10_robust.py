@@ -57,6 +57,7 @@ def plan(args) -> list[tuple[str, Recipe]]:
     square = dict(robust, camera_max=24, camera_aspect=1.2, camera_box_jitter=0.1)
     teacher = str(args.runs / "hr32")
     airnet_teacher = str(args.runs / "airnet32_hr")  # the HR airnet x1 of the airnet16_staged* / kd rows
+    airbench_teacher = str(args.runs / "airbench32_hr")  # the HR start of airbench16_staged / _area16 / _route12
     return [
         ("hr32", Recipe(method="hr", epochs=args.teacher_epochs, **base)),
         ("fixed8", Recipe(method="lr", resolution=8, **native)),
@@ -111,7 +112,7 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # the long budget on airbench's net: an HR teacher of it (no row of its own), then staged on the half-realism
         # square camera; train s counts the teacher (issue 13's <= 2 h)
         ("airbench32_hr", Recipe(method="hr", epochs=args.airbench_teacher_epochs, **{**base, "arch": "airbench"})),
-        ("airbench16_staged", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
+        ("airbench16_staged", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                      **{**native, "arch": "airbench", "epochs": args.airbench_epochs},
                                      **square, camera_realism=0.5)),
         # ... continued within the 2 h: a second cosine cycle from lr 0.05, no blur / noise / JPEG (the kernels, sizes,
@@ -128,13 +129,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # to 16x16 of the whole image, no box / aspect / optics / sensor / codec randomness) -- what this net reaches
         # at 16 px when the camera's spread costs nothing; --ceiling-epochs (30: a third of airbench16_staged's 90,
         # what a session of this VM allows) makes it a lower bound of that ceiling
-        ("airbench16_area16", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
+        ("airbench16_area16", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                      **{**square, "camera_min": 16, "camera_max": 16, "camera_aspect": 1.0,
                                         "camera_box_jitter": 0.0}, camera_realism=0.0, camera_kernels="area")),
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
-        ("airbench16_route12", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr"),
+        ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                       **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                       **{**square, "camera_min": 12}, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
