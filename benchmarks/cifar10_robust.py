@@ -25,20 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from docs_table import write_block
-from results_io import bundle_weights, finished, write_json
+from results_io import bundle_weights, finished, restore, train_and_commit, write_json
 
-from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
+from lowres_sdk.training.checkpoint import load_checkpoint
 from lowres_sdk.training.data import load_splits
 from lowres_sdk.training.degrade import KERNELS as KERNELS_ALL
-from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
 
 HERE = Path(__file__).resolve().parent
@@ -252,19 +248,11 @@ def main() -> None:
     done = json.loads(RESULTS.read_text()) if RESULTS.exists() else []  # rows of earlier runs of this script
     for name, recipe in plan(args):
         run = args.runs / name
-        if not run.exists() and (checkpoints / name / "checkpoint.json").exists():
-            shutil.copytree(checkpoints / name, run)  # continue from the committed checkpoint
+        restore(run, checkpoints / name)
         if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
             rows += [r for r in done if r["run"] == name]  # not trained here: its earlier rows stay
             continue
-        trained = not finished(run, recipe.epochs)
-        if trained:
-            t = time.time()
-            print(f"== {name}", flush=True)
-            train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
-            print(f"== {name} done in {time.time() - t:.0f}s", flush=True)
-        if trained or not (checkpoints / name / "checkpoint.json").exists():  # a committed one stays as it is
-            save_finished_copy(run, checkpoints / name)
+        train_and_commit(recipe, run, checkpoints / name, data, log=lambda line: print(line, flush=True))
         if recipe.method == "hr":  # a teacher: its rows would be HR accuracy
             continue
         sha = load_checkpoint(run)[1]["weights_sha256"]

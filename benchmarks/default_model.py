@@ -40,22 +40,20 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from clip_purity import clip_purity
-from results_io import bundle_weights, write_json
+from results_io import bundle_weights, restore, train_and_commit, write_json
 from runtime import measure
 
 from lowres_sdk.bundle import CALIBRATION_KEYS, load_bundle
 from lowres_sdk.tracking import TrackerConfig
 from lowres_sdk.training import fixedcam
-from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
+from lowres_sdk.training.checkpoint import load_checkpoint
 from lowres_sdk.training.degrade import Camera
-from lowres_sdk.training.loop import train
 from lowres_sdk.training.recipe import Recipe
 
 HERE = Path(__file__).resolve().parent
@@ -648,14 +646,10 @@ def bundle_mb(path: Path) -> float:
 def train_stage(rec: Recipe, run: Path, saved: Path, data, no_train: bool) -> dict:
     """Train ``rec`` into ``run`` (resumed; started from the committed copy ``saved`` when ``run`` is new),
     then commit its finished copy; ``no_train``: the run as it is. Returns its metadata."""
-    if not run.exists() and (saved / "checkpoint.json").exists():
-        shutil.copytree(saved, run)  # continue from the committed checkpoint instead of retraining
+    restore(run, saved)
     if no_train:
         return load_checkpoint(run)[1]
-    meta = train(rec, run, resume=True, data=data, progress=sys.stderr.isatty())
-    if meta["epoch"] >= rec.epochs:
-        save_finished_copy(run, saved)
-    return meta
+    return train_and_commit(rec, run, saved, data)
 
 
 # 32x32: the runtime benchmark's crop (issue 14's floor); in the shipped routed bundle the 32 px model takes the

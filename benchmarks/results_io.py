@@ -1,5 +1,5 @@
-"""What every benchmark script shares: has a run finished, which weights a cached bundle holds, and
-writing its JSON atomically."""
+"""What every benchmark script shares: has a run finished, training a run that continues from its
+committed checkpoint, which weights a cached bundle holds, and writing its JSON atomically."""
 from __future__ import annotations
 
 import json
@@ -16,6 +16,39 @@ def finished(run: Path, epochs: int) -> bool:
         return load_checkpoint(run)[1]["epoch"] >= epochs
     except LowresError:
         return False
+
+
+def restore(run: Path, saved: Path) -> None:
+    """Start a new ``run`` from its committed checkpoint ``saved`` (a later session on a fresh machine
+    continues instead of retraining); an existing ``run`` or a missing ``saved`` is left alone."""
+    import shutil
+
+    if not run.exists() and (saved / "checkpoint.json").exists():
+        shutil.copytree(saved, run)
+
+
+def train_and_commit(recipe, run: Path, saved: Path, data, log=None) -> dict:
+    """Train ``recipe`` into ``run`` (resumed; a finished run is not touched) and commit its finished copy
+    to ``saved`` when this call trained it or nothing is committed there yet: a committed copy that was
+    only restored stays byte for byte what it was (re-saving a copy drops its live weights and changes
+    the file). ``log``: called with a line before and after training. Returns the run's metadata."""
+    import sys
+    import time
+
+    from lowres_sdk.training.checkpoint import load_checkpoint, save_finished_copy
+    from lowres_sdk.training.loop import train
+
+    trained = not finished(run, recipe.epochs)
+    if trained:
+        t = time.time()
+        if log:
+            log(f"== {run.name}")
+        train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
+        if log:
+            log(f"== {run.name} done in {time.time() - t:.0f}s")
+    if trained or not (saved / "checkpoint.json").exists():
+        save_finished_copy(run, saved)
+    return load_checkpoint(run)[1]
 
 
 def write_json(path: Path, data) -> None:
