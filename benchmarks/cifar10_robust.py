@@ -11,7 +11,8 @@ the camera's blur / noise / JPEG probabilities halved and off (`camera_realism`)
 airbench94's net from scratch, and airbench's net staged from an HR teacher of it on the long budget
 (`airbench16_staged`), then continued without optics / sensor / codec realism and with nearest neighbour
 drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop
-(`airbench16_area16`, the ceiling of that recipe at 16 px).
+(`airbench16_area16`, the ceiling of that recipe at 16 px) and on the camera narrowed to 12-24 px
+(`airbench16_route12`, the upper route of a routed pair with `airbench16_staged` below 12 px).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
