@@ -253,10 +253,10 @@ def main() -> None:
         if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
             rows += [r for r in done if r["run"] == name]  # not trained here: its earlier rows stay
             continue
-        train_and_commit(recipe, run, checkpoints / name, data, log=lambda line: print(line, flush=True))
+        meta = train_and_commit(recipe, run, checkpoints / name, data, log=lambda line: print(line, flush=True))
         if recipe.method == "hr":  # a teacher: its rows would be HR accuracy
             continue
-        sha = load_checkpoint(run)[1]["weights_sha256"]
+        sha = meta["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
         sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max,  # rows cached before these fields
                  "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter,

@@ -43,12 +43,14 @@ def train_and_commit(recipe, run: Path, saved: Path, data, log=None) -> dict:
         t = time.time()
         if log:
             log(f"== {run.name}")
-        train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
+        meta = train(recipe, run, resume=True, data=data, progress=sys.stderr.isatty())
         if log:
             log(f"== {run.name} done in {time.time() - t:.0f}s")
+    else:
+        meta = load_checkpoint(run)[1]
     if trained or not (saved / "checkpoint.json").exists():
         save_finished_copy(run, saved)
-    return load_checkpoint(run)[1]
+    return meta
 
 
 def write_json(path: Path, data) -> None:

@@ -26,6 +26,7 @@ def test_a_restored_committed_copy_is_not_rewritten_and_a_trained_run_is_committ
     saved, lines = tmp_path / "committed", []
     meta = train_and_commit(recipe, tmp_path / "first", saved, None, log=lines.append)
     assert meta["epoch"] == 1 and (saved / "checkpoint.json").exists()
+    assert meta["weights_sha256"] == checkpoint.load_checkpoint(tmp_path / "first")[1]["weights_sha256"]
     assert lines[0] == "== first" and lines[1].startswith("== first done in ")
     committed = _bytes(saved)
 
