@@ -42,6 +42,11 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_robust.json"
 KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 RESOLUTIONS = (8, 12, 16, 24, 32)
+# airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
+# per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
+# lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
+AIRBENCH94_OPT = dict(batch_size=256, lr=round(11.5 * 256 / (1024 * (1 + 1 / 0.15)), 4), momentum=0.85,
+                      weight_decay=round(0.0153 / 11.5, 6), norm_lr_scale=64.0, schedule="triangle")
 
 
 def plan(args) -> list[tuple[str, Recipe]]:
@@ -135,6 +140,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                       **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                       **{**square, "camera_min": 12}, camera_realism=0.5)),
+        # ... the same start, camera and epochs with airbench94's optimizer instead of our generic loop's: its per-1024-example
+        # lr 11.5 and weight decay 0.0153 at batch 256 (lr 0.375 on the mean loss), Nesterov momentum 0.85, BatchNorm
+        # shifts at 64x lr, label smoothing 0.2, the triangular schedule; the EMA's horizon kept at 256k samples
+        ("airbench16_route12_ab94", Recipe(method="lr", resolution=16, init=airbench_teacher,
+                                           **{**native, "arch": "airbench", "epochs": args.ceiling_epochs, **AIRBENCH94_OPT},
+                                           **{**square, "camera_min": 12, "label_smoothing": 0.2, "ema_decay": 0.998},
+                                           camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs

@@ -44,6 +44,9 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
 
 def lr_at(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
+    if recipe.schedule == "triangle":  # airbench94: 0.2 x lr -> lr over the first 20 % of steps, then down to 0
+        peak = 0.2 * total
+        return recipe.lr * (0.2 + 0.8 * step / peak if step < peak else (total - step) / (total - peak))
     warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total // 10)
     if step < warmup:
         return recipe.lr * (step + 1) / warmup
@@ -51,6 +54,19 @@ def lr_at(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
     if recipe.schedule == "cosine":
         return recipe.lr * 0.5 * (1 + math.cos(math.pi * t))
     return recipe.lr * (0.1 ** (int(t >= 0.5) + int(t >= 0.75)))
+
+
+def param_groups(module: nn.Module, recipe: Recipe) -> list[dict]:
+    """The optimizer's groups over ``module``'s trainable parameters: BatchNorm's at lr x
+    ``norm_lr_scale`` with weight decay / it (the same decay per step), the rest at lr. One group
+    when the scale is 1, so runs of earlier versions resume with the same parameter order."""
+    scale = recipe.norm_lr_scale
+    norm = {id(p) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters(recurse=False)} if scale != 1.0 else set()
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in norm], "lr_scale": 1.0, "weight_decay": recipe.weight_decay},
+              {"params": [p for p in trainable if id(p) in norm], "lr_scale": scale, "weight_decay": recipe.weight_decay / scale}]
+    return [g for g in groups if g["params"]]
 
 
 def build_task(recipe: Recipe, train: ImageSet) -> Task:
@@ -94,8 +110,9 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
         train_set = fraction_per_class(train_set, recipe.train_fraction)
     task = build_task(recipe, train_set)
     student = task.student.to(memory_format=torch.channels_last)
-    params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True)
+    groups = param_groups(student, recipe)
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
     start_epoch, history = 0, []
     ema = EMA(student, recipe.ema_decay) if recipe.ema_decay > 0 else None
     if existing_run(out_dir, recipe, resume) is not None:  # every rank raises alike: none is left waiting
@@ -140,7 +157,7 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
             # Every rank built the same global batch (same generator); each keeps its slice.
             x, y, index = x[rank::world], y[rank::world], index[rank::world]
             for g in opt.param_groups:
-                g["lr"] = lr_at(recipe, epoch * steps + step, total, steps)
+                g["lr"] = lr_at(recipe, epoch * steps + step, total, steps) * g["lr_scale"]
             loss, logits = task.loss(net, x, y, index, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
