@@ -45,6 +45,9 @@ RESOLUTIONS = (8, 12, 16, 24, 32)
 # airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
 # per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
 # lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
+# the recipe fields every row carries besides `rows_for`'s, for the table
+SHOWN_FIELDS = ("camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
+                "batch_size", "lr", "momentum", "schedule", "norm_lr_scale")
 AIRBENCH94_OPT = dict(batch_size=256, lr=round(11.5 * 256 / (1024 * (1 + 1 / 0.15)), 4), momentum=0.85,
                       weight_decay=round(0.0153 / 11.5, 6), norm_lr_scale=64.0, schedule="triangle")
 
@@ -185,8 +188,8 @@ def summary(rows: list[dict]) -> list[str]:
     lines = ["Full CIFAR-10 test split (10k), shrunk (square) with the real OpenCV / Pillow kernel, through each "
              "run's exported bundle; native 16 px students (ResNet-20 unless the run is an airnet), seed 0, same epochs. `area` = OpenCV "
              "INTER_AREA; `min` = the worst of the six kernels (area, linear, cubic, nearest, lanczos, pil-bicubic).", "",
-             "| run | method | training degradation | LS / EMA | epochs | train s | 8 px area | 8 px min | 12 px area | "
-             "16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 13 + "|"]
+             "| run | method | training degradation | optimizer | LS / EMA | epochs | train s | 8 px area | 8 px min | 12 px area | "
+             "16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 14 + "|"]
     for name in dict.fromkeys(r["run"] for r in rows):
         rr = [r for r in rows if r["run"] == name]
         get = lambda res, k=None: (next(r["top1"] for r in rr if r["test_resolution"] == res and r["kernel"] == k) if k
@@ -201,7 +204,9 @@ def summary(rows: list[dict]) -> list[str]:
         drawn = [k for k in r0.get("camera_kernels", "").split(",") if k]
         if r0["degradation"] == "camera" and drawn:
             deg += ", kernels " + " ".join(k if drawn.count(k) == 1 else f"{k} x{drawn.count(k)}" for k in dict.fromkeys(drawn))
-        lines.append(f"| {name} | {r0['method']} | {deg} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
+        opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}"
+               + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) if "lr" in r0 else ""
+        lines.append(f"| {name} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
     return lines
@@ -262,18 +267,16 @@ def main() -> None:
     for name, recipe in plan(args):
         run = args.runs / name
         restore(run, checkpoints / name)
+        shown = {k: getattr(recipe, k) for k in SHOWN_FIELDS}  # also on rows cached before these fields
         if args.only and name not in args.only.split(",") and not finished(run, recipe.epochs):
-            rows += [r for r in done if r["run"] == name]  # not trained here: its earlier rows stay
+            rows += [{**r, **shown} for r in done if r["run"] == name]  # not trained here: its earlier rows stay
             continue
         meta = train_and_commit(recipe, run, checkpoints / name, data, log=lambda line: print(line, flush=True))
         if recipe.method == "hr":  # a teacher: its rows would be HR accuracy
             continue
         sha = meta["weights_sha256"]
         cached = [r for r in done if r["run"] == name and r.get("weights_sha256") == sha]
-        sizes = {"camera_min": recipe.camera_min, "camera_max": recipe.camera_max,  # rows cached before these fields
-                 "camera_aspect": recipe.camera_aspect, "camera_box_jitter": recipe.camera_box_jitter,
-                 "camera_realism": recipe.camera_realism, "camera_kernels": recipe.camera_kernels}
-        rows += [{**r, **sizes} for r in cached] or [{**r, **sizes, "weights_sha256": sha}
+        rows += [{**r, **shown} for r in cached] or [{**r, **shown, "weights_sha256": sha}
                                                      for r in rows_for(name, run, data[1], args.runs / "bundles")]
         publish(rows, done)  # after every run, so an interrupted pass keeps what it measured
         print(json.dumps(summary(rows)[-1]), flush=True)
