@@ -150,6 +150,10 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                            **{**native, "arch": "airbench", "epochs": args.ceiling_epochs, **AIRBENCH94_OPT},
                                            **{**square, "camera_min": 12, "label_smoothing": 0.2, "ema_decay": 0.998},
                                            camera_realism=0.5)),
+        # ... and route12's own optimizer with one of airbench94's changes: BatchNorm shifts at 64x lr (decay / 64)
+        ("airbench16_route12_bn64", Recipe(method="lr", resolution=16, init=airbench_teacher,
+                                           **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
+                                           **{**square, "camera_min": 12}, camera_realism=0.5, norm_lr_scale=64.0)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
