@@ -47,7 +47,7 @@ RESOLUTIONS = (8, 12, 16, 24, 32)
 # lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
 # the recipe fields every row carries besides `rows_for`'s, for the table
 SHOWN_FIELDS = ("camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
-                "batch_size", "lr", "momentum", "schedule", "norm_lr_scale")
+                "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
 AIRBENCH94_OPT = dict(batch_size=256, lr=round(11.5 * 256 / (1024 * (1 + 1 / 0.15)), 4), momentum=0.85,
                       weight_decay=round(0.0153 / 11.5, 6), norm_lr_scale=64.0, schedule="triangle")
 
@@ -208,7 +208,7 @@ def summary(rows: list[dict]) -> list[str]:
         drawn = [k for k in r0.get("camera_kernels", "").split(",") if k]
         if r0["degradation"] == "camera" and drawn:
             deg += ", kernels " + " ".join(k if drawn.count(k) == 1 else f"{k} x{drawn.count(k)}" for k in dict.fromkeys(drawn))
-        opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}"
+        opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}, wd {r0['weight_decay']:g}"
                + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) if "lr" in r0 else ""
         lines.append(f"| {name} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
