@@ -42,12 +42,12 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_robust.json"
 KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 RESOLUTIONS = (8, 12, 16, 24, 32)
-# airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
-# per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
-# lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
 # the recipe fields every row carries besides `rows_for`'s, for the table
 SHOWN_FIELDS = ("camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
                 "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
+# airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
+# per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
+# lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
 AIRBENCH94_OPT = dict(batch_size=256, lr=round(11.5 * 256 / (1024 * (1 + 1 / 0.15)), 4), momentum=0.85,
                       weight_decay=round(0.0153 / 11.5, 6), norm_lr_scale=64.0, schedule="triangle")
 
