@@ -36,8 +36,8 @@ class Recipe:
     lr: float = _f(0.1, "Peak learning rate (staged: the stage-2 rate; fsrgan uses --fsr-lr).")
     momentum: float = _f(0.9, "SGD (Nesterov) momentum.")
     weight_decay: float = _f(5e-4, "SGD weight decay.")
-    schedule: str = _f("cosine", "Learning-rate schedule after the warm-up (step: x0.1 at 50 % and 75 %; triangle: airbench94's, "
-                                 "no warm-up: 0.2 x lr rising to lr at 20 % of the run, then linearly to 0).",
+    schedule: str = _f("cosine", "Learning-rate schedule: cosine or step (x0.1 at 50 % and 75 %) after --warmup-epochs; "
+                                 "triangle, airbench94's, its own rise instead: 0.2 x lr up to lr at 20 % of the run, then linearly to 0.",
                        ("cosine", "step", "triangle"))
     warmup_epochs: float = _f(1.0, "Linear warm-up, in epochs (at most 10 % of the run).")
     norm_lr_scale: float = _f(1.0, "BatchNorm parameters learn at lr x this, with weight decay / this (the same decay per "
