@@ -209,7 +209,8 @@ def summary(rows: list[dict]) -> list[str]:
         if r0["degradation"] == "camera" and drawn:
             deg += ", kernels " + " ".join(k if drawn.count(k) == 1 else f"{k} x{drawn.count(k)}" for k in dict.fromkeys(drawn))
         opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}, wd {r0['weight_decay']:g}"
-               + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) if "lr" in r0 else ""
+               + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) \
+            if all(k in r0 for k in SHOWN_FIELDS) else ""  # a row written before these fields, not yet re-read
         lines.append(f"| {name} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
