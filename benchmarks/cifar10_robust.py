@@ -12,7 +12,8 @@ airbench94's net from scratch, and airbench's net staged from an HR teacher of i
 (`airbench16_staged`), then continued without optics / sensor / codec realism and with nearest neighbour
 drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop
 (`airbench16_area16`, the ceiling of that recipe at 16 px) and on the camera narrowed to 12-24 px
-(`airbench16_route12`, the upper route of a routed pair with `airbench16_staged` below 12 px).
+(`airbench16_route12`, the upper route of a routed pair with `airbench16_staged` below 12 px), and that recipe on
+airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -154,6 +155,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_route12_bn64", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                            **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                            **{**square, "camera_min": 12}, camera_realism=0.5, norm_lr_scale=64.0)),
+        # ... route12's recipe on airbench's net at half width fed 32x32 (every crop upscaled to it, as the paper's
+        # students are): 87 MFLOPs against airbench x1's 100 at 16 px; its own HR teacher (the same 6 epochs) first
+        ("airbench32_hr_half", Recipe(method="hr", epochs=args.airbench_teacher_epochs,
+                                      **{**base, "arch": "airbench", "width": 0.5})),
+        ("airbench32_half_route12", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_hr_half"),
+                                           **{**native, "arch": "airbench", "width": 0.5, "epochs": args.ceiling_epochs},
+                                           **{**square, "camera_min": 12}, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
