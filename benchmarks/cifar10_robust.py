@@ -13,7 +13,8 @@ airbench94's net from scratch, and airbench's net staged from an HR teacher of i
 drawn twice as often (`airbench16_more`); the same student trained on exactly the test's crop
 (`airbench16_area16`, the ceiling of that recipe at 16 px) and on the camera narrowed to 12-24 px
 (`airbench16_route12`, the upper route of a routed pair with `airbench16_staged` below 12 px), and that recipe on
-airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher).
+airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher), continued
+for the rest of the 2 h (`airbench32_half_route12_more`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -21,7 +22,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
-        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--only RUN,RUN]
+        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 20] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -162,6 +163,12 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench32_half_route12", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_hr_half"),
                                            **{**native, "arch": "airbench", "width": 0.5, "epochs": args.ceiling_epochs},
                                            **{**square, "camera_min": 12}, camera_realism=0.5)),
+        # ... continued for the rest of issue 13's 2 h (teacher and first cycle took ~1.2 h): a second cosine cycle from
+        # lr 0.05 on the same camera, as airbench16_more continued airbench16_staged
+        ("airbench32_half_route12_more", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_half_route12"),
+                                                **{**native, "arch": "airbench", "width": 0.5, "lr": 0.05,
+                                                   "epochs": args.half_more_epochs},
+                                                **{**square, "camera_min": 12}, camera_realism=0.5)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -269,6 +276,8 @@ def main() -> None:
     p.add_argument("--ceiling-epochs", type=int, default=30,
                    help="epochs of airbench16_area16 (from airbench32_hr, trained on exactly the test's 16 px crop) and of "
                         "airbench16_route12 (the same start, the camera narrowed to 12-24 px)")
+    p.add_argument("--half-more-epochs", type=int, default=20,
+                   help="epochs of airbench32_half_route12_more (continues airbench32_half_route12; all three <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
