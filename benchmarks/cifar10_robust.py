@@ -22,7 +22,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
-        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 20] [--only RUN,RUN]
+        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -276,7 +276,7 @@ def main() -> None:
     p.add_argument("--ceiling-epochs", type=int, default=30,
                    help="epochs of airbench16_area16 (from airbench32_hr, trained on exactly the test's 16 px crop) and of "
                         "airbench16_route12 (the same start, the camera narrowed to 12-24 px)")
-    p.add_argument("--half-more-epochs", type=int, default=20,
+    p.add_argument("--half-more-epochs", type=int, default=12,
                    help="epochs of airbench32_half_route12_more (continues airbench32_half_route12; all three <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
