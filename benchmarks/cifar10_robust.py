@@ -45,7 +45,7 @@ RESULTS = HERE / "results" / "cifar10_robust.json"
 KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 RESOLUTIONS = (8, 12, 16, 24, 32)
 # the recipe fields every row carries besides `rows_for`'s, for the table
-SHOWN_FIELDS = ("camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
+SHOWN_FIELDS = ("width", "camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
                 "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
 # airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
 # per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
@@ -205,10 +205,12 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
 
 def summary(rows: list[dict]) -> list[str]:
     lines = ["Full CIFAR-10 test split (10k), shrunk (square) with the real OpenCV / Pillow kernel, through each "
-             "run's exported bundle; native 16 px students (ResNet-20 unless the run is an airnet), seed 0, same epochs. `area` = OpenCV "
-             "INTER_AREA; `min` = the worst of the six kernels (area, linear, cubic, nearest, lanczos, pil-bicubic).", "",
-             "| run | method | training degradation | optimizer | LS / EMA | epochs | train s | 8 px area | 8 px min | 12 px area | "
-             "16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 14 + "|"]
+             "run's exported bundle (which resizes every crop to its net's input); seed 0. `net`: architecture, width, the input "
+             "size it is fed natively, MFLOPs per crop; `area` = OpenCV INTER_AREA; `min` = the worst of the six kernels (area, "
+             "linear, cubic, nearest, lanczos, pil-bicubic); `train s` adds the seconds of the run each started from (`init`), not those of a "
+             "teacher it only distilled from; epoch times differ between sessions' VMs.", "",
+             "| run | net | method | training degradation | optimizer | LS / EMA | epochs | train s | 8 px area | 8 px min | "
+             "12 px area | 16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 15 + "|"]
     for name in dict.fromkeys(r["run"] for r in rows):
         rr = [r for r in rows if r["run"] == name]
         get = lambda res, k=None: (next(r["top1"] for r in rr if r["test_resolution"] == res and r["kernel"] == k) if k
@@ -226,7 +228,9 @@ def summary(rows: list[dict]) -> list[str]:
         opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}, wd {r0['weight_decay']:g}"
                + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) \
             if all(k in r0 for k in SHOWN_FIELDS) else ""  # a row written before these fields, not yet re-read
-        lines.append(f"| {name} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
+        net = (f"{r0['arch']}" + (f" x{r0['width']:g}" if r0.get("width", 1.0) != 1.0 else "")
+               + f", {r0['resolution']} px, {r0['mflops']:.0f} MFLOPs")
+        lines.append(f"| {name} | {net} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
     return lines
