@@ -45,8 +45,8 @@ RESULTS = HERE / "results" / "cifar10_robust.json"
 KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 RESOLUTIONS = (8, 12, 16, 24, 32)
 # the recipe fields every row carries besides `rows_for`'s, for the table
-SHOWN_FIELDS = ("width", "camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism", "camera_kernels",
-                "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
+SHOWN_FIELDS = ("width", "camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism",
+                "camera_kernels", "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
 # airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
 # per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
 # lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
@@ -205,10 +205,11 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
 
 def summary(rows: list[dict]) -> list[str]:
     lines = ["Full CIFAR-10 test split (10k), shrunk (square) with the real OpenCV / Pillow kernel, through each "
-             "run's exported bundle (which resizes every crop to its net's input); seed 0. `net`: architecture, width, the input "
-             "size it is fed natively, MFLOPs per crop; `area` = OpenCV INTER_AREA; `min` = the worst of the six kernels (area, "
-             "linear, cubic, nearest, lanczos, pil-bicubic); `train s` adds the seconds of the run each started from (`init`), not those of a "
-             "teacher it only distilled from; epoch times differ between sessions' VMs.", "",
+             "run's exported bundle (which resizes every crop to its net's input); seed 0. `net`: architecture, width, "
+             "the input size it is fed natively, MFLOPs per crop; `area` = OpenCV INTER_AREA; `min` = the worst of the "
+             "six kernels (area, linear, cubic, nearest, lanczos, pil-bicubic); `train s` adds the seconds of the run "
+             "each started from (`init`), not those of a teacher it only distilled from; epoch times differ between "
+             "sessions' VMs.", "",
              "| run | net | method | training degradation | optimizer | LS / EMA | epochs | train s | 8 px area | 8 px min | "
              "12 px area | 16 px area | 16 px min | 32 px area | 32 px min |", "|---" * 15 + "|"]
     for name in dict.fromkeys(r["run"] for r in rows):
@@ -230,7 +231,8 @@ def summary(rows: list[dict]) -> list[str]:
             if all(k in r0 for k in SHOWN_FIELDS) else ""  # a row written before these fields, not yet re-read
         net = (f"{r0['arch']}" + (f" x{r0['width']:g}" if r0.get("width", 1.0) != 1.0 else "")
                + f", {r0['resolution']} px, {r0['mflops']:.0f} MFLOPs")
-        lines.append(f"| {name} | {net} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | {r0['epochs']} | "
+        lines.append(f"| {name} | {net} | {r0['method']} | {deg} | {opt} | {r0['label_smoothing']:g} / {r0['ema_decay']:g} | "
+                     f"{r0['epochs']} | "
                      f"{r0['train_seconds']} | {get(8, 'area'):.1f} | {get(8):.1f} | {get(12, 'area'):.1f} | {get(16, 'area'):.1f} | "
                      f"{get(16):.1f} | {get(32, 'area'):.1f} | {get(32):.1f} |")
     return lines
@@ -279,7 +281,8 @@ def main() -> None:
                    help="epochs of the airbench32_hr18 teacher (with airbench16_staged18 <= 2 h)")
     p.add_argument("--ceiling-epochs", type=int, default=30,
                    help="epochs of airbench16_area16 (from airbench32_hr, trained on exactly the test's 16 px crop) and of "
-                        "airbench16_route12 (the same start, the camera narrowed to 12-24 px)")
+                        "airbench16_route12 (the same start, the camera narrowed to 12-24 px) and airbench32_half_route12 "
+                        "(route12's recipe on airbench x0.5 fed 32 px)")
     p.add_argument("--half-more-epochs", type=int, default=12,
                    help="epochs of airbench32_half_route12_more (continues airbench32_half_route12; all three <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
