@@ -15,6 +15,7 @@ import json
 import math
 import os
 import queue
+import signal
 import threading
 import time
 import warnings
@@ -573,25 +574,26 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
             result = first
             try:
                 while result is not None:
-                    t0 = time.perf_counter()
-                    if jsonl is not None:
-                        jsonl.write(result)
-                    t1 = time.perf_counter()
-                    if callback is not None:
-                        callback(result)
-                    sink_seconds["jsonl"] += t1 - t0
-                    sink_seconds["callback"] += time.perf_counter() - t1
-                    if video is not None:
-                        video.write(result)
+                    with _whole_frame():  # every output and count gets this frame, or none does
+                        t0 = time.perf_counter()
+                        if jsonl is not None:
+                            jsonl.write(result)
+                        t1 = time.perf_counter()
+                        if callback is not None:
+                            callback(result)
+                        sink_seconds["jsonl"] += t1 - t0
+                        sink_seconds["callback"] += time.perf_counter() - t1
+                        if video is not None:
+                            video.write(result)
+                        for d in result.detections:
+                            if d.status == "object":
+                                track_labels[d.track][d.label] += 1
+                            track_status[d.track] = d.status
+                        processed += 1
+                        objects += len(result.objects)
+                        bar.update(1)
                     if show:
                         _show(result)
-                    for d in result.detections:
-                        if d.status == "object":
-                            track_labels[d.track][d.label] += 1
-                        track_status[d.track] = d.status
-                    processed += 1
-                    objects += len(result.objects)
-                    bar.update(1)
                     result = next(iterator, None)
             except KeyboardInterrupt:
                 interrupted = True
@@ -601,6 +603,26 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     if out_dir is not None:
         _write_json(out_dir / "summary.json", out)
     return out
+
+
+@contextlib.contextmanager
+def _whole_frame():
+    """Hold a Ctrl-C that arrives while a frame goes to the outputs until the frame is written and
+    counted, then raise it: detections.jsonl, the video and summary.json then agree on the frames
+    processed. Only where Python's own SIGINT handler is installed (the main thread, no handler of
+    the caller's); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda *_: held.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _show(result: FrameResult) -> None:

@@ -312,6 +312,24 @@ def test_process_with_a_callback_and_no_files(clip, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_a_frame_is_written_keeps_outputs_and_counts_in_step(clip, tmp_path):
+    path, _ = clip
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # CI may start us with SIGINT ignored
+
+    def interrupt(result):  # after frame 9's JSON line, before the frame is counted
+        if result.index == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        summary = process(path, BrightnessClassifier(), tmp_path / "out", squares_motion(), callback=interrupt,
+                          write_video=False, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert summary["interrupted"] and not summary["finished"]
+    assert summary["frames_processed"] == len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 10
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == 10
+
+
 def _long_clip(tmp_path, n=1500):  # ~1-2.5 s of pipeline at 600-1,700 frames/s: time to interrupt it mid-run
     path = tmp_path / "long.avi"
     make_clip(path, n=n, size=(320, 240), fps=10)
