@@ -513,7 +513,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     """Run the pipeline on ``source``, call ``callback`` (if given) with each `FrameResult`, and write
     ``out_dir``/{annotated.mkv, detections.jsonl, summary.json} (nothing when ``out_dir`` is None);
     returns the summary. summary.json is written first with ``finished: false``, so a run that is
-    killed says so. Ctrl-C stops cleanly, keeping what was written (``interrupted: true``).
+    killed says so. Ctrl-C stops cleanly once the frame under way is in every output (a second one at
+    once), keeping what was written (``interrupted: true``).
     ``decode_threads``: FFmpeg decoder threads for a file (None: FFmpeg's default); see `run`."""
     from tqdm import tqdm
 
@@ -609,14 +610,20 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
 def _whole_frame():
     """Hold a Ctrl-C that arrives while a frame goes to the outputs until the frame is written and
     counted, then raise it: detections.jsonl, the video and summary.json then agree on the frames
-    processed. Only where Python's own SIGINT handler is installed (the main thread, no handler of
-    the caller's); elsewhere a no-op."""
+    processed. A second Ctrl-C raises at once (a callback that hangs). Only where Python's own SIGINT
+    handler is installed (the main thread, no handler of the caller's); elsewhere a no-op."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
     held = []
-    signal.signal(signal.SIGINT, lambda *_: held.append(True))
+
+    def hold(*_):
+        if held:
+            raise KeyboardInterrupt
+        held.append(True)
+
+    signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:

@@ -330,6 +330,24 @@ def test_ctrl_c_while_a_frame_is_written_keeps_outputs_and_counts_in_step(clip, 
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == 10
 
 
+def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, tmp_path):
+    path, _ = clip
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    reached = []
+
+    def hang(result):  # the first Ctrl-C is held for the frame; the second ends the wait
+        if result.index == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append(True)  # not reached: the second raised inside the callback
+
+    try:
+        summary = process(path, BrightnessClassifier(), None, squares_motion(), callback=hang, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert summary["interrupted"] and summary["frames_processed"] == 3 and not reached
+
+
 def _long_clip(tmp_path, n=1500):  # ~1-2.5 s of pipeline at 600-1,700 frames/s: time to interrupt it mid-run
     path = tmp_path / "long.avi"
     make_clip(path, n=n, size=(320, 240), fps=10)
