@@ -62,6 +62,9 @@ def plan(args) -> list[tuple[str, Recipe]]:
     # the camera on a square test set's geometry: square objects kept square (aspect within x/÷ 1.2),
     # boxes jittered by 10 % instead of 20 %, crops of 6-24 px (larger ones look alike at 16 px)
     square = dict(robust, camera_max=24, camera_aspect=1.2, camera_box_jitter=0.1)
+    # airbench16_route12's camera (and of the rows compared with it): that, narrowed to 12-24 px, half its realism
+    route12_camera = dict(square, camera_min=12, camera_realism=0.5)
+    half_airbench = dict(arch="airbench", width=0.5)  # airbench32_half_route12's net and its teacher's
     teacher = str(args.runs / "hr32")
     airnet_teacher = str(args.runs / "airnet32_hr")  # the HR airnet x1 of the airnet16_staged* / kd rows
     airbench_teacher = str(args.runs / "airbench32_hr")  # the HR start of airbench16_staged / _area16 / _route12
@@ -143,32 +146,28 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
-                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
-                                      **{**square, "camera_min": 12}, camera_realism=0.5)),
+                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs}, **route12_camera)),
         # ... the same start, camera and epochs with airbench94's optimizer instead of our generic loop's: its per-1024-example
         # lr 11.5 and weight decay 0.0153 at batch 256 (lr 0.375 on the mean loss), Nesterov momentum 0.85, BatchNorm
         # shifts at 64x lr, label smoothing 0.2, the triangular schedule; the EMA's horizon kept at 256k samples
         ("airbench16_route12_ab94", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                            **{**native, "arch": "airbench", "epochs": args.ceiling_epochs, **AIRBENCH94_OPT},
-                                           **{**square, "camera_min": 12, "label_smoothing": 0.2, "ema_decay": 0.998},
-                                           camera_realism=0.5)),
+                                           **{**route12_camera, "label_smoothing": 0.2, "ema_decay": 0.998})),
         # ... and route12's own optimizer with one of airbench94's changes: BatchNorm shifts at 64x lr (decay / 64)
         ("airbench16_route12_bn64", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                            **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
-                                           **{**square, "camera_min": 12}, camera_realism=0.5, norm_lr_scale=64.0)),
+                                           **route12_camera, norm_lr_scale=64.0)),
         # ... route12's recipe on airbench's net at half width fed 32x32 (every crop upscaled to it, as the paper's
         # students are): 87 MFLOPs against airbench x1's 100 at 16 px; its own HR teacher (the same 6 epochs) first
         ("airbench32_hr_half", Recipe(method="hr", epochs=args.airbench_teacher_epochs,
-                                      **{**base, "arch": "airbench", "width": 0.5})),
+                                      **{**base, **half_airbench})),
         ("airbench32_half_route12", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_hr_half"),
-                                           **{**native, "arch": "airbench", "width": 0.5, "epochs": args.ceiling_epochs},
-                                           **{**square, "camera_min": 12}, camera_realism=0.5)),
+                                           **{**native, **half_airbench, "epochs": args.ceiling_epochs}, **route12_camera)),
         # ... continued for the rest of issue 13's 2 h (teacher and first cycle took ~1.2 h): a second cosine cycle from
         # lr 0.05 on the same camera, as airbench16_more continued airbench16_staged
         ("airbench32_half_route12_more", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_half_route12"),
-                                                **{**native, "arch": "airbench", "width": 0.5, "lr": 0.05,
-                                                   "epochs": args.half_more_epochs},
-                                                **{**square, "camera_min": 12}, camera_realism=0.5)),
+                                                **{**native, **half_airbench, "lr": 0.05, "epochs": args.half_more_epochs},
+                                                **route12_camera)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
