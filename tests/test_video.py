@@ -312,27 +312,30 @@ def test_process_with_a_callback_and_no_files(clip, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_while_a_frame_is_written_keeps_outputs_and_counts_in_step(clip, tmp_path):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test: CI may start us with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_frame_is_written_keeps_outputs_and_counts_in_step(clip, tmp_path, python_sigint):
     path, _ = clip
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # CI may start us with SIGINT ignored
 
     def interrupt(result):  # after frame 9's JSON line, before the frame is counted
         if result.index == 9:
             os.kill(os.getpid(), signal.SIGINT)
 
-    try:
-        summary = process(path, BrightnessClassifier(), tmp_path / "out", squares_motion(), callback=interrupt,
-                          write_video=False, progress=False)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    summary = process(path, BrightnessClassifier(), tmp_path / "out", squares_motion(), callback=interrupt,
+                      write_video=False, progress=False)
     assert summary["interrupted"] and not summary["finished"]
     assert summary["frames_processed"] == len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 10
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_processed"] == 10
 
 
-def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, tmp_path):
+def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, python_sigint):
     path, _ = clip
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     reached = []
 
     def hang(result):  # the first Ctrl-C is held for the frame; the second ends the wait
@@ -341,10 +344,7 @@ def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
             reached.append(True)  # not reached: the second raised inside the callback
 
-    try:
-        summary = process(path, BrightnessClassifier(), None, squares_motion(), callback=hang, progress=False)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    summary = process(path, BrightnessClassifier(), None, squares_motion(), callback=hang, progress=False)
     assert summary["interrupted"] and summary["frames_processed"] == 3 and not reached
 
 
