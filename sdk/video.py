@@ -572,10 +572,11 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
                 video = sinks.enter_context(AnnotatedVideo(out_dir / "annotated.mkv", stats.fps or 10.0, (w, h), video_scale))
             if out_dir is not None:
                 _write_json(out_dir / "summary.json", summary(finished=False))
-            result = first
+            result, held = first, _HeldSigint()
+            sinks.enter_context(held.installed())
             try:
                 while result is not None:
-                    with _whole_frame():  # every output and count gets this frame, or none does
+                    with held:  # every output and count gets this frame, or none does
                         t0 = time.perf_counter()
                         if jsonl is not None:
                             jsonl.write(result)
@@ -606,30 +607,41 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     return out
 
 
-@contextlib.contextmanager
-def _whole_frame():
-    """Hold a Ctrl-C that arrives while a frame goes to the outputs until the frame is written and
-    counted, then raise it: detections.jsonl, the video and summary.json then agree on the frames
-    processed. A second Ctrl-C raises at once (a callback that hangs). Only where Python's own SIGINT
-    handler is installed (the main thread, no handler of the caller's); elsewhere a no-op."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    held = []
+class _HeldSigint:
+    """A run's Ctrl-C, held while a frame goes to the outputs (``with held:``) until the frame is
+    written and counted, then raised: detections.jsonl, the video and summary.json then agree on the
+    frames processed. Outside a frame, and a second time within one (a callback that hangs), it
+    raises at once. ``installed()`` puts the handler in place for the run, only where Python's own
+    SIGINT handler is (the main thread, no handler of the caller's); elsewhere ``with held:`` holds
+    nothing."""
 
-    def hold(*_):
-        if held:
+    def __init__(self):
+        self.writing = self.pending = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, *_):
+        if not self.writing or self.pending:
             raise KeyboardInterrupt
-        held.append(True)
+        self.pending = True
 
-    signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if held:
-        raise KeyboardInterrupt
+    def __enter__(self):
+        self.writing = True
+
+    def __exit__(self, kind, *_):
+        self.writing = False
+        if self.pending and kind is None:
+            raise KeyboardInterrupt
 
 
 def _show(result: FrameResult) -> None:
