@@ -64,6 +64,8 @@ def plan(args) -> list[tuple[str, Recipe]]:
     square = dict(robust, camera_max=24, camera_aspect=1.2, camera_box_jitter=0.1)
     # airbench16_route12's camera (and of the rows compared with it): that, narrowed to 12-24 px, half its realism
     route12_camera = dict(square, camera_min=12, camera_realism=0.5)
+    # exactly the test's crop: the whole image shrunk to 16x16, no size / aspect / box / optics / sensor / codec draw
+    exact16_camera = dict(square, camera_min=16, camera_max=16, camera_aspect=1.0, camera_box_jitter=0.0, camera_realism=0.0)
     half_airbench = dict(arch="airbench", width=0.5)  # airbench32_half_route12's net and its teacher's
     teacher = str(args.runs / "hr32")
     airnet_teacher = str(args.runs / "airnet32_hr")  # the HR airnet x1 of the airnet16_staged* / kd rows
@@ -141,8 +143,12 @@ def plan(args) -> list[tuple[str, Recipe]]:
         # what a session of this VM allows) makes it a lower bound of that ceiling
         ("airbench16_area16", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                      **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
-                                     **{**square, "camera_min": 16, "camera_max": 16, "camera_aspect": 1.0,
-                                        "camera_box_jitter": 0.0}, camera_realism=0.0, camera_kernels="area")),
+                                     **exact16_camera, camera_kernels="area")),
+        # ... the same with the camera's every kernel instead of area alone (nothing else changed): what the kernel
+        # spread costs at 16 px, apart from the size range and realism route12's camera adds
+        ("airbench16_kernels16", Recipe(method="lr", resolution=16, init=airbench_teacher,
+                                        **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
+                                        **exact16_camera)),
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
