@@ -14,7 +14,9 @@ drawn twice as often (`airbench16_more`); the same student trained on exactly th
 (`airbench16_area16`, the ceiling of that recipe at 16 px) and on the camera narrowed to 12-24 px
 (`airbench16_route12`, the upper route of a routed pair with `airbench16_staged` below 12 px), and that recipe on
 airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher), continued
-for the rest of the 2 h (`airbench32_half_route12_more`).
+for the rest of the 2 h (`airbench32_half_route12_more`); area16's recipe with the camera's every kernel
+(`airbench16_kernels16`: what the kernel mix alone costs at 16 px), continued with KD from an ensemble of
+two camera-robust nets (`airbench16_kernels16_kd`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -22,7 +24,8 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
 
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
-        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--only RUN,RUN]
+        [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--kd-more-epochs 12]
+        [--only RUN,RUN]
 """
 from __future__ import annotations
 
@@ -149,6 +152,14 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_kernels16", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                         **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                         **exact16_camera)),
+        # ... continued with logit distillation from an ensemble of two camera-robust nets of other recipes and layouts
+        # (route12 and the half-width 32 px net below; each sees the HR image through its own input), a second cosine
+        # cycle from lr 0.05 on the same crops: whether an ensemble teacher pays where one HR teacher did not
+        ("airbench16_kernels16_kd", Recipe(method="kd", resolution=16, init=str(args.runs / "airbench16_kernels16"),
+                                           teacher=str(args.runs / "airbench16_route12"),
+                                           kd_teachers=str(args.runs / "airbench32_half_route12"),
+                                           **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
+                                           **exact16_camera)),
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
@@ -189,16 +200,23 @@ def train_seconds(run: Path) -> float:
     return sum(h["seconds"] for h in meta["history"]) + (train_seconds(Path(init)) if init else 0.0)
 
 
+def bundle_of(name: str, run: Path, test, bundles: Path) -> Path:
+    """The run's exported FP32 bundle, ``bundles / name``; (re-)exported when missing or of other weights."""
+    from lowres_sdk.export.exporter import export_run
+
+    bundle = bundles / name
+    if bundle_weights(bundle) != load_checkpoint(run)[1]["weights_sha256"]:
+        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None, overwrite=True)
+    return bundle
+
+
 def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
     from lowres_sdk import Classifier
-    from lowres_sdk.export.exporter import export_run
     from lowres_sdk.export.kernel_eval import accuracy_by_kernel
 
     meta = load_checkpoint(run)[1]
     r = meta["recipe"]
-    bundle = bundles / name
-    if bundle_weights(bundle) != meta["weights_sha256"]:  # none yet, or one of other weights
-        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None, overwrite=True)
+    bundle = bundle_of(name, run, test, bundles)
     rep = accuracy_by_kernel(Classifier(str(bundle)), list(test.images), test.labels, KERNELS, RESOLUTIONS, progress=False)
     common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
               "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),
@@ -290,6 +308,8 @@ def main() -> None:
                         "(route12's recipe on airbench x0.5 fed 32 px)")
     p.add_argument("--half-more-epochs", type=int, default=12,
                    help="epochs of airbench32_half_route12_more (continues airbench32_half_route12; all three <= 2 h)")
+    p.add_argument("--kd-more-epochs", type=int, default=12,
+                   help="epochs of airbench16_kernels16_kd (continues airbench16_kernels16, distilled from an ensemble)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

@@ -169,3 +169,18 @@ def test_kd_loss_is_its_formula():
         expected += float((pt * (pt.log() - ps.log())).sum()) * tau * tau
     assert kd_loss(s, t, tau).item() == pytest.approx(expected / 2, rel=1e-6)
     assert kd_loss(t, t, tau).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kd_loss_of_an_ensemble_distils_the_mean_of_its_softened_outputs():
+    s = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    t1 = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    t2 = torch.tensor([[-1.0, 3.0, 0.5], [2.0, 0.0, 0.0]])
+    tau = 2.0
+    expected = 0.0
+    for i in range(2):
+        pt = (torch.softmax(t1[i] / tau, 0) + torch.softmax(t2[i] / tau, 0)) / 2
+        ps = torch.softmax(s[i] / tau, 0)
+        expected += float((pt * (pt.log() - ps.log())).sum()) * tau * tau
+    assert kd_loss(s, [t1, t2], tau).item() == pytest.approx(expected / 2, rel=1e-6)
+    assert kd_loss(s, [t1], tau).item() == pytest.approx(kd_loss(s, t1, tau).item(), rel=1e-7)
+    assert min(abs(kd_loss(s, [t1, t2], tau).item() - kd_loss(s, t, tau).item()) for t in (t1, t2)) > 1e-3

@@ -272,3 +272,26 @@ def test_kd_same_view_gives_the_teacher_the_students_crop(tiny_data, hr_run):
             assert torch.allclose(seen, task.teacher_input(hr))  # the HR image through the teacher's own input
     with pytest.raises(InputError, match="kd_same_view"):  # an 8 px native student cannot share the 16 px teacher's crop
         build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_same_view=True, input_mode="native"), train_set)
+
+
+def test_kd_teachers_each_see_their_view_and_are_frozen(tiny_data, hr_run):
+    from lowres_sdk.training.loop import build_task
+
+    train_set = read_image_folder(tiny_data / "train", 16)
+    hr = torch.rand(4, 3, 16, 16)
+    fixed = torch.randn(4, 3, 16, 16)
+    for same in (True, False):
+        task = build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_teachers=f"{hr_run},{hr_run}",
+                                      kd_same_view=same), train_set)
+        assert len(task.extra) == 2 and not any(p.requires_grad for p in task.extra.parameters())
+        task.train()
+        assert not any(m.training for m in task.extra.modules())
+        task.student_input = lambda hr, generator, index=None: fixed
+        seen = [[] for _ in task.extra]
+        for teacher, log in zip(task.extra, seen):
+            teacher.register_forward_pre_hook(lambda m, args, log=log: log.append(args[0]))
+        _teacher_inputs(task, hr)
+        for (x,), view in zip(seen, task.extra_inputs):
+            assert torch.allclose(x, fixed if same else view(hr))
+    with pytest.raises(CheckpointError, match="kd_teachers"):
+        build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_teachers=str(tiny_data)), train_set)

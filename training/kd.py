@@ -5,33 +5,54 @@ distillation, for a teacher trained on the degradations itself); the student min
     L = (1 - alpha) * CE(z_s, y) + alpha * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))
 
 (tau^2 keeps the soft term's gradients on the scale of the hard one). Unlike DFD's feature loss it
-needs no common feature width, so any teacher with the same classes can teach any student.
+needs no common feature width, so any teacher with the same classes can teach any student. With
+``kd_teachers`` the teacher is an ensemble: softmax(z_t / tau) is the mean of each teacher's.
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lowres_sdk.errors import CheckpointError, InputError
 
-from .checkpoint import load_teacher
+from .checkpoint import load_model, load_teacher
+from .degrade import ModelInput
 from .task import Student, Task, TeacherTask
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """tau^2 * KL(softmax(t / tau) || softmax(s / tau)), averaged over the batch."""
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | Sequence[torch.Tensor], tau: float) -> torch.Tensor:
+    """tau^2 * KL(p_t || softmax(s / tau)), averaged over the batch, where p_t = softmax(t / tau) or, for
+    several teachers' logits, the mean of theirs."""
+    teachers = [teacher_logits] if isinstance(teacher_logits, torch.Tensor) else list(teacher_logits)
     log_p_s = F.log_softmax(student_logits / tau, dim=1)
-    log_p_t = F.log_softmax(teacher_logits / tau, dim=1)
+    log_p_t = torch.logsumexp(torch.stack([F.log_softmax(t / tau, dim=1) for t in teachers]), dim=0) - math.log(len(teachers))
     return tau * tau * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
 
 
 class KDTask(TeacherTask):
+    """``extra``: the ensemble's further teachers, each (network, its input spec)."""
+
+    def __init__(self, recipe, student: Student, teacher, teacher_spec, extra=()):
+        super().__init__(recipe, student, teacher, teacher_spec)
+        self.extra = nn.ModuleList(net.eval().requires_grad_(False) for net, _ in extra)
+        self.extra_inputs = nn.ModuleList(ModelInput(spec) for _, spec in extra)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.extra.eval()  # frozen, like the first teacher
+        return self
 
     def loss(self, net, hr, y, index, generator):
         x = self.student_input(hr, generator, index)
         logits, _ = net(x)
+        same = self.recipe.kd_same_view
         with torch.no_grad():
-            t = self.teacher(x if self.recipe.kd_same_view else self.teacher_input(hr))
+            t = [self.teacher(x if same else self.teacher_input(hr))]
+            t += [teacher(x if same else view(hr)) for teacher, view in zip(self.extra, self.extra_inputs)]
         a = self.recipe.kd_alpha
         return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
 
@@ -40,14 +61,22 @@ def make_task(recipe, backbone, train_set) -> Task:
     if not 0.0 <= recipe.kd_alpha <= 1.0 or recipe.kd_tau <= 0:
         raise InputError(f"kd needs 0 <= kd_alpha <= 1 and kd_tau > 0, got {recipe.kd_alpha}, {recipe.kd_tau}")
     teacher, teacher_spec, meta = load_teacher(recipe, "a teacher with the same classes")
-    if meta["classes"] != train_set.classes:
-        raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has {train_set.classes}")
+    extra = []
+    for run in (r.strip() for r in recipe.kd_teachers.split(",") if r.strip()):
+        try:
+            net, spec, m = load_model(run)
+        except CheckpointError as e:
+            raise CheckpointError(f"kd_teachers: {e}") from e
+        extra.append((run, net, spec, m))
     mine = recipe.spec
 
     def tensor_format(spec) -> tuple:  # what the network's input tensor is: its side and its normalisation
         return spec.size, tuple(spec.mean), tuple(spec.std)
 
-    if recipe.kd_same_view and tensor_format(teacher_spec) != tensor_format(mine):
-        raise InputError(f"kd_same_view: teacher {recipe.teacher} takes {teacher_spec.size} px normalised by mean "
-                         f"{teacher_spec.mean} / std {teacher_spec.std}, the student {mine.size} px by {mine.mean} / {mine.std}")
-    return KDTask(recipe, Student(backbone), teacher, teacher_spec)
+    for run, _, spec, m in [(recipe.teacher, teacher, teacher_spec, meta), *extra]:
+        if m["classes"] != train_set.classes:
+            raise CheckpointError(f"teacher {run} was trained on classes {m['classes']}, the data has {train_set.classes}")
+        if recipe.kd_same_view and tensor_format(spec) != tensor_format(mine):
+            raise InputError(f"kd_same_view: teacher {run} takes {spec.size} px normalised by mean "
+                             f"{spec.mean} / std {spec.std}, the student {mine.size} px by {mine.mean} / {mine.std}")
+    return KDTask(recipe, Student(backbone), teacher, teacher_spec, [(net, spec) for _, net, spec, _ in extra])

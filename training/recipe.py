@@ -76,6 +76,8 @@ class Recipe:
     kd_tau: float = _f(4.0, "kd: softmax temperature of teacher and student.")
     kd_same_view: bool = _f(False, "kd: the teacher sees the student's own degraded crop (consistent views) instead of "
                                    "the HR image; needs a teacher with the student's input size and normalisation.")
+    kd_teachers: str = _f("", "kd: further teacher runs, comma-separated: an ensemble teacher, whose softened outputs "
+                              "(each teacher's at --kd-tau) are averaged with --teacher's.")
     trainable: str = _f("all", "staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
     mixed_ratio: float = _f(0.5, "mixed: probability that a training image is degraded to --resolution (else kept HR).")
     clusters: int = _f(50, "transfer: k-means clusters = pseudo-classes = transferred feature dim.")
