@@ -1,0 +1,129 @@
+"""What the camera-robust CIFAR-10 nets of benchmarks/cifar10_robust.py reach *together* (issue 13's
+16 px question): every subset of 2+ of them, their softmax outputs averaged, and each one with
+horizontal-flip averaging. An ensemble of k nets costs k times the FLOPs, so it is not a candidate
+for the <= 111 MFLOP student; it bounds what distilling those nets into one (the issue's "teacher
+ensemble") could give, and flip averaging what test-time augmentation could.
+
+Every figure: the full CIFAR-10 test split (10k), each image shrunk (square) with the real OpenCV
+kernel named, through each run's exported FP32 bundle (made by cifar10_robust.py; re-exported here
+when missing or stale, which needs the run's checkpoint).
+
+Writes benchmarks/results/cifar10_ensemble.json, a PNG and a table in docs/benchmarks.md.
+
+    python benchmarks/cifar10_ensemble.py [--runs-dir benchmarks/runs/cifar10_robust] [--nets RUN,RUN,...]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+from cifar10_robust import bundle_of
+from docs_table import write_block
+from results_io import write_json
+from tqdm import tqdm
+
+from lowres_sdk.errors import InputError
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "cifar10_ensemble.json"
+NETS = ("airbench16_route12", "airbench16_route12_bn64", "airbench16_route12_ab94", "airbench16_kernels16",
+        "airbench32_half_route12", "airbench32_half_route12_more")
+CONDITIONS = ((12, "area"), (16, "area"), (16, "nearest"), (24, "area"))  # (test crop size, OpenCV kernel)
+
+
+def top1(probs: np.ndarray, labels: np.ndarray) -> float:
+    return round(100 * float((probs.argmax(1) == labels).mean()), 2)
+
+
+def measure(probs: dict[str, np.ndarray], flipped: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """One condition: each net alone and flip-averaged, and every subset of >= 2 nets (mean of softmax)."""
+    names = list(probs)
+    single = {n: {"top1": top1(probs[n], labels), "flip_avg": top1(probs[n] + flipped[n], labels)} for n in names}
+    subsets = [{"nets": list(c), "top1": top1(sum(probs[n] for n in c), labels)}
+               for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
+    best = {k: max((s for s in subsets if len(s["nets"]) == k), key=lambda s: s["top1"]) for k in range(2, len(names) + 1)}
+    return {"single": single, "subsets": subsets, "best_of_size": {str(k): v for k, v in best.items()}}
+
+
+def summary(report: dict) -> list[str]:
+    sizes = [str(k) for k in range(2, len(report["nets"]) + 1)]
+    lines = [f"Full CIFAR-10 test split ({report['images']} images), each shrunk with the named OpenCV kernel, through each "
+             "run's exported FP32 bundle; softmax outputs averaged. `best net`: the best single net, `+flip`: the best "
+             "net's own output averaged with that of the mirrored crop (2x its FLOPs); `best k`: the best subset of k "
+             "nets (k x the FLOPs), chosen on the test split itself, so an optimistic bound. Nets: " + ", ".join(f"`{n}`" for n in report["nets"]) + ".", "",
+             "| test crop | best net | +flip | " + " | ".join(f"best {k}" for k in sizes) + " | nets of best 3 |",
+             "|---" * (4 + len(sizes)) + "|"]
+    for c in report["conditions"]:
+        single = c["single"]
+        best_net = max(single, key=lambda n: single[n]["top1"])
+        three = c["best_of_size"].get("3", {}).get("nets", [])
+        lines.append(f"| {c['resolution']} px {c['kernel']} | {single[best_net]['top1']:.1f} ({best_net}) | "
+                     f"{single[best_net]['flip_avg']:.1f} | "
+                     + " | ".join(f"{c['best_of_size'][k]['top1']:.1f}" for k in sizes)
+                     + " | " + ", ".join(three) + " |")
+    return lines
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for c in report["conditions"]:
+        ks = [1] + [int(k) for k in c["best_of_size"]]
+        ys = [max(s["top1"] for s in c["single"].values())] + [v["top1"] for v in c["best_of_size"].values()]
+        ax.plot(ks, ys, marker="o", label=f"{c['resolution']} px {c['kernel']}")
+    ax.axhline(86, color="grey", ls="--", lw=0.8, label="issue 13: 86 % at 16 px area")
+    ax.set_xlabel("nets averaged (best subset)")
+    ax.set_ylabel("CIFAR-10 top-1 %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--runs-dir", type=Path, default=HERE / "runs" / "cifar10_robust",
+                   help="where cifar10_robust.py trained the nets (their bundles are under bundles/)")
+    p.add_argument("--nets", default=",".join(NETS), help="comma-separated runs of cifar10_robust.py (default: %(default)s)")
+    args = p.parse_args()
+
+    from lowres_sdk import Classifier
+    from lowres_sdk.export.kernel_eval import shrink
+    from lowres_sdk.training.data import load_splits
+
+    nets = [n for n in args.nets.split(",") if n]
+    missing = [n for n in nets if not (args.runs_dir / n / "checkpoint.json").exists()
+               and not (args.runs_dir / "bundles" / n / "bundle.json").exists()]
+    if len(nets) < 2 or missing:
+        raise InputError(f"need >= 2 trained nets; not found under {args.runs_dir}: {missing} "
+                         "(train them with benchmarks/cifar10_robust.py --only ...)")
+    test = load_splits(args.data, 32)[1]
+    labels = np.asarray(test.labels)
+    clfs = {}
+    for n in nets:
+        bundle = (bundle_of(n, args.runs_dir / n, test, args.runs_dir / "bundles")
+                  if (args.runs_dir / n / "checkpoint.json").exists() else args.runs_dir / "bundles" / n)
+        clfs[n] = Classifier(str(bundle))
+    report = {"nets": nets, "images": len(labels), "conditions": []}
+    for res, kernel in tqdm(CONDITIONS, desc="conditions"):
+        crops = [shrink(img, res, kernel) for img in test.images]
+        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+        probs = {n: clfs[n](crops).probs for n in nets}
+        flipped = {n: clfs[n](mirrored).probs for n in nets}
+        report["conditions"].append({"resolution": res, "kernel": kernel, **measure(probs, flipped, labels)})
+    write_json(RESULTS, report)
+    plot(report, RESULTS.with_suffix(".png"))
+    write_block("cifar10_ensemble", summary(report))
+    print("\n".join(summary(report)))
+
+
+if __name__ == "__main__":
+    main()
