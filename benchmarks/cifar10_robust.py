@@ -16,7 +16,7 @@ drawn twice as often (`airbench16_more`); the same student trained on exactly th
 airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher), continued
 for the rest of the 2 h (`airbench32_half_route12_more`); area16's recipe with the camera's every kernel
 (`airbench16_kernels16`: what the kernel mix alone costs at 16 px), continued with KD from an ensemble of
-two camera-robust nets (`airbench16_kernels16_kd`).
+two camera-robust nets (`airbench16_kernels16_kd`) and without (`airbench16_kernels16_more`, its control).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -160,6 +160,10 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                            kd_teachers=str(args.runs / "airbench32_half_route12"),
                                            **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
                                            **exact16_camera)),
+        # ... its control: the same continuation without the teachers (what the second cycle alone does)
+        ("airbench16_kernels16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_kernels16"),
+                                             **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
+                                             **exact16_camera)),
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
@@ -309,7 +313,8 @@ def main() -> None:
     p.add_argument("--half-more-epochs", type=int, default=12,
                    help="epochs of airbench32_half_route12_more (continues airbench32_half_route12; all three <= 2 h)")
     p.add_argument("--kd-more-epochs", type=int, default=12,
-                   help="epochs of airbench16_kernels16_kd (continues airbench16_kernels16, distilled from an ensemble)")
+                   help="epochs of airbench16_kernels16_kd and _more (continue airbench16_kernels16, with and "
+                        "without distillation from an ensemble)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
