@@ -152,18 +152,6 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_kernels16", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                         **{**native, "arch": "airbench", "epochs": args.ceiling_epochs},
                                         **exact16_camera)),
-        # ... continued with logit distillation from an ensemble of two camera-robust nets of other recipes and layouts
-        # (route12 and the half-width 32 px net below; each sees the HR image through its own input), a second cosine
-        # cycle from lr 0.05 on the same crops: whether an ensemble teacher pays where one HR teacher did not
-        ("airbench16_kernels16_kd", Recipe(method="kd", resolution=16, init=str(args.runs / "airbench16_kernels16"),
-                                           teacher=str(args.runs / "airbench16_route12"),
-                                           kd_teachers=str(args.runs / "airbench32_half_route12"),
-                                           **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
-                                           **exact16_camera)),
-        # ... its control: the same continuation without the teachers (what the second cycle alone does)
-        ("airbench16_kernels16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_kernels16"),
-                                             **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
-                                             **exact16_camera)),
         # ... and the route a routed pair would send crops of >= 12 px to: the same start and epochs on the square
         # half-realism camera of airbench16_staged narrowed to 12-24 px (every kernel, box, aspect, blur, noise, JPEG)
         ("airbench16_route12", Recipe(method="lr", resolution=16, init=airbench_teacher,
@@ -189,6 +177,19 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench32_half_route12_more", Recipe(method="lr", resolution=32, init=str(args.runs / "airbench32_half_route12"),
                                                 **{**native, **half_airbench, "lr": 0.05, "epochs": args.half_more_epochs},
                                                 **route12_camera)),
+        # airbench16_kernels16 continued with logit distillation from an ensemble of two camera-robust nets of other
+        # recipes and layouts (route12 and the half-width 32 px net above; each sees the HR image through its own
+        # input), a second cosine cycle from lr 0.05 on the same crops: whether an ensemble teacher pays where one HR
+        # teacher did not (placed after its teachers, which a pass over the whole plan trains first)
+        ("airbench16_kernels16_kd", Recipe(method="kd", resolution=16, init=str(args.runs / "airbench16_kernels16"),
+                                           teacher=str(args.runs / "airbench16_route12"),
+                                           kd_teachers=str(args.runs / "airbench32_half_route12"),
+                                           **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
+                                           **exact16_camera)),
+        # ... its control: the same continuation without the teachers (what the second cycle alone does)
+        ("airbench16_kernels16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_kernels16"),
+                                             **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
+                                             **exact16_camera)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
