@@ -97,6 +97,7 @@ def main() -> None:
 
     from lowres_sdk import Classifier
     from lowres_sdk.export.kernel_eval import shrink
+    from lowres_sdk.training.checkpoint import load_checkpoint
     from lowres_sdk.training.data import load_splits
 
     nets = [n for n in args.nets.split(",") if n]
@@ -109,8 +110,9 @@ def main() -> None:
     labels = np.asarray(test.labels)
     clfs = {}
     for n in nets:
-        bundle = (bundle_of(n, args.runs_dir / n, test, args.runs_dir / "bundles")
-                  if (args.runs_dir / n / "checkpoint.json").exists() else args.runs_dir / "bundles" / n)
+        run = args.runs_dir / n
+        bundle = (bundle_of(n, run, load_checkpoint(run)[1], test, args.runs_dir / "bundles")
+                  if (run / "checkpoint.json").exists() else args.runs_dir / "bundles" / n)
         clfs[n] = Classifier(str(bundle))
     report = {"nets": nets, "images": len(labels), "conditions": []}
     for res, kernel in tqdm(CONDITIONS, desc="conditions"):
@@ -121,8 +123,9 @@ def main() -> None:
         report["conditions"].append({"resolution": res, "kernel": kernel, **measure(probs, flipped, labels)})
     write_json(RESULTS, report)
     plot(report, RESULTS.with_suffix(".png"))
-    write_block("cifar10_ensemble", summary(report))
-    print("\n".join(summary(report)))
+    lines = summary(report)
+    write_block("cifar10_ensemble", lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

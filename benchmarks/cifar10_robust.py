@@ -205,12 +205,13 @@ def train_seconds(run: Path) -> float:
     return sum(h["seconds"] for h in meta["history"]) + (train_seconds(Path(init)) if init else 0.0)
 
 
-def bundle_of(name: str, run: Path, test, bundles: Path) -> Path:
-    """The run's exported FP32 bundle, ``bundles / name``; (re-)exported when missing or of other weights."""
+def bundle_of(name: str, run: Path, meta: dict, test, bundles: Path) -> Path:
+    """The run's exported FP32 bundle, ``bundles / name``; (re-)exported when missing or of other weights
+    than the run's (``meta``: its checkpoint metadata)."""
     from lowres_sdk.export.exporter import export_run
 
     bundle = bundles / name
-    if bundle_weights(bundle) != load_checkpoint(run)[1]["weights_sha256"]:
+    if bundle_weights(bundle) != meta["weights_sha256"]:
         export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None, overwrite=True)
     return bundle
 
@@ -221,7 +222,7 @@ def rows_for(name: str, run: Path, test, bundles: Path) -> list[dict]:
 
     meta = load_checkpoint(run)[1]
     r = meta["recipe"]
-    bundle = bundle_of(name, run, test, bundles)
+    bundle = bundle_of(name, run, meta, test, bundles)
     rep = accuracy_by_kernel(Classifier(str(bundle)), list(test.images), test.labels, KERNELS, RESOLUTIONS, progress=False)
     common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
               "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),

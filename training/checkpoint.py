@@ -111,13 +111,17 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
 
 
 def load_teacher(recipe, needs: str, role: str = "teacher") -> tuple[Backbone, InputSpec, dict]:
-    """The run a method builds on (``recipe.teacher``, usually an ``hr`` run), via `load_model`:
-    InputError when none is given (saying what the method ``needs`` it for), its CheckpointError
-    prefixed with the ``role`` the run plays."""
+    """The run a method builds on (``recipe.teacher``, usually an ``hr`` run), via `load_role`:
+    InputError when none is given (saying what the method ``needs`` it for)."""
     if not recipe.teacher:
         raise InputError(f"{recipe.method} needs {needs}: pass --teacher RUN (a '--method hr' run)")
+    return load_role(recipe.teacher, role)
+
+
+def load_role(run: str | os.PathLike, role: str) -> tuple[Backbone, InputSpec, dict]:
+    """`load_model` of a run a method uses, its CheckpointError prefixed with the ``role`` the run plays."""
     try:
-        return load_model(recipe.teacher)
+        return load_model(run)
     except CheckpointError as e:
         raise CheckpointError(f"{role}: {e}") from e
 

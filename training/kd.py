@@ -19,7 +19,7 @@ from torch import nn
 
 from lowres_sdk.errors import CheckpointError, InputError
 
-from .checkpoint import load_model, load_teacher
+from .checkpoint import load_role, load_teacher
 from .degrade import ModelInput
 from .task import Student, Task, TeacherTask
 
@@ -50,9 +50,9 @@ class KDTask(TeacherTask):
         x = self.student_input(hr, generator, index)
         logits, _ = net(x)
         same = self.recipe.kd_same_view
+        teachers = [(self.teacher, self.teacher_input), *zip(self.extra, self.extra_inputs)]
         with torch.no_grad():
-            t = [self.teacher(x if same else self.teacher_input(hr))]
-            t += [teacher(x if same else view(hr)) for teacher, view in zip(self.extra, self.extra_inputs)]
+            t = [teacher(x if same else view(hr)) for teacher, view in teachers]
         a = self.recipe.kd_alpha
         return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
 
@@ -63,11 +63,7 @@ def make_task(recipe, backbone, train_set) -> Task:
     teacher, teacher_spec, meta = load_teacher(recipe, "a teacher with the same classes")
     extra = []
     for run in (r.strip() for r in recipe.kd_teachers.split(",") if r.strip()):
-        try:
-            net, spec, m = load_model(run)
-        except CheckpointError as e:
-            raise CheckpointError(f"kd_teachers: {e}") from e
-        extra.append((run, net, spec, m))
+        extra.append((run, *load_role(run, "kd_teachers")))
     mine = recipe.spec
 
     def tensor_format(spec) -> tuple:  # what the network's input tensor is: its side and its normalisation
