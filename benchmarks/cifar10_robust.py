@@ -16,7 +16,8 @@ drawn twice as often (`airbench16_more`); the same student trained on exactly th
 airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, from its own HR teacher), continued
 for the rest of the 2 h (`airbench32_half_route12_more`); area16's recipe with the camera's every kernel
 (`airbench16_kernels16`: what the kernel mix alone costs at 16 px), continued with KD from an ensemble of
-two camera-robust nets (`airbench16_kernels16_kd`) and without (`airbench16_kernels16_more`, its control).
+two camera-robust nets (`airbench16_kernels16_kd`) and without (`airbench16_kernels16_more`, its control), and
+trained with Cutout for the rest of the 2 h instead (`airbench16_kernels16_cutout`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -25,6 +26,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
         [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--kd-more-epochs 12]
+        [--cutout-epochs 37]
         [--only RUN,RUN]
 """
 from __future__ import annotations
@@ -190,6 +192,12 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_kernels16_more", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench16_kernels16"),
                                              **{**native, "arch": "airbench", "epochs": args.kd_more_epochs, "lr": 0.05},
                                              **exact16_camera)),
+        # airbench16_kernels16's start, crops and net with Cutout 12 (airbench96's; on the 32 px image before the camera
+        # shrinks it) against its overfitting (train 95 % vs test 85 % at its end), for the rest of issue 13's 2 h
+        # (--cutout-epochs 37: the start's 2,680 s + 37 epochs of ~119 s)
+        ("airbench16_kernels16_cutout", Recipe(method="lr", resolution=16, init=airbench_teacher,
+                                               **{**native, "arch": "airbench", "epochs": args.cutout_epochs},
+                                               **exact16_camera, cutout=12)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -317,6 +325,8 @@ def main() -> None:
     p.add_argument("--kd-more-epochs", type=int, default=12,
                    help="epochs of airbench16_kernels16_kd and _more (continue airbench16_kernels16, with and "
                         "without distillation from an ensemble)")
+    p.add_argument("--cutout-epochs", type=int, default=37,
+                   help="epochs of airbench16_kernels16_cutout (from airbench32_hr; the two <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

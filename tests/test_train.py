@@ -179,3 +179,20 @@ def test_a_finished_copy_drops_the_optimizer_and_still_resumes_as_finished(tiny_
                     {k: v for k, v in meta.items() if k not in ("format", "weights_sha256")})
     with pytest.raises(CheckpointError, match="without optimizer state"):
         train(longer, tmp_path / "part", progress=False, resume=True)
+
+
+def test_cutout_fills_one_clipped_square_per_sample_with_the_mean_and_keeps_the_rest():
+    from lowres_sdk.training.loop import cutout
+    x = torch.rand(64, 3, 12, 12)
+    out = cutout(x.clone(), torch.Generator().manual_seed(0), 4, (0.1, 0.2, 0.3))
+    hole = (out != x).any(1)  # [n, h, w]
+    filled = out.permute(0, 2, 3, 1)[hole]
+    assert torch.equal(filled, torch.tensor([0.1, 0.2, 0.3]).expand_as(filled))
+    rows, cols = hole.any(2), hole.any(1)
+    for r, c, h in zip(rows, cols, hole):  # one axis-aligned rectangle of at most 4 x 4 (clipped at the border)
+        assert 1 <= r.sum() <= 4 and 1 <= c.sum() <= 4 and h.sum() == r.sum() * c.sum()
+    assert (hole.sum((1, 2)) == 16).float().mean() > 0.3  # most squares lie wholly inside
+    again = cutout(x.clone(), torch.Generator().manual_seed(0), 4, (0.1, 0.2, 0.3))
+    assert torch.equal(out, again)
+    with pytest.raises(InputError, match="cutout"):
+        Recipe(data="x", cutout=40)

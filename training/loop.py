@@ -43,6 +43,19 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     return out
 
 
+def cutout(x: torch.Tensor, generator: torch.Generator, size: int, fill: tuple[float, ...]) -> torch.Tensor:
+    """Per sample, a ``size`` x ``size`` square centred anywhere in the image (clipped at its border)
+    set to ``fill`` (one value per channel), in place."""
+    n, c, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), generator=generator)
+    cx = torch.randint(0, w, (n, 1, 1), generator=generator)
+    rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    top, left = cy - size // 2, cx - size // 2
+    hole = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)  # [n, h, w]
+    value = torch.tensor(fill, dtype=x.dtype).view(1, c, 1, 1).expand(n, c, h, w)
+    return torch.where(hole.unsqueeze(1), value, x)
+
+
 def lr_at(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
     if recipe.schedule == "triangle":  # airbench94: 0.2 x lr -> lr over the first 20 % of steps, then down to 0
         peak = 0.2 * total
@@ -153,6 +166,8 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
             x = to_float(train_set.images[index.numpy()])
             if recipe.augment:
                 x = augment(x, gen)
+            if recipe.cutout:
+                x = cutout(x, gen, recipe.cutout, recipe.spec.mean)
             y = torch.from_numpy(train_set.labels[index.numpy()])
             # Every rank built the same global batch (same generator); each keeps its slice.
             x, y, index = x[rank::world], y[rank::world], index[rank::world]

@@ -44,6 +44,8 @@ class Recipe:
                                    "step); airbench94 trains its BatchNorm shifts 64x faster than its convolutions.")
     seed: int = _f(0, "Seed of every random draw (a resumed run replays them exactly).")
     augment: bool = _f(True, "Random crop (4 px zero pad) + horizontal flip.")
+    cutout: int = _f(0, "Cutout (DeVries & Taylor 2017) after the crop and flip: per sample a square of this many px "
+                       "(at --image-size, centred anywhere, clipped at the border) set to the dataset mean; 0: off.")
     limit_per_class: int | None = _f(None, "Use at most N images per class (quick runs).")
     train_fraction: float = _f(1.0, "Train on the first fraction of each class (limited-data studies); the test split stays whole.")
     init: str | None = _f(None, "Start from this run's weights (fine-tuning; a new head when the classes differ).")
@@ -118,6 +120,8 @@ class Recipe:
             raise InputError(f"norm_lr_scale must be > 0, got {self.norm_lr_scale}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise InputError(f"need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {self.lr}, {self.weight_decay}, {self.momentum}")
+        if not 0 <= self.cutout <= self.image_size:
+            raise InputError(f"cutout must be between 0 (off) and the image size {self.image_size} px, got {self.cutout}")
         if not 1 <= self.camera_min <= self.camera_max:
             raise InputError(f"camera sizes need 1 <= camera_min <= camera_max, got {self.camera_min}, {self.camera_max}")
         if self.camera_aspect < 1.0 or not 0.0 <= self.camera_box_jitter < 1.0:
