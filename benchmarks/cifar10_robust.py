@@ -51,7 +51,7 @@ KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 RESOLUTIONS = (8, 12, 16, 24, 32)
 # the recipe fields every row carries besides `rows_for`'s, for the table
 SHOWN_FIELDS = ("width", "camera_min", "camera_max", "camera_aspect", "camera_box_jitter", "camera_realism",
-                "camera_kernels", "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale")
+                "camera_kernels", "batch_size", "lr", "momentum", "weight_decay", "schedule", "norm_lr_scale", "cutout")
 # airbench94's optimizer (KellerJordan/cifar10-airbench) in our loop's terms at batch 256: its lr and weight decay are
 # per 1024 examples on a summed loss, decoupled by 1024 (1 + 1 / (1 - momentum)); on a mean loss that is
 # lr 11.5 x 256 / 7850 and a coupled weight decay of 0.0153 / 11.5
@@ -263,6 +263,8 @@ def summary(rows: list[dict]) -> list[str]:
         drawn = [k for k in r0.get("camera_kernels", "").split(",") if k]
         if r0["degradation"] == "camera" and drawn:
             deg += ", kernels " + " ".join(k if drawn.count(k) == 1 else f"{k} x{drawn.count(k)}" for k in dict.fromkeys(drawn))
+        if r0.get("cutout"):
+            deg += f", Cutout {r0['cutout']} px"
         opt = (f"batch {r0['batch_size']}, lr {r0['lr']:g} {r0['schedule']}, momentum {r0['momentum']:g}, wd {r0['weight_decay']:g}"
                + (f", BN x{r0['norm_lr_scale']:g}" if r0["norm_lr_scale"] != 1.0 else "")) \
             if all(k in r0 for k in SHOWN_FIELDS) else ""  # a row written before these fields, not yet re-read

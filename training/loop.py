@@ -45,7 +45,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
 def cutout(x: torch.Tensor, generator: torch.Generator, size: int, fill: tuple[float, ...]) -> torch.Tensor:
     """Per sample, a ``size`` x ``size`` square centred anywhere in the image (clipped at its border)
-    set to ``fill`` (one value per channel), in place."""
+    set to ``fill`` (one value per channel); a new tensor."""
     n, c, h, w = x.shape
     cy = torch.randint(0, h, (n, 1, 1), generator=generator)
     cx = torch.randint(0, w, (n, 1, 1), generator=generator)
