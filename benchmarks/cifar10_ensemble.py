@@ -101,8 +101,11 @@ def main() -> None:
     from lowres_sdk.training.data import load_splits
 
     nets = [n for n in args.nets.split(",") if n]
-    missing = [n for n in nets if not (args.runs_dir / n / "checkpoint.json").exists()
-               and not (args.runs_dir / "bundles" / n / "bundle.json").exists()]
+    # each net from its run (bundle_of exports its bundle or reuses it) or, without the run, from a bundle left of it
+    runs = {n: args.runs_dir / n for n in nets if (args.runs_dir / n / "checkpoint.json").exists()}
+    left = {n: args.runs_dir / "bundles" / n for n in nets
+            if n not in runs and (args.runs_dir / "bundles" / n / "bundle.json").exists()}
+    missing = [n for n in nets if n not in runs and n not in left]
     if len(nets) < 2 or missing:
         raise InputError(f"need >= 2 trained nets; not found under {args.runs_dir}: {missing} "
                          "(train them with benchmarks/cifar10_robust.py --only ...)")
@@ -110,9 +113,7 @@ def main() -> None:
     labels = np.asarray(test.labels)
     clfs = {}
     for n in nets:
-        run = args.runs_dir / n
-        bundle = (bundle_of(n, run, load_checkpoint(run)[1], test, args.runs_dir / "bundles")
-                  if (run / "checkpoint.json").exists() else args.runs_dir / "bundles" / n)
+        bundle = bundle_of(n, runs[n], load_checkpoint(runs[n])[1], test, args.runs_dir / "bundles") if n in runs else left[n]
         clfs[n] = Classifier(str(bundle))
     report = {"nets": nets, "images": len(labels), "conditions": []}
     for res, kernel in tqdm(CONDITIONS, desc="conditions"):
