@@ -19,9 +19,9 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from cifar10_robust import bundle_of
+from cifar10_robust import bundle_of, nets_arguments
 from docs_table import write_block
-from results_io import write_json
+from results_io import save_figure, write_json
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -81,18 +81,12 @@ def plot(report: dict, path: Path) -> None:
     ax.set_ylabel("CIFAR-10 top-1 %")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
-    p.add_argument("--runs-dir", type=Path, default=HERE / "runs" / "cifar10_robust",
-                   help="where cifar10_robust.py trained the nets (their bundles are under bundles/)")
-    p.add_argument("--nets", default=",".join(NETS), help="comma-separated runs of cifar10_robust.py (default: %(default)s)")
+    nets_arguments(p, NETS)
     args = p.parse_args()
 
     from lowres_sdk import Classifier

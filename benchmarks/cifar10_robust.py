@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from docs_table import write_block
-from results_io import bundle_weights, finished, restore, train_and_commit, write_json
+from results_io import bundle_weights, finished, restore, save_figure, train_and_commit, write_json
 
 from lowres_sdk.training.checkpoint import load_checkpoint
 from lowres_sdk.training.data import load_splits
@@ -296,9 +296,15 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("top-1 % (CIFAR-10 test)")
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def nets_arguments(p: argparse.ArgumentParser, nets: tuple[str, ...]) -> None:
+    """--data, --runs-dir and --nets: the options of a script that measures nets this script trained."""
+    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--runs-dir", type=Path, default=HERE / "runs" / "cifar10_robust",
+                   help="where cifar10_robust.py trained the nets (their bundles are under bundles/)")
+    p.add_argument("--nets", default=",".join(nets), help="comma-separated runs of cifar10_robust.py (default: %(default)s)")
 
 
 def main() -> None:

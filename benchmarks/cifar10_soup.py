@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cifar10_robust import nets_arguments
 from docs_table import write_block
-from results_io import write_json
+from results_io import save_figure, write_json
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -100,18 +101,12 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xlim(lo - 1, 87)
     ax.set_xlabel(f"CIFAR-10 top-1 % at {SIZE} px, OpenCV area")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
-    p.add_argument("--runs-dir", type=Path, default=HERE / "runs" / "cifar10_robust",
-                   help="where cifar10_robust.py trained the nets")
-    p.add_argument("--nets", default=",".join(NETS), help="comma-separated runs of one architecture (default: %(default)s)")
+    nets_arguments(p, NETS)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)

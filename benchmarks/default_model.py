@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from clip_purity import clip_purity
-from results_io import bundle_weights, restore, train_and_commit, write_json
+from results_io import bundle_weights, restore, save_figure, train_and_commit, write_json
 from runtime import measure
 
 from lowres_sdk.bundle import CALIBRATION_KEYS, load_bundle
@@ -338,9 +338,7 @@ def reliability_png(before: list, after: list, path: Path, t: float) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title("reliability, held-out objects through random cameras", fontsize=8)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def people_by_width(clf, crops: list[np.ndarray], widths, kernels) -> dict:

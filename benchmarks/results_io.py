@@ -1,5 +1,5 @@
 """What every benchmark script shares: has a run finished, training a run that continues from its
-committed checkpoint, which weights a cached bundle holds, and writing its JSON atomically."""
+committed checkpoint, which weights a cached bundle holds, and writing its JSON and PNG atomically."""
 from __future__ import annotations
 
 import json
@@ -58,6 +58,22 @@ def write_json(path: Path, data) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """Lay out a matplotlib figure, write it as ``path`` (PNG) atomically and close it."""
+    import io
+
+    from lowres_sdk._io import atomic_write_bytes
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def bundle_weights(bundle: Path) -> str | None:
