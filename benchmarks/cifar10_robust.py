@@ -17,7 +17,8 @@ airbench's net at half width fed 32 px (`airbench32_half_route12`, 87 MFLOPs, fr
 for the rest of the 2 h (`airbench32_half_route12_more`); area16's recipe with the camera's every kernel
 (`airbench16_kernels16`: what the kernel mix alone costs at 16 px), continued with KD from an ensemble of
 two camera-robust nets (`airbench16_kernels16_kd`) and without (`airbench16_kernels16_more`, its control), and
-trained with Cutout for the rest of the 2 h instead (`airbench16_kernels16_cutout`).
+trained with Cutout for the rest of the 2 h instead (`airbench16_kernels16_cutout`); its recipe on airbench's net
+at width 0.7 from its own HR start (`airbench16_x07_kernels16`, 50 MFLOPs: room for flip averaging within 111).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -26,7 +27,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
         [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--kd-more-epochs 12]
-        [--cutout-epochs 37]
+        [--cutout-epochs 37] [--x07-epochs 25]
         [--only RUN,RUN]
 """
 from __future__ import annotations
@@ -198,6 +199,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
         ("airbench16_kernels16_cutout", Recipe(method="lr", resolution=16, init=airbench_teacher,
                                                **{**native, "arch": "airbench", "epochs": args.cutout_epochs},
                                                **exact16_camera, cutout=12)),
+        # kernels16's recipe on airbench's net at width 0.7 (50 MFLOPs at 16 px: with the mirrored crop averaged in, 101
+        # <= issue 13's 111), from its own HR start (the same 6 epochs), --x07-epochs at 16 px (~50 min in all)
+        ("airbench32_hr_x07", Recipe(method="hr", epochs=args.airbench_teacher_epochs,
+                                     **{**base, "arch": "airbench", "width": 0.7})),
+        ("airbench16_x07_kernels16", Recipe(method="lr", resolution=16, init=str(args.runs / "airbench32_hr_x07"),
+                                            **{**native, "arch": "airbench", "width": 0.7, "epochs": args.x07_epochs},
+                                            **exact16_camera)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -335,6 +343,8 @@ def main() -> None:
                         "without distillation from an ensemble)")
     p.add_argument("--cutout-epochs", type=int, default=37,
                    help="epochs of airbench16_kernels16_cutout (from airbench32_hr; the two <= 2 h)")
+    p.add_argument("--x07-epochs", type=int, default=25,
+                   help="epochs of airbench16_x07_kernels16 (from airbench32_hr_x07; the two ~50 min)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
