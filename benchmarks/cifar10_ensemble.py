@@ -29,7 +29,7 @@ from lowres_sdk.errors import InputError
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_ensemble.json"
 NETS = ("airbench16_route12", "airbench16_route12_bn64", "airbench16_route12_ab94", "airbench16_kernels16",
-        "airbench16_kernels16_cutout", "airbench32_half_route12", "airbench32_half_route12_more")
+        "airbench16_kernels16_cutout", "airbench16_x07_kernels16", "airbench32_half_route12", "airbench32_half_route12_more")
 CONDITIONS = ((12, "area"), (16, "area"), (16, "nearest"), (24, "area"))  # (test crop size, OpenCV kernel)
 
 
