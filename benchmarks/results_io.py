@@ -64,13 +64,13 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
     """Lay out a matplotlib figure, write it as ``path`` (PNG) atomically and close it."""
     import io
 
+    import matplotlib.pyplot as plt
+
     from lowres_sdk._io import atomic_write_bytes
 
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
