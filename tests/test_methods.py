@@ -295,3 +295,56 @@ def test_kd_teachers_each_see_their_view_and_are_frozen(tiny_data, hr_run):
             assert torch.allclose(x, fixed if same else view(hr))
     with pytest.raises(CheckpointError, match="kd_teachers"):
         build_task(tiny_recipe(tiny_data, method="kd", teacher=str(hr_run), kd_teachers=str(tiny_data)), train_set)
+
+
+def test_kd_targets_round_trip_and_refuse_other_data(tmp_path):
+    from lowres_sdk.training.kd_targets import load_targets, save_targets
+
+    labels, classes = np.array([0, 0, 1, 1]), ["a", "b"]
+    logits = np.arange(8, dtype=np.float32).reshape(4, 2)
+    path = tmp_path / "t.safetensors"
+    save_targets(path, logits, labels, classes, {"teachers": ["x"]})
+    assert torch.equal(load_targets(path, labels, classes), torch.from_numpy(logits))
+    with pytest.raises(CheckpointError, match="another training split"):
+        load_targets(path, labels[::-1], classes)  # another order
+    with pytest.raises(CheckpointError, match="another training split"):
+        load_targets(path, labels[:3], classes)  # a subset
+    with pytest.raises(CheckpointError, match="classes"):
+        load_targets(path, labels, ["a", "c"])
+    with pytest.raises(CheckpointError, match="no file"):
+        load_targets(tmp_path / "none.safetensors", labels, classes)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a targets file"):
+        load_targets(tmp_path / "junk.safetensors", labels, classes)
+    with pytest.raises(InputError, match="shape"):
+        save_targets(tmp_path / "bad.safetensors", logits[:, :1], labels, classes, {})
+    assert not (tmp_path / "bad.safetensors").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "junk.safetensors", "t.safetensors"]
+
+
+def test_kd_from_targets_is_its_formula_on_each_samples_row(tiny_data, hr_run, tmp_path):
+    from lowres_sdk.training.kd import kd_loss
+    from lowres_sdk.training.kd_targets import save_targets
+    from lowres_sdk.training.loop import build_task
+
+    train_set = read_image_folder(tiny_data / "train", 16)
+    logits = np.random.default_rng(0).normal(size=(len(train_set), len(train_set.classes))).astype(np.float32)
+    path = tmp_path / "targets.safetensors"
+    save_targets(path, logits, train_set.labels, train_set.classes, {})
+    task = build_task(tiny_recipe(tiny_data, method="kd", kd_targets=str(path), kd_alpha=0.7, kd_tau=3.0,
+                                  label_smoothing=0.1), train_set)
+    index = torch.tensor([5, 0, 17, 3])
+    fixed = torch.randn(4, 3, 8, 8)
+    task.student_input = lambda hr, generator, index=None: fixed
+    y = torch.from_numpy(train_set.labels[index.numpy()])
+    loss, z = task.loss(task.student, torch.rand(4, 3, 16, 16), y, index, torch.Generator().manual_seed(0))
+    expected = 0.3 * F.cross_entropy(z, y, label_smoothing=0.1) + 0.7 * kd_loss(z, torch.from_numpy(logits[index.numpy()]), 3.0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert kd_loss(z, torch.from_numpy(logits[index.numpy()]), 3.0).item() != pytest.approx(
+        kd_loss(z, torch.from_numpy(logits[:4]), 3.0).item(), rel=1e-3)  # the rows are the samples', not the first ones
+    with pytest.raises(InputError, match="instead of --teacher"):
+        build_task(tiny_recipe(tiny_data, method="kd", kd_targets=str(path), teacher=str(hr_run)), train_set)
+    with pytest.raises(InputError, match="kd_targets is for --method kd"):
+        tiny_recipe(tiny_data, method="lr", kd_targets=str(path))
+    with pytest.raises(CheckpointError, match="another training split"):
+        build_task(tiny_recipe(tiny_data, method="kd", kd_targets=str(path)), train_set.subset(np.arange(10)))

@@ -6,7 +6,9 @@ distillation, for a teacher trained on the degradations itself); the student min
 
 (tau^2 keeps the soft term's gradients on the scale of the hard one). Unlike DFD's feature loss it
 needs no common feature width, so any teacher with the same classes can teach any student. With
-``kd_teachers`` the teacher is an ensemble: softmax(z_t / tau) is the mean of each teacher's.
+``kd_teachers`` the teacher is an ensemble: softmax(z_t / tau) is the mean of each teacher's. With
+``kd_targets`` z_t is read from a file of logits precomputed once per training image (kd_targets.py):
+an ensemble's, averaged over views, at no teacher cost per step.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from lowres_sdk.errors import CheckpointError, InputError
 
 from .checkpoint import load_role, load_teacher
 from .degrade import ModelInput
+from .kd_targets import load_targets
 from .task import Student, Task, TeacherTask
 
 
@@ -57,9 +60,26 @@ class KDTask(TeacherTask):
         return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
 
 
+class TargetsKDTask(Task):
+    """KD whose teacher logits are precomputed: row ``index`` of ``targets`` for training image ``index``."""
+
+    def __init__(self, recipe, student: Student, targets: torch.Tensor):
+        super().__init__(recipe, student)
+        self.targets = targets
+
+    def loss(self, net, hr, y, index, generator):
+        logits, _ = net(self.student_input(hr, generator, index))
+        a = self.recipe.kd_alpha
+        return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, self.targets[index], self.recipe.kd_tau), logits
+
+
 def make_task(recipe, backbone, train_set) -> Task:
     if not 0.0 <= recipe.kd_alpha <= 1.0 or recipe.kd_tau <= 0:
         raise InputError(f"kd needs 0 <= kd_alpha <= 1 and kd_tau > 0, got {recipe.kd_alpha}, {recipe.kd_tau}")
+    if recipe.kd_targets:
+        if recipe.teacher or recipe.kd_teachers or recipe.kd_same_view:
+            raise InputError("kd_targets are the teacher's outputs: pass them instead of --teacher / --kd-teachers / --kd-same-view")
+        return TargetsKDTask(recipe, Student(backbone), load_targets(recipe.kd_targets, train_set.labels, train_set.classes))
     teacher, teacher_spec, meta = load_teacher(recipe, "a teacher with the same classes")
     extra = []
     for run in (r.strip() for r in recipe.kd_teachers.split(",") if r.strip()):

@@ -80,6 +80,8 @@ class Recipe:
                                    "the HR image; needs a teacher with the student's input size and normalisation.")
     kd_teachers: str = _f("", "kd: further teacher runs, comma-separated: an ensemble teacher, whose softened outputs "
                               "(each teacher's at --kd-tau) are averaged with --teacher's.")
+    kd_targets: str = _f("", "kd: a file of precomputed teacher logits for every training image (training/kd_targets.py; "
+                             "benchmarks/cifar10_kd_targets.py makes one from an ensemble) used in place of --teacher.")
     trainable: str = _f("all", "staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
     mixed_ratio: float = _f(0.5, "mixed: probability that a training image is degraded to --resolution (else kept HR).")
     clusters: int = _f(50, "transfer: k-means clusters = pseudo-classes = transferred feature dim.")
@@ -131,6 +133,8 @@ class Recipe:
         unknown = [k for k in self.camera_kernel_list if k not in KERNELS]
         if unknown:
             raise InputError(f"camera_kernels: unknown kernel(s) {', '.join(unknown)}; expected some of {', '.join(KERNELS)}")
+        if self.kd_targets and self.method != "kd":
+            raise InputError(f"kd_targets is for --method kd, not {self.method}")
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.ema_decay < 1.0:
             raise InputError(f"label_smoothing and ema_decay must be in [0, 1), got {self.label_smoothing}, {self.ema_decay}")
 
