@@ -20,6 +20,8 @@ LAZY_COMMANDS = {
     "viz": ("lowres_sdk.training.cli", "viz_group", "Pictures: t-SNE, occlusion heat maps, accuracy by resolution.", "train"),
     "eval-retrieval": ("lowres_sdk.training.cli", "eval_retrieval_command",
                        "Retrieval mAP/P@k/R@k of a run by query resolution (JSON + PNG).", "train"),
+    "kd-targets": ("lowres_sdk.training.cli", "kd_targets_command",
+                   "Precompute a teacher ensemble's logits for `train --method kd --kd-targets`.", "train"),
     "export": ("lowres_sdk.export.cli", "export_command", "Compile a run into a bundle (ONNX + metadata).", "export"),
     "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
     "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),

@@ -348,3 +348,32 @@ def test_kd_from_targets_is_its_formula_on_each_samples_row(tiny_data, hr_run, t
         tiny_recipe(tiny_data, method="lr", kd_targets=str(path))
     with pytest.raises(CheckpointError, match="another training split"):
         build_task(tiny_recipe(tiny_data, method="kd", kd_targets=str(path)), train_set.subset(np.arange(10)))
+
+
+def test_lowres_kd_targets_writes_the_flip_averaged_logits_a_kd_run_trains_on(tiny_data, hr_run, tmp_path):
+    from click.testing import CliRunner
+
+    from lowres_sdk.cli import cli
+    from lowres_sdk.training.degrade import ModelInput, camera_resize
+    from lowres_sdk.training.kd_targets import load_targets
+
+    out = tmp_path / "targets.safetensors"
+    args = ["kd-targets", str(hr_run), str(hr_run), "--out", str(out), "--data", str(tiny_data), "--size", "8", "--kernels", "nearest"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "2 teacher(s) at 8 px, nearest + mirror" in r.output
+    train_set = read_image_folder(tiny_data / "train", 16)
+    logits = load_targets(out, train_set.labels, train_set.classes)
+    net, spec, _ = load_model(hr_run)
+    x = ModelInput(spec)(torch.from_numpy(np.stack([camera_resize(im, (8, 8), "nearest") for im in train_set.images[:5]]))
+                         .permute(0, 3, 1, 2).float() / 255)
+    with torch.no_grad():
+        expected = (net(x) + net(x.flip(-1))) / 2  # the mean of two identical teachers is one's
+    assert torch.allclose(logits[:5], expected, atol=1e-5)
+    before = out.read_bytes()
+    r = CliRunner().invoke(cli, args)  # nothing replaced unasked
+    assert isinstance(r.exception, InputError) and "--overwrite" in str(r.exception) and out.read_bytes() == before
+    r = CliRunner().invoke(cli, [*args[:-1], "bogus", "--overwrite"])
+    assert isinstance(r.exception, InputError) and "bogus" in str(r.exception) and out.read_bytes() == before
+    meta = train(tiny_recipe(tiny_data, method="kd", kd_targets=str(out), epochs=1), tmp_path / "student", progress=False)
+    assert meta["epoch"] == 1 and meta["recipe"]["kd_targets"] == str(out)

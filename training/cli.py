@@ -212,3 +212,29 @@ def eval_retrieval_command(run, dataset, data, resolutions, factors, ks, per_cla
         click.echo(f"  {r['variant']:>5} {r['query_resolution']:>3} px (/{r['downscale_factor']:g})  mAP {r['map']:.4f}  "
                    f"P@{k} {r[f'p_at_{k}']:.4f}  R@{k} {r[f'r_at_{k}']:.4f}")
     click.echo(f"wrote {out or run}/retrieval.json and retrieval.png")
+
+
+@click.command("kd-targets")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The targets file to write (.safetensors).")
+@click.option("--data", default=None, help="Dataset folder or .tar.gz whose train/ split the student trains on "
+                                           "(default: the first run's).")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="px the training images are shrunk to before the teachers see them: the student's resolution "
+                   "[default: the first run's input size].")
+@click.option("--kernels", default="area", show_default=True,
+              help="Comma-separated real resize kernels (OpenCV area/linear/cubic/nearest/lanczos, pil-bicubic, ...); "
+                   "the logits are averaged over them.")
+@click.option("--no-flip", is_flag=True, help="Do not average each crop with its mirror.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+def kd_targets_command(runs, out, data, size, kernels, no_flip, overwrite):
+    """Precompute distillation targets: the mean logits of the trained RUNS (one teacher or an ensemble)
+    on every training image, shrunk to --size px with each kernel and mirrored. A student then
+    distils from them with `lowres train --method kd --kd-targets OUT` at no teacher cost per step
+    (its training split must be the whole one these were made on; a mismatch is an error)."""
+    from .kd_targets import make_targets
+
+    about = make_targets(runs, out, data, size, [k.strip() for k in kernels.split(",") if k.strip()],
+                         flip=not no_flip, overwrite=overwrite)
+    click.echo(f"wrote {out}: {len(runs)} teacher(s) at {about['size']} px, {', '.join(about['kernels'])}"
+               f"{'' if no_flip else ' + mirror'}; the ensemble's top-1 on the training split {about['train_top1']:.2f} %")

@@ -80,8 +80,8 @@ class Recipe:
                                    "the HR image; needs a teacher with the student's input size and normalisation.")
     kd_teachers: str = _f("", "kd: further teacher runs, comma-separated: an ensemble teacher, whose softened outputs "
                               "(each teacher's at --kd-tau) are averaged with --teacher's.")
-    kd_targets: str = _f("", "kd: a file of precomputed teacher logits for every training image (training/kd_targets.py; "
-                             "benchmarks/cifar10_kd_targets.py makes one from an ensemble) used in place of --teacher.")
+    kd_targets: str = _f("", "kd: a file of precomputed teacher logits for every training image (`lowres kd-targets` makes one "
+                             "from one run or an ensemble), used in place of --teacher.")
     trainable: str = _f("all", "staged: what stage 2 fine-tunes: 'all', or parameter-name prefixes like 'fc' or 'layers.8,fc'.")
     mixed_ratio: float = _f(0.5, "mixed: probability that a training image is degraded to --resolution (else kept HR).")
     clusters: int = _f(50, "transfer: k-means clusters = pseudo-classes = transferred feature dim.")
