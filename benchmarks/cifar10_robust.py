@@ -20,7 +20,8 @@ two camera-robust nets (`airbench16_kernels16_kd`) and without (`airbench16_kern
 trained with Cutout for the rest of the 2 h instead (`airbench16_kernels16_cutout`); its recipe on airbench's net
 at width 0.7 from its own HR start (`airbench16_x07_kernels16`, 50 MFLOPs: room for flip averaging within 111);
 kernels16's recipe distilled from precomputed logits of an ensemble of five of these 16 px nets
-(`airbench16_kernels16_enskd`; make the logits first with cifar10_kd_targets.py).
+(`airbench16_kernels16_enskd`; make the logits first with cifar10_kd_targets.py), and the same on 6-11 px crops
+(`airbench16_route8_enskd`, the route below 12 px of a routed pair with it).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -217,6 +218,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                               kd_targets=str(ENSEMBLE_TARGETS),
                                               **{**native, "arch": "airbench", "epochs": args.cutout_epochs},
                                               **exact16_camera)),
+        # the route below 12 px of a routed pair with it: the same start, net and targets (the teachers' 16 px views:
+        # cross-resolution KD), crops of 6-11 px on the square geometry, every kernel with nearest (the worst at 8 px)
+        # drawn twice, no optics / sensor / codec draw; --route8-epochs
+        ("airbench16_route8_enskd", Recipe(method="kd", resolution=16, init=airbench_teacher, kd_targets=str(ENSEMBLE_TARGETS),
+                                           **{**native, "arch": "airbench", "epochs": args.route8_epochs},
+                                           **{**square, "camera_min": 6, "camera_max": 11, "camera_realism": 0.0,
+                                              "camera_kernels": ",".join((*KERNELS_ALL, "nearest"))})),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -356,6 +364,8 @@ def main() -> None:
                    help="epochs of airbench16_kernels16_cutout (from airbench32_hr; the two <= 2 h)")
     p.add_argument("--x07-epochs", type=int, default=25,
                    help="epochs of airbench16_x07_kernels16 (from airbench32_hr_x07; the two ~50 min)")
+    p.add_argument("--route8-epochs", type=int, default=25,
+                   help="epochs of airbench16_route8_enskd (from airbench32_hr; ~50 min)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
