@@ -40,8 +40,10 @@ SIZE = 16
 
 def to_input(crops: list[np.ndarray], spec) -> torch.Tensor:
     """uint8 BGR crops (the runtime's convention, as `shrink` returns them) -> the net's normalised RGB batch."""
+    from lowres_sdk.training.degrade import Normalize
+
     x = torch.from_numpy(np.ascontiguousarray(np.stack(crops)[..., ::-1])).permute(0, 3, 1, 2).float() / 255
-    return (x - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
+    return Normalize(spec.mean, spec.std)(x)
 
 
 @torch.no_grad()
