@@ -1,5 +1,5 @@
-"""`lowres train` and `lowres eval` (attached to the `lowres` group lazily, so `lowres --help` and
-the runtime commands never import torch)."""
+"""The training commands of `lowres`: train, viz, eval-retrieval and kd-targets (attached to the `lowres`
+group lazily, so `lowres --help` and the runtime commands never import torch)."""
 from __future__ import annotations
 
 import json
