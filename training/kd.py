@@ -36,6 +36,12 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | Sequenc
     return tau * tau * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1).mean()
 
 
+def kd_objective(task: Task, logits: torch.Tensor, y: torch.Tensor, teacher_logits) -> torch.Tensor:
+    """(1 - alpha) * the task's cross-entropy on the labels + alpha * `kd_loss` at the recipe's tau."""
+    a = task.recipe.kd_alpha
+    return (1 - a) * task.ce(logits, y) + a * kd_loss(logits, teacher_logits, task.recipe.kd_tau)
+
+
 class KDTask(TeacherTask):
     """``extra``: the ensemble's further teachers, each (network, its input spec)."""
 
@@ -56,8 +62,7 @@ class KDTask(TeacherTask):
         teachers = [(self.teacher, self.teacher_input), *zip(self.extra, self.extra_inputs)]
         with torch.no_grad():
             t = [teacher(x if same else view(hr)) for teacher, view in teachers]
-        a = self.recipe.kd_alpha
-        return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, t, self.recipe.kd_tau), logits
+        return kd_objective(self, logits, y, t), logits
 
 
 class TargetsKDTask(Task):
@@ -69,8 +74,7 @@ class TargetsKDTask(Task):
 
     def loss(self, net, hr, y, index, generator):
         logits, _ = net(self.student_input(hr, generator, index))
-        a = self.recipe.kd_alpha
-        return (1 - a) * self.ce(logits, y) + a * kd_loss(logits, self.targets[index], self.recipe.kd_tau), logits
+        return kd_objective(self, logits, y, self.targets[index]), logits
 
 
 def make_task(recipe, backbone, train_set) -> Task:
