@@ -4,12 +4,11 @@ crop and its mirror, averaged over views and nets (training/kd_targets.py's file
 `kd` run reads it). Prints and stores the ensemble's top-1 on the training split and on the test split
 shrunk the same way (the teacher's accuracy the KD row is read against).
 
-    python benchmarks/cifar10_kd_targets.py [--nets a,b,...] [--kernels area] [--out FILE]   # ~10 min on 2 cores
+    python benchmarks/cifar10_kd_targets.py [--nets a,b,...] [--kernels area] [--out FILE] [--overwrite]   # ~10 min on 2 cores
 """
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
@@ -28,33 +27,21 @@ def main() -> None:
     p.add_argument("--kernels", default="area", help="OpenCV / Pillow kernels the views are shrunk with (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ENSEMBLE_TARGETS, help="targets file (default: %(default)s, which "
                    "cifar10_robust.py's airbench16_kernels16_enskd reads)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed file, by default)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from lowres_sdk.training.checkpoint import load_model
-    from lowres_sdk.training.data import load_splits
-    from lowres_sdk.training.kd_targets import ensemble_logits, save_targets
+    from lowres_sdk.training.kd_targets import make_targets
 
     names = [n for n in args.nets.split(",") if n]
-    kernels = [k for k in args.kernels.split(",") if k]
     missing = [n for n in names if not (args.runs_dir / n / "checkpoint.json").exists()]
     if not names or missing:
         raise InputError(f"teacher runs not found under {args.runs_dir}: {missing or names} "
                          "(train them with benchmarks/cifar10_robust.py --only ...)")
-    loaded = [load_model(args.runs_dir / n) for n in names]
-    teachers, classes = [(m.to(memory_format=torch.channels_last), spec) for m, spec, _ in loaded], loaded[0][2]["classes"]
-    train, test = load_splits(args.data, 32)
-    t0 = time.time()
-    logits = ensemble_logits(teachers, train.images, SIZE, kernels)
-    seconds = time.time() - t0
-    test_top1 = float((ensemble_logits(teachers, test.images, SIZE, kernels).argmax(1) == test.labels).mean())
-    about = {"teachers": names, "kernels": kernels, "views": "each kernel's 16 px crop and its mirror", "size": SIZE,
-             "train_top1": round(100 * float((logits.argmax(1) == train.labels).mean()), 2),
-             "test_top1": round(100 * test_top1, 2), "seconds": round(seconds)}
-    save_targets(args.out, logits, train.labels, classes, about)
+    about = make_targets([args.runs_dir / n for n in names], args.out, str(args.data), SIZE,
+                         [k for k in args.kernels.split(",") if k], overwrite=args.overwrite, test_top1=True)
     print(f"wrote {args.out}: {about}")
-
 
 if __name__ == "__main__":
     main()

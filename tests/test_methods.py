@@ -375,5 +375,13 @@ def test_lowres_kd_targets_writes_the_flip_averaged_logits_a_kd_run_trains_on(ti
     assert isinstance(r.exception, InputError) and "--overwrite" in str(r.exception) and out.read_bytes() == before
     r = CliRunner().invoke(cli, [*args[:-1], "bogus", "--overwrite"])
     assert isinstance(r.exception, InputError) and "bogus" in str(r.exception) and out.read_bytes() == before
+    r = CliRunner().invoke(cli, [*args, "--test-top1", "--overwrite"])  # the teacher's accuracy on the test split too
+    assert r.exit_code == 0, r.output
+    test_set = read_image_folder(tiny_data / "test", 16)
+    x = ModelInput(spec)(torch.from_numpy(np.stack([camera_resize(im, (8, 8), "nearest") for im in test_set.images]))
+                         .permute(0, 3, 1, 2).float() / 255)
+    with torch.no_grad():
+        top1 = 100 * float(((net(x) + net(x.flip(-1))).argmax(1).numpy() == test_set.labels).mean())
+    assert f"on the test split {top1:.2f} %" in r.output
     meta = train(tiny_recipe(tiny_data, method="kd", kd_targets=str(out), epochs=1), tmp_path / "student", progress=False)
     assert meta["epoch"] == 1 and meta["recipe"]["kd_targets"] == str(out)
