@@ -450,27 +450,26 @@ def main() -> None:
                        f"{up_meta['recipe']['camera_min']}-{up_meta['recipe']['camera_max']} px (lr 0.1, cosine, "
                        "with the clips' motion-free crops as background)")
         history = hr_meta["history"] + up_meta["history"]
-        for cycle, epochs_n in enumerate(args.upper_continue_epochs, 1):
-            name = upper_stage_name(cycle)
-            up_meta = train_stage(upper_continuation(str(args.data), epochs_n, cycle), args.runs / name,
-                                  committed(name), (clipbg_train, test_set), args.no_train)
-            history += up_meta["history"]
-            schedule_up += (f", then {up_meta['epoch']} more at {up_meta['recipe']['camera_min']}-"
-                            f"{up_meta['recipe']['camera_max']} px (a further cosine cycle from lr {up_meta['recipe']['lr']:g})")
         if args.prepool_epochs and tuple(args.upper_continue_epochs) != UPPER_CONTINUE_EPOCHS:
             raise SystemExit("--prepool-epochs starts from the last of the default --upper-continue-epochs cycles")
         teacher_mflops = up_meta["mflops"]
-        for cycle, epochs_n in enumerate(args.prepool_epochs, 1):
-            name = prepool_stage_name(cycle, args.prepool_arch)
-            up_meta = train_stage(prepool_recipe(str(args.data), epochs_n, cycle, args.prepool_arch), args.runs / name,
-                                  committed(name), (clipbg_train, test_set), args.no_train)
+        # further cosine cycles of the 32 px net, then those of its pool-first successor distilled from it
+        stages = [(upper_stage_name(c), upper_continuation(str(args.data), n, c))
+                  for c, n in enumerate(args.upper_continue_epochs, 1)]
+        stages += [(prepool_stage_name(c, args.prepool_arch), prepool_recipe(str(args.data), n, c, args.prepool_arch))
+                   for c, n in enumerate(args.prepool_epochs, 1)]
+        for name, rec in stages:
+            arch_before = up_meta["recipe"]["arch"]
+            up_meta = train_stage(rec, args.runs / name, committed(name), (clipbg_train, test_set), args.no_train)
             history += up_meta["history"]
             pr = up_meta["recipe"]
             schedule_up += (f"; then the same weights with {PREPOOL_ARCHS[pr['arch']][1]} pooling before its first convolution ({pr['arch']}: "
                             f"{up_meta['mflops']:.1f} MFLOPs instead of {teacher_mflops:.1f}), {up_meta['epoch']} more epochs at "
                             f"{pr['camera_min']}-{pr['camera_max']} px distilled from the net before (kd, alpha {pr['kd_alpha']:g}, "
                             f"tau {pr['kd_tau']:g}, teacher and student on the same camera crop; lr {pr['lr']:g}, cosine)"
-                            if cycle == 1 else f", then {up_meta['epoch']} more (a further cycle from lr {pr['lr']:g})")
+                            if pr["arch"] != arch_before else
+                            f", then {up_meta['epoch']} more at {pr['camera_min']}-{pr['camera_max']} px (a further cosine "
+                            f"cycle from lr {pr['lr']:g})")
         upper = {"run": args.runs / name, "recipe": up_meta["recipe"], "params": up_meta["params"], "mflops": up_meta["mflops"],
                  "train_seconds": round(sum(h["seconds"] for h in history)), "schedule": schedule_up,
                  "weights_sha256": up_meta["weights_sha256"]}
