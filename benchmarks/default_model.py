@@ -715,9 +715,9 @@ def _label_counts(clf, crops, width) -> dict:
     return dict(Counter(clf([shrink(c, width, "area", "width") for c in crops]).labels))
 
 
-def bundle_metrics(bundle) -> dict:
-    """A bundle's export metrics; a routed bundle's flattened as ``route{i}_{name}``."""
-    return bundle.meta["metrics"] or {f"route{i}_{k}": v for i, r in enumerate(bundle.routes) for k, v in r.metrics.items()}
+def bundle_metrics(bundle) -> dict | list[dict]:
+    """A bundle's export metrics; a routed bundle's, one dict per route."""
+    return bundle.meta["metrics"] or [r.metrics for r in bundle.routes]
 
 
 def int8_verdict(r: dict) -> str:
@@ -725,18 +725,16 @@ def int8_verdict(r: dict) -> str:
     gates' figures come from the INT8 export also when the size check then shipped FP32 only)."""
     m = r["bundle"].get("int8_attempt_metrics") or r["bundle"]["metrics"]
     shipped = "model.int8.onnx" in r["bundle"]["files"]
-    keys = sorted({k.split("_")[0] for k in m if k.startswith("route")}) or [""]
+    routed = isinstance(m, list)
     parts = []
-    for key in keys:
-        get = (lambda name: m.get(f"{key}_{name}" if key else name))
-        top1 = next((k for k in m if k.startswith(f"{key}_int8_top1_at" if key else "int8_top1_at")), None)
+    for i, metrics in enumerate(m if routed else [m]):
+        top1 = next((k for k in metrics if k.startswith("int8_top1_at")), None)
         if top1 is None:
             continue
-        fp32 = m.get(top1.replace("int8_", ""))
-        verdict = f"refused: {get('int8_refused')}" if get("int8_refused") else "passed"
-        speed = f", {get('int8_speedup_batch64')}x FP32 speed at batch 64" if get("int8_speedup_batch64") else ""
-        parts.append(f"{key.replace('route', 'route ') + ': ' if key else ''}INT8 top-1 {m[top1]} vs FP32 {fp32}{speed} "
-                     f"({verdict})")
+        verdict = f"refused: {metrics['int8_refused']}" if metrics.get("int8_refused") else "passed"
+        speed = f", {metrics['int8_speedup_batch64']}x FP32 speed at batch 64" if metrics.get("int8_speedup_batch64") else ""
+        parts.append(f"{f'route {i}: ' if routed else ''}INT8 top-1 {metrics[top1]} vs FP32 "
+                     f"{metrics.get(top1.replace('int8_', ''))}{speed} ({verdict})")
     log = [x for x in r.get("int8_log") or [] if "bundle is" in x]  # the size check's verdict
     return ("shipped" if shipped else "not shipped") + (" (" + "; ".join(parts + log) + ")" if parts or log else "")
 
