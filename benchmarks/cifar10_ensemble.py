@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from cifar10_robust import bundle_of, nets_arguments
-from docs_table import write_block
-from results_io import save_figure, write_json
+from results_io import publish_report, save_figure
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -116,11 +115,7 @@ def main() -> None:
         probs = {n: clfs[n](crops).probs for n in nets}
         flipped = {n: clfs[n](mirrored).probs for n in nets}
         report["conditions"].append({"resolution": res, "kernel": kernel, **measure(probs, flipped, labels)})
-    write_json(RESULTS, report)
-    plot(report, RESULTS.with_suffix(".png"))
-    lines = summary(report)
-    write_block("cifar10_ensemble", lines)
-    print("\n".join(lines))
+    print("\n".join(publish_report("cifar10_ensemble", RESULTS, report, plot, summary)))
 
 
 if __name__ == "__main__":

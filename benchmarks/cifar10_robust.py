@@ -41,8 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from docs_table import write_block
-from results_io import bundle_weights, finished, restore, save_figure, train_and_commit, write_json
+from results_io import bundle_weights, finished, publish_report, restore, save_figure, train_and_commit
 
 from lowres_sdk.training.checkpoint import load_checkpoint
 from lowres_sdk.training.data import load_splits
@@ -407,9 +406,7 @@ def publish(rows: list[dict], earlier: list[dict] = ()) -> None:
     results stay whole while a pass is under way)."""
     have = {r["run"] for r in rows}
     rows = rows + [r for r in earlier if r["run"] not in have]
-    write_json(RESULTS, rows)
-    plot(rows, RESULTS.with_suffix(".png"))
-    write_block("cifar10_robust", summary(rows))
+    publish_report("cifar10_robust", RESULTS, rows, plot, summary)
 
 
 if __name__ == "__main__":

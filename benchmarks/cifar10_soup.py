@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from cifar10_robust import nets_arguments
-from docs_table import write_block
-from results_io import save_figure, write_json
+from results_io import publish_report, save_figure
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -150,11 +149,7 @@ def main() -> None:
         net = reestimate_bn(net, bn_x)
         rows.append({**row, **{f"{k}_reestimated": top1(net, x, labels) for k, x in tests.items()}})
     report = {"nets": names, "images": len(labels), "resolution": SIZE, "rows": rows}
-    write_json(RESULTS, report)
-    plot(report, RESULTS.with_suffix(".png"))
-    lines = summary(report)
-    write_block("cifar10_soup", lines)
-    print("\n".join(lines))
+    print("\n".join(publish_report("cifar10_soup", RESULTS, report, plot, summary)))
 
 
 if __name__ == "__main__":

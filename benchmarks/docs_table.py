@@ -15,5 +15,7 @@ def write_block(name: str, lines: list[str], doc: Path = DOC) -> None:
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text += "\n" + block + "\n"
+    from lowres_sdk._io import atomic_write_text
+
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    atomic_write_text(doc, text)  # a stopped run leaves the doc whole

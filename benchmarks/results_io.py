@@ -1,5 +1,5 @@
 """What every benchmark script shares: has a run finished, training a run that continues from its
-committed checkpoint, which weights a cached bundle holds, and writing its JSON and PNG atomically."""
+committed checkpoint, which weights a cached bundle holds, and writing its JSON, PNG and docs table atomically."""
 from __future__ import annotations
 
 import json
@@ -58,6 +58,18 @@ def write_json(path: Path, data) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=2))
+
+
+def publish_report(name: str, path: Path, report, plot, summary) -> list[str]:
+    """A benchmark's results, published: ``report`` as the JSON ``path``, ``plot(report, png)`` beside it,
+    and the lines of ``summary(report)`` as the block ``name`` of docs/benchmarks.md. Returns those lines."""
+    from docs_table import write_block
+
+    write_json(path, report)
+    plot(report, path.with_suffix(".png"))
+    lines = summary(report)
+    write_block(name, lines)
+    return lines
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> None:
