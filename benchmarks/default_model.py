@@ -513,7 +513,6 @@ def main() -> None:
     heads = [{"temperature": t, "merge": {k: list(v) for k, v in fixedcam.COARSE.items()}, "drop": list(fixedcam.DROPPED)}
              for t in temps]
     int8_log = []  # the export's INT8 verdicts, for the doc
-    int8_attempt = None
 
     def log(msg) -> None:
         print(msg, flush=True)
@@ -523,11 +522,7 @@ def main() -> None:
     shipped_args = dict(test_set=test_set, calib_set=calib, log=log, fp16_weights=args.fp16_weights,
                         calibration={k: calibration[k] for k in CALIBRATION_KEYS})
     if len(routes) > 1:  # INT8 for the routes that pass the export's gates, if the bundle stays small enough
-        export_routed(routes, staging, int8=True, heads=heads, **shipped_args)
-        int8_attempt = bundle_metrics(load_bundle(staging))  # its per-route INT8 verdicts, for the doc
-        if bundle_mb(staging) > MAX_BUNDLE_MB:
-            log(f"with its INT8 model the bundle is {bundle_mb(staging):.2f} MB (> {MAX_BUNDLE_MB}); shipping FP32 only")
-            export_routed(routes, staging, heads=heads, overwrite=True, **shipped_args)
+        export_routed(routes, staging, int8=True, heads=heads, max_mb=MAX_BUNDLE_MB, **shipped_args)
     else:
         try:  # INT8 ships only if the export's accuracy and speed gates pass
             export_run(run, staging, int8=True, head=heads[0], **shipped_args)
@@ -584,7 +579,7 @@ def main() -> None:
                                                 "fp32": {shape: sp["reference"]["fp32"] for shape, sp in speed.items()}}
     print("speed", json.dumps(speed), flush=True)
     results["bundle"] = {"files": {n: i["bytes"] for n, i in shipped.bundle.meta["files"].items()},
-                         "metrics": bundle_metrics(shipped.bundle), "int8_attempt_metrics": int8_attempt,
+                         "metrics": bundle_metrics(shipped.bundle),
                          "parity": shipped.bundle.meta["parity"]["max_abs_diff"],
                          "weights_storage": shipped.bundle.meta["provenance"].get("weights_storage", "fp32"),
                          "head_drop": (shipped.bundle.meta["provenance"].get("head") or {}).get("drop")}
@@ -634,10 +629,6 @@ def record_variant(name: str, r: dict, shipped: bool) -> None:
             other["shipped"] = False
         rows[name]["shipped"] = True
     write_json(VARIANTS, rows)
-
-
-def bundle_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.iterdir()) / 1e6
 
 
 def train_stage(rec: Recipe, run: Path, saved: Path, data, no_train: bool) -> dict:
@@ -721,9 +712,9 @@ def bundle_metrics(bundle) -> dict | list[dict]:
 
 
 def int8_verdict(r: dict) -> str:
-    """What the export's INT8 gates said, per route of a routed bundle, and whether INT8 shipped (the
-    gates' figures come from the INT8 export also when the size check then shipped FP32 only)."""
-    m = r["bundle"].get("int8_attempt_metrics") or r["bundle"]["metrics"]
+    """What the export's INT8 gates said, per route of a routed bundle, and whether INT8 shipped (a routed
+    bundle's routes keep their gates' figures also when the size cap then shipped FP32 only)."""
+    m = r["bundle"]["metrics"]
     shipped = "model.int8.onnx" in r["bundle"]["files"]
     routed = isinstance(m, list)
     parts = []

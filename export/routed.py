@@ -123,14 +123,16 @@ def _check_routes_agree(bundles: list[Bundle]) -> None:
 
 def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os.PathLike, *, int8: bool = False,
                   heads: list[dict | None] | None = None, calibration: dict | None = None, overwrite: bool = False,
-                  log=print, **export_kw) -> Bundle:
+                  max_mb: float | None = None, log=print, **export_kw) -> Bundle:
     """Export the training runs of ``routes`` [(min_side, run), ...] (min_side 0 first, ascending) to
     one routed classify bundle ``out_dir``. Each run is exported by `export_run` with ``export_kw``
     (its parity check, metrics, and with ``int8`` its INT8 gates: model.int8.onnx holds the INT8
     graph of each route that passed them, the FP32 graph of each that did not -- ``routes[i].int8``
-    says which -- and is left out when none passed); ``heads[i]``: route i's head (temperature / merge / drop: each net
-    is calibrated on its own); ``calibration``: the bundle's (thresholds over the routed outputs)."""
-    from .exporter import _embed_metadata, export_run
+    says which -- and is left out when none passed, or when ``max_mb`` is given and the bundle with it
+    would weigh more than that many MB; each route's metrics keep its gates' figures either way);
+    ``heads[i]``: route i's head (temperature / merge / drop: each net is calibrated on its own);
+    ``calibration``: the bundle's (thresholds over the routed outputs)."""
+    from .exporter import export_run
 
     check_bundle_target(out_dir, overwrite)
     if len(routes) < 2:
@@ -149,37 +151,55 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
             parts.append(export_run(run, tmp / f"route{i}", int8=int8, int8_optional=True, head=head, log=log, **export_kw))
         _check_routes_agree(parts)
         int8_routes = ["int8" in p.variants for p in parts]
-        variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if any(int8_routes) else {})}
         if int8 and not all(int8_routes):
             log(f"INT8 refused for route(s) {[i for i, q in enumerate(int8_routes) if not q]}: "
                 + ("model.int8.onnx runs them in FP32" if any(int8_routes) else "the routed bundle ships FP32 only"))
-        # each route's graph in a variant: its own, or its FP32 one where its INT8 was refused
-        graphs = {k: [p.file(p.variants.get(k, "model.onnx")) for p in parts] for k in variants}
-        files = {}
-        for key, name in variants.items():
-            composed = tmp / name
-            onnx.save(route_graph([onnx.load(str(g)) for g in graphs[key]], min_sides), str(composed))
-            files[name] = composed
-        sides = sorted({*min_sides[1:], *(m - 1 for m in min_sides[1:]), 8, 2 * min_sides[-1]})
-        report = {"routing": {k: routing_parity(files[n], graphs[k], min_sides, sides) for k, n in variants.items()}}
-        report["max_abs_diff"] = max(p.description.parity["max_abs_diff"] for p in parts)
-        report["tolerance"] = PARITY_TOLERANCE
-        log(f"routing parity: max |routed - route's own graph| = "
-            f"{max(r['max_abs_diff'] for r in report['routing'].values()):.2e} over crops of {sides} px")
-        first = parts[0].description
-        description = describe(
-            "classify", list(first.labels), first.preprocessing, embedding_dim=first.embedding_dim,
-            provenance={**first.provenance, "routed_from": [str(run) for _, run in routes]}, metrics={},
-            parity=report, variants={k: v for k, v in variants.items() if k != "fp32"}, calibration=calibration,
-            routes=[{"min_side": side, "preprocessing": p.description.preprocessing.to_dict(),
-                     "provenance": p.description.provenance, "metrics": p.description.metrics,
-                     "parity": p.description.parity, "int8": q} for side, p, q in zip(min_sides, parts, int8_routes)])
-        for path in files.values():
-            _embed_metadata(path, description)
-        bundle = write_bundle(out_dir, description, files, overwrite=overwrite)
+        bundle = _compose(parts, [str(run) for _, run in routes], min_sides, int8_routes, calibration, tmp / "composed",
+                          out_dir, overwrite, log)
+        mb = sum(f.stat().st_size for f in Path(out_dir).iterdir()) / 1e6
+        if max_mb is not None and any(int8_routes) and mb > max_mb:
+            log(f"with its INT8 model the bundle is {mb:.2f} MB (> {max_mb:g}); shipping FP32 only")
+            bundle = _compose(parts, [str(run) for _, run in routes], min_sides, [False] * len(parts), calibration,
+                              tmp / "composed_fp32", out_dir, True, log)
     log(f"wrote routed bundle {out_dir} ({len(routes)} models, routes at {min_sides[1:]} px): "
         + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
     return bundle
+
+
+def _compose(parts: list[Bundle], runs: list[str], min_sides: list[int], int8_routes: list[bool], calibration: dict | None,
+             tmp: Path, out_dir: str | os.PathLike, overwrite: bool, log) -> Bundle:
+    """The routed bundle of the exported ``parts``: their FP32 graphs composed, and where any of
+    ``int8_routes`` holds, an INT8 model (each such route's INT8 graph, the others' FP32 one); the
+    composition checked against each route's own graph, written to ``out_dir``."""
+    from .exporter import _embed_metadata
+
+    tmp.mkdir()
+    variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if any(int8_routes) else {})}
+    # each route's graph in a variant: its own, or its FP32 one where its INT8 is not used
+    graphs = {k: [p.file(p.variants["int8"] if k == "int8" and q else "model.onnx") for p, q in zip(parts, int8_routes)]
+              for k in variants}
+    files = {}
+    for key, name in variants.items():
+        composed = tmp / name
+        onnx.save(route_graph([onnx.load(str(g)) for g in graphs[key]], min_sides), str(composed))
+        files[name] = composed
+    sides = sorted({*min_sides[1:], *(m - 1 for m in min_sides[1:]), 8, 2 * min_sides[-1]})
+    report = {"routing": {k: routing_parity(files[n], graphs[k], min_sides, sides) for k, n in variants.items()}}
+    report["max_abs_diff"] = max(p.description.parity["max_abs_diff"] for p in parts)
+    report["tolerance"] = PARITY_TOLERANCE
+    log(f"routing parity: max |routed - route's own graph| = "
+        f"{max(r['max_abs_diff'] for r in report['routing'].values()):.2e} over crops of {sides} px")
+    first = parts[0].description
+    description = describe(
+        "classify", list(first.labels), first.preprocessing, embedding_dim=first.embedding_dim,
+        provenance={**first.provenance, "routed_from": runs}, metrics={},
+        parity=report, variants={k: v for k, v in variants.items() if k != "fp32"}, calibration=calibration,
+        routes=[{"min_side": side, "preprocessing": p.description.preprocessing.to_dict(),
+                 "provenance": p.description.provenance, "metrics": p.description.metrics,
+                 "parity": p.description.parity, "int8": q} for side, p, q in zip(min_sides, parts, int8_routes)])
+    for path in files.values():
+        _embed_metadata(path, description)
+    return write_bundle(out_dir, description, files, overwrite=overwrite)
 
 
 def _branch(graph: onnx.GraphProto, name: str) -> onnx.GraphProto | None:

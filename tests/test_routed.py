@@ -129,6 +129,19 @@ def test_int8_is_routed_too_and_each_route_keeps_its_gate(tiny_run, run16, tmp_p
     assert np.allclose(p8.sum(1), 1, atol=1e-3) and 0 < np.abs(p8 - p32).max() < 0.3  # quantized, not another model
 
 
+def test_int8_is_left_out_when_the_bundle_would_exceed_max_mb(tiny_run, run16, tmp_path):
+    said = []
+    bundle = export_routed([(0, tiny_run), (AT, run16)], tmp_path / "b", int8=True, force=True, max_mb=0.001,
+                           **{**QUIET, "log": said.append})
+    assert "int8" not in bundle.variants and not (tmp_path / "b" / "model.int8.onnx").exists()
+    assert [r.int8 for r in bundle.routes] == [False, False]
+    assert all("int8_top1_drop" in r.metrics for r in bundle.routes)  # the gates' figures are kept
+    assert any("shipping FP32 only" in str(m) for m in said)
+    assert set(bundle.meta["parity"]["routing"]) == {"fp32"}
+    crops = [np.random.default_rng(1).integers(0, 256, (h, h, 3), dtype=np.uint8) for h in (8, 20)]
+    assert np.allclose(Classifier(bundle, unknown_below=None)(crops).probs.sum(1), 1, atol=1e-5)
+
+
 def test_route_graph_refuses_what_it_cannot_route(tiny_bundle, tiny_run, tmp_path):
     m = onnx.load(str(tiny_bundle.file()))
     with pytest.raises(ExportError, match=">= 2 models"):
