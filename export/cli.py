@@ -53,13 +53,16 @@ def _parse_routes(routes) -> list[tuple[int, str]]:
               help="Route crops whose longer side is >= MIN_SIDE px to training run RUN (repeatable): one routed bundle "
                    "whose graph sends each crop to the model trained for its size; RUN_OR_BUNDLE takes the smallest "
                    "crops. Classifiers of the same labels only; each route gets its own parity check and INT8 gates.")
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --route and --int8: leave the INT8 model out when the bundle with it would weigh more than this "
+                   "many MB (an edge box's budget); each route's INT8 figures stay in its metrics.")
 @click.option("--split-route", type=click.IntRange(min=0), default=None, metavar="K",
               help="With a routed BUNDLE and --out: write its route K (0 = the smallest crops') as a bundle of one model, "
                    "for TensorRT / DeepStream, which take one input size.")
 @click.option("--triton-kind", type=click.Choice(["auto", "gpu", "cpu"]), default="auto", show_default=True,
               help="instance_group kind of the Triton onnxruntime model.")
 def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, eval_per_class, deepstream, trt_onnx, tensorrt, precision,
-                   engine_dir, max_batch, triton_repo, triton_kind, routes, split_route):
+                   engine_dir, max_batch, triton_repo, triton_kind, routes, max_mb, split_route):
     """Compile training RUN into a bundle: ONNX graph with the pre-processing fused in (raw uint8 BGR
     crops of any size in), parity-checked against torch, with metrics and provenance. Given a BUNDLE
     instead, write its deployment forms (--deepstream, --trt-onnx, --tensorrt, --triton)."""
@@ -91,6 +94,8 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
             raise click.UsageError("--out is required when exporting a training run")
         if split_route is not None:
             raise click.UsageError("--split-route takes a routed BUNDLE, not a training run")
+        if max_mb is not None and not (routes and int8):
+            raise click.UsageError("--max-mb caps a routed INT8 export: it needs --route and --int8")
         check_bundle_target(out, overwrite)  # before importing torch and minutes of work
         from .exporter import export_run
 
@@ -99,7 +104,7 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
         if routes:
             from .routed import export_routed
 
-            bundle = export_routed([(0, run), *_parse_routes(routes)], out, **kw)
+            bundle = export_routed([(0, run), *_parse_routes(routes)], out, max_mb=max_mb, **kw)
         else:
             bundle = export_run(run, out, **kw)
     if deepstream:

@@ -130,13 +130,21 @@ def test_int8_is_routed_too_and_each_route_keeps_its_gate(tiny_run, run16, tmp_p
 
 
 def test_int8_is_left_out_when_the_bundle_would_exceed_max_mb(tiny_run, run16, tmp_path):
-    said = []
-    bundle = export_routed([(0, tiny_run), (AT, run16)], tmp_path / "b", int8=True, force=True, max_mb=0.001,
-                           **{**QUIET, "log": said.append})
-    assert "int8" not in bundle.variants and not (tmp_path / "b" / "model.int8.onnx").exists()
-    assert [r.int8 for r in bundle.routes] == [False, False]
-    assert all("int8_top1_drop" in r.metrics for r in bundle.routes)  # the gates' figures are kept
-    assert any("shipping FP32 only" in str(m) for m in said)
+    from click.testing import CliRunner
+
+    from lowres_sdk.cli import cli
+
+    out = tmp_path / "b"
+    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--route", f"{AT}:{run16}", "--max-mb", "0.001", "--out", str(out)])
+    assert r.exit_code == 2 and "--max-mb caps a routed INT8 export" in r.output and not out.exists()
+    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--route", f"{AT}:{run16}", "--int8", "--force", "--max-mb", "0.001",
+                                 "--eval-per-class", "12", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "shipping FP32 only" in r.output
+    bundle = load_bundle(out)
+    assert "int8" not in bundle.variants and not (out / "model.int8.onnx").exists()
+    assert [q.int8 for q in bundle.routes] == [False, False]
+    assert all("int8_top1_drop" in q.metrics for q in bundle.routes)  # the gates' figures are kept
     assert set(bundle.meta["parity"]["routing"]) == {"fp32"}
     crops = [np.random.default_rng(1).integers(0, 256, (h, h, 3), dtype=np.uint8) for h in (8, 20)]
     assert np.allclose(Classifier(bundle, unknown_below=None)(crops).probs.sum(1), 1, atol=1e-5)
