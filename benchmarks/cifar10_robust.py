@@ -21,7 +21,8 @@ trained with Cutout for the rest of the 2 h instead (`airbench16_kernels16_cutou
 at width 0.7 from its own HR start (`airbench16_x07_kernels16`, 50 MFLOPs: room for flip averaging within 111);
 kernels16's recipe distilled from precomputed logits of an ensemble of five of these 16 px nets
 (`airbench16_kernels16_enskd`; make the logits first with cifar10_kd_targets.py), and the same on 6-11 px crops
-(`airbench16_route8_enskd`, the route below 12 px of a routed pair with it).
+(`airbench16_route8_enskd`, the route below 12 px of a routed pair with it), nearest drawn more often and trained
+longer (`airbench16_route8_enskd_n4`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -30,7 +31,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
     python benchmarks/cifar10_robust.py [--epochs 10] [--teacher-epochs 10] [--long-epochs 30]
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
         [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--kd-more-epochs 12]
-        [--cutout-epochs 37] [--x07-epochs 25]
+        [--cutout-epochs 37] [--x07-epochs 25] [--route8-epochs 25] [--route8-long-epochs 30]
         [--only RUN,RUN]
 """
 from __future__ import annotations
@@ -225,7 +226,7 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                            **{**square, "camera_min": 6, "camera_max": 11, "camera_realism": 0.0,
                                               "camera_kernels": ",".join((*KERNELS_ALL, "nearest"))})),
         # ... its nearest neighbour (still 3 points under area at 8 px) drawn four times in eleven instead of twice in
-        # nine, for the rest of issue 13's 2 h (--route8-long-epochs 30: the start's 2,680 s + 30 epochs of ~130 s)
+        # nine, for the rest of issue 13's 2 h (--route8-long-epochs 30: on session 22's VM the start's 2,680 s + 30 epochs of ~130 s)
         ("airbench16_route8_enskd_n4", Recipe(method="kd", resolution=16, init=airbench_teacher,
                                               kd_targets=str(ENSEMBLE_TARGETS),
                                               **{**native, "arch": "airbench", "epochs": args.route8_long_epochs},
