@@ -22,7 +22,8 @@ at width 0.7 from its own HR start (`airbench16_x07_kernels16`, 50 MFLOPs: room 
 kernels16's recipe distilled from precomputed logits of an ensemble of five of these 16 px nets
 (`airbench16_kernels16_enskd`; make the logits first with cifar10_kd_targets.py), and the same on 6-11 px crops
 (`airbench16_route8_enskd`, the route below 12 px of a routed pair with it), nearest drawn more often and trained
-longer (`airbench16_route8_enskd_n4`).
+longer (`airbench16_route8_enskd_n4`), and continued on exact 16 px crops as the upper route of a pair trained
+within one 2 h (`airbench16_route16_from8`).
 
 Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/cifar10_robust.json
 (rows {"run", "method", "resolution", "input_mode", "degradation", "kernel", "arch", "params",
@@ -32,6 +33,7 @@ Resumable (runs in benchmarks/runs/cifar10_robust/); writes benchmarks/results/c
         [--square-epochs 30] [--staged-epochs 90] [--airbench-teacher-epochs 6] [--airbench-epochs 90]
         [--airbench-more-epochs 45] [--ceiling-epochs 30] [--half-more-epochs 12] [--kd-more-epochs 12]
         [--cutout-epochs 37] [--x07-epochs 25] [--route8-epochs 25] [--route8-long-epochs 30]
+        [--route16-epochs 25]
         [--only RUN,RUN]
 """
 from __future__ import annotations
@@ -232,6 +234,13 @@ def plan(args) -> list[tuple[str, Recipe]]:
                                               **{**native, "arch": "airbench", "epochs": args.route8_long_epochs},
                                               **{**square, "camera_min": 6, "camera_max": 11, "camera_realism": 0.0,
                                                  "camera_kernels": ",".join((*KERNELS_ALL, *["nearest"] * 3))})),
+        # the route from 12 px up of a routed pair with it within one 2 h: route8_enskd_n4's weights continued on
+        # kernels16_enskd's exact 16 px crops and targets, a second cosine cycle from lr 0.05 (--route16-epochs 25: the
+        # start's and route8_enskd_n4's 4,514 s on session 23's VM + 25 epochs of ~90 s); train s counts all three
+        ("airbench16_route16_from8", Recipe(method="kd", resolution=16, init=str(args.runs / "airbench16_route8_enskd_n4"),
+                                            kd_targets=str(ENSEMBLE_TARGETS),
+                                            **{**native, "arch": "airbench", "epochs": args.route16_epochs, "lr": 0.05},
+                                            **exact16_camera)),
         # the long run: the same recipe and net for --long-epochs (issue 13's <= 2 h budget)
         ("airnet16_long", Recipe(method="lr", resolution=16, **{**native, "arch": "airnet", "epochs": args.long_epochs}, **robust)),
         # airnet16_long continued on the square geometry, a second cosine cycle from lr 0.05; train s counts both runs
@@ -375,6 +384,8 @@ def main() -> None:
                    help="epochs of airbench16_route8_enskd (from airbench32_hr; ~50 min)")
     p.add_argument("--route8-long-epochs", type=int, default=30,
                    help="epochs of airbench16_route8_enskd_n4 (from airbench32_hr; the two <= 2 h)")
+    p.add_argument("--route16-epochs", type=int, default=25,
+                   help="epochs of airbench16_route16_from8 (continues airbench16_route8_enskd_n4; the three <= 2 h)")
     p.add_argument("--only", default=None, help="Comma-separated run names to train (default: all)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
