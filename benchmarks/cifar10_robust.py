@@ -342,12 +342,14 @@ def plot(rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def nets_arguments(p: argparse.ArgumentParser, nets: tuple[str, ...]) -> None:
-    """--data, --runs-dir and --nets: the options of a script that measures nets this script trained."""
+def nets_arguments(p: argparse.ArgumentParser, nets: tuple[str, ...] | None) -> None:
+    """--data, --runs-dir and (unless ``nets`` is None) --nets: the options of a script that measures nets
+    this script trained."""
     p.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
     p.add_argument("--runs-dir", type=Path, default=HERE / "runs" / "cifar10_robust",
                    help="where cifar10_robust.py trained the nets (their bundles are under bundles/)")
-    p.add_argument("--nets", default=",".join(nets), help="comma-separated runs of cifar10_robust.py (default: %(default)s)")
+    if nets is not None:
+        p.add_argument("--nets", default=",".join(nets), help="comma-separated runs of cifar10_robust.py (default: %(default)s)")
 
 
 def main() -> None:
