@@ -43,5 +43,6 @@ def main() -> None:
                          [k for k in args.kernels.split(",") if k], overwrite=args.overwrite, test_top1=True)
     print(f"wrote {args.out}: {about}")
 
+
 if __name__ == "__main__":
     main()
