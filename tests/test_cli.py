@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lowres_sdk import __version__
-from lowres_sdk.cli import cli, main
+from lowres_sdk.cli import cli
 
 
 def run_cli(*args):

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from lowres_sdk import DataError
-from lowres_sdk.training import data as data_mod
 from lowres_sdk.training.data import extract_archive, load_splits, read_image_folder
 
 from conftest import CIFAR_ARCHIVE, make_image_folder

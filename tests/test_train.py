@@ -1,5 +1,4 @@
 """The training loop: checkpoints, resume, DDP, and the data it reads."""
-import json
 import os
 import subprocess
 import sys

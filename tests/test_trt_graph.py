@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from lowres_sdk import Classifier, ExportError
-from lowres_sdk.bundle import ONNX_METADATA_KEY, description_of
+from lowres_sdk.bundle import ONNX_METADATA_KEY
 from lowres_sdk.errors import BundleError, LowresError
 from lowres_sdk.export.trt_graph import TRT_INPUT_KEY, trt_ready, trt_violations, write_trt_onnx
 from lowres_sdk.host_preprocess import antialiased_weights, prepare
