@@ -154,46 +154,53 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
         if int8 and not all(int8_routes):
             log(f"INT8 refused for route(s) {[i for i, q in enumerate(int8_routes) if not q]}: "
                 + ("model.int8.onnx runs them in FP32" if any(int8_routes) else "the routed bundle ships FP32 only"))
-        bundle = _compose(parts, [str(run) for _, run in routes], min_sides, int8_routes, calibration, tmp / "composed",
-                          out_dir, overwrite, log)
-        mb = sum(f.stat().st_size for f in Path(out_dir).iterdir()) / 1e6
-        if max_mb is not None and any(int8_routes) and mb > max_mb:
-            log(f"with its INT8 model the bundle is {mb:.2f} MB (> {max_mb:g}); shipping FP32 only")
-            bundle = _compose(parts, [str(run) for _, run in routes], min_sides, [False] * len(parts), calibration,
-                              tmp / "composed_fp32", out_dir, True, log)
+        files, routing = _compose(parts, min_sides, int8_routes, tmp / "composed", log)
+        runs = [str(run) for _, run in routes]
+        bundle = _write(parts, runs, min_sides, int8_routes, calibration, files, routing, out_dir, overwrite)
+        if max_mb is not None and "model.int8.onnx" in files:
+            mb = sum(f.stat().st_size for f in Path(out_dir).iterdir()) / 1e6
+            if mb > max_mb:
+                log(f"with its INT8 model the bundle is {mb:.2f} MB (> {max_mb:g}); shipping FP32 only")
+                bundle = _write(parts, runs, min_sides, [False] * len(parts), calibration,
+                                {"model.onnx": files["model.onnx"]}, {"fp32": routing["fp32"]}, out_dir, True)
     log(f"wrote routed bundle {out_dir} ({len(routes)} models, routes at {min_sides[1:]} px): "
         + ", ".join(f"{n} ({i['bytes'] / 1e6:.2f} MB)" for n, i in bundle.meta["files"].items()))
     return bundle
 
 
-def _compose(parts: list[Bundle], runs: list[str], min_sides: list[int], int8_routes: list[bool], calibration: dict | None,
-             tmp: Path, out_dir: str | os.PathLike, overwrite: bool, log) -> Bundle:
-    """The routed bundle of the exported ``parts``: their FP32 graphs composed, and where any of
-    ``int8_routes`` holds, an INT8 model (each such route's INT8 graph, the others' FP32 one); the
-    composition checked against each route's own graph, written to ``out_dir``."""
-    from .exporter import _embed_metadata
-
+def _compose(parts: list[Bundle], min_sides: list[int], int8_routes: list[bool], tmp: Path, log) -> tuple[dict, dict]:
+    """The exported ``parts``' FP32 graphs composed into model.onnx, and where any of ``int8_routes``
+    holds, model.int8.onnx (each such route's INT8 graph, the others' FP32 one), in ``tmp``; each checked
+    against its routes' own graphs. Returns ({file name: path}, {variant: routing parity})."""
     tmp.mkdir()
     variants = {"fp32": "model.onnx", **({"int8": "model.int8.onnx"} if any(int8_routes) else {})}
-    # each route's graph in a variant: its own, or its FP32 one where its INT8 is not used
+    # each route's graph in a variant: its own, or its FP32 one where its INT8 was refused
     graphs = {k: [p.file(p.variants["int8"] if k == "int8" and q else "model.onnx") for p, q in zip(parts, int8_routes)]
               for k in variants}
     files = {}
     for key, name in variants.items():
-        composed = tmp / name
-        onnx.save(route_graph([onnx.load(str(g)) for g in graphs[key]], min_sides), str(composed))
-        files[name] = composed
+        files[name] = tmp / name
+        onnx.save(route_graph([onnx.load(str(g)) for g in graphs[key]], min_sides), str(files[name]))
     sides = sorted({*min_sides[1:], *(m - 1 for m in min_sides[1:]), 8, 2 * min_sides[-1]})
-    report = {"routing": {k: routing_parity(files[n], graphs[k], min_sides, sides) for k, n in variants.items()}}
-    report["max_abs_diff"] = max(p.description.parity["max_abs_diff"] for p in parts)
-    report["tolerance"] = PARITY_TOLERANCE
+    routing = {k: routing_parity(files[n], graphs[k], min_sides, sides) for k, n in variants.items()}
     log(f"routing parity: max |routed - route's own graph| = "
-        f"{max(r['max_abs_diff'] for r in report['routing'].values()):.2e} over crops of {sides} px")
+        f"{max(r['max_abs_diff'] for r in routing.values()):.2e} over crops of {sides} px")
+    return files, routing
+
+
+def _write(parts: list[Bundle], runs: list[str], min_sides: list[int], int8_routes: list[bool], calibration: dict | None,
+           files: dict, routing: dict, out_dir: str | os.PathLike, overwrite: bool) -> Bundle:
+    """The routed bundle of the composed ``files`` (`_compose`'s, or the FP32 one alone with ``int8_routes``
+    all False), its description embedded in each, written to ``out_dir``."""
+    from .exporter import _embed_metadata
+
     first = parts[0].description
+    report = {"routing": routing, "max_abs_diff": max(p.description.parity["max_abs_diff"] for p in parts),
+              "tolerance": PARITY_TOLERANCE}
     description = describe(
         "classify", list(first.labels), first.preprocessing, embedding_dim=first.embedding_dim,
-        provenance={**first.provenance, "routed_from": runs}, metrics={},
-        parity=report, variants={k: v for k, v in variants.items() if k != "fp32"}, calibration=calibration,
+        provenance={**first.provenance, "routed_from": runs}, metrics={}, parity=report,
+        variants={"int8": "model.int8.onnx"} if "model.int8.onnx" in files else {}, calibration=calibration,
         routes=[{"min_side": side, "preprocessing": p.description.preprocessing.to_dict(),
                  "provenance": p.description.provenance, "metrics": p.description.metrics,
                  "parity": p.description.parity, "int8": q} for side, p, q in zip(min_sides, parts, int8_routes)])
