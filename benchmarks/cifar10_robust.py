@@ -249,11 +249,17 @@ def plan(args) -> list[tuple[str, Recipe]]:
     ]
 
 
-def train_seconds(run: Path) -> float:
-    """Seconds of a run's training plus those of the run it started from (``init``), recursively."""
-    meta = load_checkpoint(run)[1]
-    init = meta["recipe"].get("init")
-    return sum(h["seconds"] for h in meta["history"]) + (train_seconds(Path(init)) if init else 0.0)
+def init_chain(run: Path) -> list[Path]:
+    """``run`` and the runs it started from (``init``), recursively."""
+    init = load_checkpoint(run)[1]["recipe"].get("init")
+    return [run, *(init_chain(Path(init)) if init else [])]
+
+
+def train_seconds(*runs: Path) -> float:
+    """Seconds of the training of ``runs`` and of the runs each started from (``init``), recursively; a
+    run that several of them started from (a shared start) counted once."""
+    unique = {p.resolve(): p for r in runs for p in init_chain(r)}
+    return sum(h["seconds"] for p in unique.values() for h in load_checkpoint(p)[1]["history"])
 
 
 def bundle_of(name: str, run: Path, meta: dict, test, bundles: Path) -> Path:

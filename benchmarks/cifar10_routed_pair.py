@@ -13,30 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cifar10_robust import KERNELS, RESOLUTIONS, nets_arguments
+from cifar10_robust import KERNELS, RESOLUTIONS, nets_arguments, train_seconds
+from docs_table import kernel_table
 from results_io import publish_report
 
 from lowres_sdk.errors import InputError
+from lowres_sdk.training.checkpoint import load_checkpoint
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_routed_pair.json"
 LOW, HIGH, AT = "airbench16_route8_enskd_n4", "airbench16_route16_from8", 12
-
-
-def chain(run: Path) -> list[Path]:
-    """``run`` and the runs it started from (``init``), recursively."""
-    from lowres_sdk.training.checkpoint import load_checkpoint
-
-    init = load_checkpoint(run)[1]["recipe"].get("init")
-    return [run, *(chain(Path(init)) if init else [])]
-
-
-def pair_seconds(runs: list[Path]) -> float:
-    """Training seconds of ``runs`` and everything they started from, each run once."""
-    from lowres_sdk.training.checkpoint import load_checkpoint
-
-    seen = {p.resolve(): p for r in runs for p in chain(r)}
-    return sum(h["seconds"] for p in seen.values() for h in load_checkpoint(p)[1]["history"])
 
 
 def plot(report: dict, path: Path) -> None:
@@ -47,18 +33,13 @@ def plot(report: dict, path: Path) -> None:
 
 
 def summary(report: dict) -> list[str]:
-    rep = report["by_kernel"]
-    res = [str(r) for r in rep["resolutions"]]  # its tables' keys
-    lines = [f"One routed bundle: crops under {report['at']} px to `{report['low']}`, the rest to `{report['high']}` "
-             f"(`lowres export` with `--route {report['at']}:...`; each crop runs one net: {' / '.join(f'{m:g}' for m in report['mflops'])} MFLOPs); full CIFAR-10 test split (10k), each image shrunk "
-             f"(square) with the real OpenCV / Pillow kernel, through the bundle; top-1 %. Training: "
-             f"{report['train_seconds']:,} s = {report['train_seconds'] / 3600:.2f} h of this VM for both nets, their "
-             "shared start once (`python benchmarks/cifar10_routed_pair.py`).", "",
-             "| kernel | " + " | ".join(f"{r} px" for r in res) + " |", "|---|" + "---|" * len(res)]
-    lines += [f"| {k} | " + " | ".join(f"{rep['top1'][k][r]:.2f}" for r in res) + " |" for k in rep["kernels"]]
-    lines.append("| **worst kernel** | " + " | ".join(f"**{rep['min_over_kernels'][r]:.2f}**" for r in res) + " |")
-    lines.append("| spread (best - worst) | " + " | ".join(f"{rep['spread'][r]:.2f}" for r in res) + " |")
-    return lines
+    mflops = " / ".join(f"{m:g}" for m in report["mflops"])
+    return [f"One routed bundle: crops under {report['at']} px to `{report['low']}`, the rest to `{report['high']}` "
+            f"(`lowres export` with `--route {report['at']}:...`; each crop runs one net: {mflops} MFLOPs); full CIFAR-10 "
+            "test split (10k), each image shrunk (square) with the real OpenCV / Pillow kernel, through the bundle; top-1 "
+            f"%. Training: {report['train_seconds']:,} s = {report['train_seconds'] / 3600:.2f} h of this VM for both "
+            "nets, their shared start once (`python benchmarks/cifar10_routed_pair.py`).", "",
+            *kernel_table(report["by_kernel"], digits=2)]
 
 
 def main() -> None:
@@ -85,11 +66,9 @@ def main() -> None:
     export_routed([(0, runs[0]), (args.at, runs[1])], bundle, test_set=test.subset(np.arange(0, len(test), 10)),
                   overwrite=True, log=lambda *a: None)
     rep = accuracy_by_kernel(Classifier(str(bundle)), list(test.images), test.labels, KERNELS, RESOLUTIONS)
-    from lowres_sdk.training.checkpoint import load_checkpoint
-
     report = {"low": args.low, "high": args.high, "at": args.at, "images": len(test.labels),
               "mflops": [load_checkpoint(r)[1]["mflops"] for r in runs],
-              "train_seconds": round(pair_seconds(runs)), "by_kernel": rep}
+              "train_seconds": round(train_seconds(*runs)), "by_kernel": rep}
     print("\n".join(publish_report("cifar10_routed_pair", RESULTS, report, plot, summary)))
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from clip_purity import clip_purity
+from docs_table import kernel_table
 from results_io import bundle_weights, restore, save_figure, train_and_commit, write_json
 from runtime import measure
 
@@ -731,14 +732,6 @@ def int8_verdict(r: dict) -> str:
 
 
 def write_doc(r: dict) -> None:
-    def table(rep: dict) -> list[str]:
-        res = [str(x) for x in rep["resolutions"]]
-        rows = ["| kernel | " + " | ".join(f"{x} px" for x in res) + " |", "|---|" + "---|" * len(res)]
-        rows += [f"| {k} | " + " | ".join(f"{rep['top1'][k][x]:.1f}" for x in res) + " |" for k in rep["kernels"]]
-        rows.append("| **min over kernels** | " + " | ".join(f"**{rep['min_over_kernels'][x]:.1f}**" for x in res) + " |")
-        rows.append("| spread (best - worst) | " + " | ".join(f"{rep['spread'][x]:.1f}" for x in res) + " |")
-        return rows
-
     def people(rep: dict) -> list[str]:
         ws = list(next(iter(rep.values())))
         rows = ["| kernel | " + " | ".join(f"{w} px wide" for w in ws) + " |", "|---|" + "---|" * len(ws)]
@@ -817,7 +810,7 @@ def write_doc(r: dict) -> None:
              "(<= 1 point top-1 loss, >= 1.1x FP32 speed at batch 64; docs/deployment.md): " + int8_verdict(r) + ".", "",
              "## CIFAR classes it keeps (car, truck, bird, cat, dog, horse), CIFAR-10 test, top-1 % (coarse labels)", "",
              f"{kept['images']} test images, shrunk to the resolution (square) by each kernel; a prediction of any other label "
-             "(`other`, `person`, a wrong animal) counts as wrong.", "", *table(kept), "",
+             "(`other`, `person`, a wrong animal) counts as wrong.", "", *kernel_table(kept), "",
              "## Person recall on held-out people (%), by crop width", "",
              "Held-out re-ID identities and held-out MIT crops (original 48x128 / 64x128, aspect kept), shrunk to the width.", "",
              *people(r["person_recall_by_width"]), "",
@@ -825,7 +818,7 @@ def write_doc(r: dict) -> None:
              *people(r["windows_called_person_by_width"]), "",
              f"Their labels at 16 px wide (area): {r['windows_labels_at_16px_area']}.", "",
              "## The 12-class network on the full CIFAR-10 test split (top-1 %, argmax over all 12 classes)", "",
-             *table(r["cifar10_fine_by_kernel"]), ""]
+             *kernel_table(r["cifar10_fine_by_kernel"]), ""]
     if r.get("video"):
         def share(p: dict) -> str:
             return f"{100 * p['label_purity']:.1f} %" if p["label_purity"] is not None else "-"
