@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from lowres_sdk.regions import MotionCrops
+from lowres_sdk.video.regions import MotionCrops
 from lowres_sdk.training.fixedcam import clip_frames
 from lowres_sdk.video import process
 

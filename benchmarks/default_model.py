@@ -51,7 +51,7 @@ from results_io import bundle_weights, restore, save_figure, train_and_commit, w
 from runtime import measure
 
 from lowres_sdk.bundle import CALIBRATION_KEYS, load_bundle
-from lowres_sdk.tracking import TrackerConfig
+from lowres_sdk.video.tracking import TrackerConfig
 from lowres_sdk.training import fixedcam
 from lowres_sdk.training.checkpoint import load_checkpoint
 from lowres_sdk.training.degrade import Camera

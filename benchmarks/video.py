@@ -24,7 +24,7 @@ from clip_purity import CLIP_CLASSES as CLIPS
 from clip_purity import clip_purity, purity
 from docs_table import write_block
 from lowres_sdk import Classifier
-from lowres_sdk.regions import MotionCrops
+from lowres_sdk.video.regions import MotionCrops
 from lowres_sdk.video import frames, process
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 
 from lowres_sdk import Classifier
-from lowres_sdk.regions import MotionCrops
+from lowres_sdk.video.regions import MotionCrops
 from lowres_sdk.video import run
 
 parser = argparse.ArgumentParser(description=__doc__)

@@ -72,7 +72,7 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 
     is_bundle = (Path(run) / META_FILE).is_file()
     if tensorrt:
-        from .tensorrt_engine import require_tensorrt
+        from lowres_sdk.tensorrt.engine import require_tensorrt
 
         require_tensorrt()  # before a long export, not after
     if is_bundle:
@@ -112,12 +112,12 @@ def export_command(run, out, overwrite, task, int8, force, fp16_weights, data, e
 
         export_deepstream(bundle, deepstream, log=click.echo)
     if trt_onnx:
-        from .trt_graph import write_trt_onnx
+        from lowres_sdk.tensorrt.graph import write_trt_onnx
 
         click.echo(f"wrote {write_trt_onnx(bundle, trt_onnx)} (TensorRT-ready: input 'pixels' float32 "
                    f"[N, 3, {bundle.spec.resolution}, {bundle.spec.resolution}])")
     if tensorrt:
-        from .tensorrt_engine import build_engine
+        from lowres_sdk.tensorrt.engine import build_engine
 
         if max_batch < 1:
             raise click.UsageError(f"--max-batch must be >= 1, got {max_batch}")

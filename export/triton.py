@@ -42,7 +42,7 @@ NPY_MAGIC = b"\\x93NUMPY"
 def _decode(blob: bytes, limits, where: str):
     from lowres_sdk.crops import as_crops
     from lowres_sdk.errors import InputError
-    from lowres_sdk.serve_input import check_size, decode_image
+    from lowres_sdk.serve.input import check_size, decode_image
 
     if not blob.startswith(NPY_MAGIC):
         return decode_image(blob, limits, where)
@@ -66,7 +66,7 @@ def _decode(blob: bytes, limits, where: str):
 class TritonPythonModel:
     def initialize(self, args):
         from lowres_sdk import Classifier, Embedder, load_bundle
-        from lowres_sdk.serve_input import Limits
+        from lowres_sdk.serve.input import Limits
 
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}

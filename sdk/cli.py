@@ -252,9 +252,9 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
     rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary.
     Exits 130 when interrupted and 3 when a file ended before its announced frame count (the
     outputs then cover the frames read; summary.json says so)."""
-    from .regions import parse_crops
+    from .video.regions import parse_crops
     from .runtime import Classifier
-    from .tracking import TrackerConfig
+    from .video.tracking import TrackerConfig
     from .video import process
 
     # One onnxruntime thread and one OpenCV thread per stage: decode, motion and encoding run in
@@ -359,7 +359,7 @@ def demo_command(bundle, out):
     from pathlib import Path
 
     from .demo import demo_crops, make_demo_clip
-    from .regions import MotionCrops
+    from .video.regions import MotionCrops
     from .runtime import Classifier
     from .video import process
 

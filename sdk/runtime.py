@@ -228,7 +228,7 @@ class _BundleModel:
         self.precision = precision
         self._trt = None
         if backend == "tensorrt":  # an engine built by `lowres export BUNDLE --tensorrt`; precision fp32/fp16/int8
-            from .tensorrt_backend import TensorRTRunner
+            from .tensorrt.runner import TensorRTRunner
 
             self.session = None
             self._trt = TensorRTRunner(self.bundle, precision, engine_dir)

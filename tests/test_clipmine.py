@@ -30,7 +30,7 @@ def test_bad_frame_range_is_refused():
 
 
 def test_background_crops_avoid_moving_objects():
-    from lowres_sdk.regions import MotionCrops
+    from lowres_sdk.video.regions import MotionCrops
     from lowres_sdk.video import frames
 
     crops, info = background(PEDESTRIANS, 40, 120, count=40, every=8, seed=3)

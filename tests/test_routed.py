@@ -103,8 +103,8 @@ def test_schema_versions_and_routes_are_validated(routed, tiny_bundle):
 
 def test_fixed_size_deployments_refuse_a_routed_bundle_before_any_work(routed, tmp_path):
     from lowres_sdk.export.deepstream import export_deepstream
-    from lowres_sdk.export.tensorrt_engine import build_engine
-    from lowres_sdk.export.trt_graph import write_trt_onnx
+    from lowres_sdk.tensorrt.engine import build_engine
+    from lowres_sdk.tensorrt.graph import write_trt_onnx
 
     bundle = routed[0]
     for call in (lambda: write_trt_onnx(bundle, tmp_path / "trt.onnx"),
@@ -200,7 +200,7 @@ def test_lowres_export_route_writes_a_routed_bundle_and_refuses_bad_routes(tiny_
 
 def test_a_route_split_out_is_a_bundle_of_one_model_equal_to_the_route(routed, tmp_path):
     from lowres_sdk.export.routed import split_route
-    from lowres_sdk.export.trt_graph import write_trt_onnx
+    from lowres_sdk.tensorrt.graph import write_trt_onnx
 
     bundle, own = routed
     one = split_route(bundle, 1, tmp_path / "one", log=lambda *a: None)

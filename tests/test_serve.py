@@ -24,7 +24,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from lowres_sdk import Classifier, Embedder  # noqa: E402
 from lowres_sdk.serve import ServeConfig, create_app, split_output  # noqa: E402
-from lowres_sdk.serve_input import Limits  # noqa: E402
+from lowres_sdk.serve.input import Limits  # noqa: E402
 
 SMALL = Limits(max_body_bytes=1 << 20, max_images=8, max_pixels=200 * 200, max_side=400)
 

@@ -12,10 +12,10 @@ from onnx import TensorProto, helper
 from lowres_sdk import Classifier, ExportError
 from lowres_sdk.bundle import ONNX_METADATA_KEY
 from lowres_sdk.errors import BundleError, LowresError
-from lowres_sdk.export.trt_graph import TRT_INPUT_KEY, trt_ready, trt_violations, write_trt_onnx
+from lowres_sdk.tensorrt.graph import TRT_INPUT_KEY, trt_ready, trt_violations, write_trt_onnx
 from lowres_sdk.host_preprocess import antialiased_weights, prepare
 from lowres_sdk.spec import InputSpec
-from lowres_sdk import tensorrt_backend as trtb
+from lowres_sdk.tensorrt import runner as trtb
 
 SHAPES = [(16, 16), (7, 5), (128, 48), (48, 128), (33, 17), (96, 96), (8, 8)]
 
@@ -183,7 +183,7 @@ def test_engine_matches_onnxruntime(shipped, tmp_path, precision, tolerance):
         pytest.skip(reason)
     if precision == "int8" and "int8" not in shipped.variants:
         pytest.skip("the shipped default has no INT8 model (its export's INT8 gate refused it)")
-    from lowres_sdk.export.tensorrt_engine import build_engine
+    from lowres_sdk.tensorrt.engine import build_engine
 
     path = build_engine(shipped, precision, engine_dir=tmp_path, log=lambda *a: None)
     assert trtb.read_engine(path)[0]["precision"] == precision
@@ -202,7 +202,7 @@ def test_engine_for_another_profile_is_refused(shipped, tmp_path):
     reason = _have_gpu_tensorrt()
     if reason:
         pytest.skip(reason)
-    from lowres_sdk.export.tensorrt_engine import build_engine
+    from lowres_sdk.tensorrt.engine import build_engine
 
     build_engine(shipped, "fp16", engine_dir=tmp_path, profile=(1, 2, 8), log=lambda *a: None)
     with pytest.raises(trtb.BackendError, match="profile"):

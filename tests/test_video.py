@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from lowres_sdk import Classifier, InputError, SourceError
-from lowres_sdk.regions import BoxesFile, FullFrame, MotionCrops, merge_boxes, parse_crops, split_by_columns
-from lowres_sdk.tracking import IoUTracker, TrackerConfig, iou_matrix
+from lowres_sdk.video.regions import BoxesFile, FullFrame, MotionCrops, merge_boxes, parse_crops, split_by_columns
+from lowres_sdk.video.tracking import IoUTracker, TrackerConfig, iou_matrix
 from lowres_sdk.video import frames, process, run
 
 from conftest import SHARED_DATA
@@ -489,7 +489,7 @@ def test_threads_give_the_sequential_results(tiny_bundle):
 @pytest.mark.parametrize("content", [b"1,1,inf,2,3,4\n", b"1,1,1e30,2,3,4\n", b"1,1,nan,2,3,4\n", bytes(range(256)) * 4])
 def test_boxes_file_with_non_finite_or_binary_content_is_an_input_error(tmp_path, content):
     from lowres_sdk.errors import InputError
-    from lowres_sdk.regions import parse_crops
+    from lowres_sdk.video.regions import parse_crops
 
     path = tmp_path / "boxes.txt"
     path.write_bytes(content)

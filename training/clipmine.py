@@ -22,8 +22,8 @@ def mine(path: str | os.PathLike, first: int, last: int, *, min_hits: int = 5, p
     """RGB crops of the tracked moving objects in frames [first, last) of the clip at ``path``,
     with an info dict (frames read, tracks kept, crops). Boxes are the detector's own (loose)
     boxes; crops with a side under ``min_side`` px are dropped."""
-    from lowres_sdk.regions import MotionCrops
-    from lowres_sdk.tracking import IoUTracker
+    from lowres_sdk.video.regions import MotionCrops
+    from lowres_sdk.video.tracking import IoUTracker
     from lowres_sdk.video import frames
 
     if not 0 <= first < last:
@@ -57,7 +57,7 @@ def background(path: str | os.PathLike, first: int, last: int, *, count: int = 3
     of its size. What a fixed camera shows when no object is there (road, floor, signs, grass, parts
     of parked cars): the background class of *this* camera, where motion detection also finds fragments.
     The info's ``boxes`` say where each crop was cut: (frame, x, y, w, h)."""
-    from lowres_sdk.regions import MotionCrops
+    from lowres_sdk.video.regions import MotionCrops
     from lowres_sdk.video import frames
 
     if not 0 <= first < last:

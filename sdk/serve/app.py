@@ -23,12 +23,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ._version import __version__
+from .._version import __version__
 from .batcher import MicroBatcher, QueueFull
-from .errors import InputError
-from .runtime import Predictions
-from .serve_input import Limits, LimitError, base64_bytes, check_count, decode_image, decode_raw
-from .serve_metrics import Metrics
+from ..errors import InputError
+from ..runtime import Predictions
+from .input import Limits, LimitError, base64_bytes, check_count, decode_image, decode_raw
+from .metrics import Metrics
 
 ENCODED_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 INLINE_DECODE_BYTES = 64 << 10  # larger bodies are parsed and decoded in a worker thread
@@ -333,8 +333,8 @@ def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout
     /readyz, /metrics, /docs. SIGTERM or Ctrl-C stops it after the requests in flight are answered."""
     import uvicorn
 
-    from .bundle import load_bundle
-    from .runtime import Classifier, Embedder
+    from ..bundle import load_bundle
+    from ..runtime import Classifier, Embedder
 
     b = load_bundle(bundle)
     model = (Classifier if b.task == "classify" else Embedder)(b, precision=precision, threads=threads)

@@ -1,24 +1,17 @@
 """Video-frame inference: frames in, per-frame results out.
 
-``frames(source)`` reads a file, a camera index or an rtsp/http stream (decode failures counted,
-stream reconnects, skipped frames only grabbed); ``run(source, classifier, crops=...)`` yields a
-`FrameResult` per processed frame: crops of several frames classified in one batch, IoU tracks
-whose label comes from their accumulated evidence. Decode, motion + tracking and classification run
-in overlapping threads with bounded queues; ``threads=False`` gives the same results sequentially.
-Sinks (`AnnotatedVideo`, `JsonlSink`) are context managers; `process` writes all outputs.
+``run(source, classifier, crops=...)`` yields a `FrameResult` per processed frame: crops of several
+frames classified in one batch, IoU tracks whose label comes from their accumulated evidence.
+Decode, motion + tracking and classification run in overlapping threads with bounded queues;
+``threads=False`` gives the same results sequentially. `process` writes all outputs.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import math
-import os
-import queue
 import signal
 import threading
 import time
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +20,16 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .errors import InputError, SourceError
+from ..errors import InputError, SourceError
+from .frames import Frame, frames
+from .outputs import AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
 from .regions import MotionCrops, clip_boxes
 from .tracking import IoUTracker, TrackerConfig
 
-STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
 UNKNOWN = "unknown"
 DECODE_CHUNK = 4  # decoded frames handed to the motion thread at once (fewer queue hand-overs)
-
-
-@dataclass
-class Frame:
-    index: int          # position in the source (0-based, counting failed and skipped frames)
-    t: float            # seconds from the start (source fps if known, else wall clock)
-    image: np.ndarray   # uint8 BGR
 
 
 @dataclass
@@ -75,152 +62,6 @@ class FrameResult:
         return {"frame": self.index, "t": round(self.t, 4),
                 **{key: [d.to_json() for d in self.detections if d.status == status]
                    for key, status in (("objects", "object"), ("tentative", "tentative"), ("background", "background"))}}
-
-
-@dataclass
-class SourceStats:
-    """Filled in while ``frames`` runs."""
-
-    frames_read: int = 0        # decoded and handed out
-    frames_skipped: int = 0     # grabbed without decoding into an image (stride)
-    frames_failed: int = 0
-    frames_unread: int = 0      # a file's frames after the point where it stopped decoding
-    truncated: bool = False     # a file ended before its announced frame count
-    reconnects: int = 0
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    frame_count: int | None = None
-    kind: str = "file"
-    decode_seconds: float = 0.0  # time spent in grab/read
-
-
-def _open(source, timeout: float = 10.0, decode_threads: int | None = None) -> tuple[cv2.VideoCapture, str]:
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        cap, kind = cv2.VideoCapture(int(source)), "camera"
-    elif isinstance(source, str) and source.lower().startswith(STREAM_PREFIXES):
-        ms = int(timeout * 1000)  # an unreachable stream fails after this, instead of FFmpeg's 30 s
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-        kind = "stream"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise SourceError(f"video not found: {source}")
-        cap, kind = None, "file"
-        if decode_threads:  # FFmpeg's decoder threads; a file FFmpeg cannot open goes to the other backends
-            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
-            if not cap.isOpened():
-                cap.release()
-                cap = None
-        if cap is None:
-            cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise SourceError(f"cannot open {kind} {source} (unsupported format, unreachable, or no such device)")
-    return cap, kind
-
-
-class FrameReader:
-    """Frames of ``source`` (a file path, a camera index, or an rtsp/http URL), iterated once; its
-    `stats` (a `SourceStats`) fill in as it goes. Use `frames()` to make one.
-
-    Only every ``stride``-th frame is decoded into an image: the others are ``grab()``bed (the codec
-    still decodes them, as later frames depend on them, but nothing is converted or copied; 1.6x
-    faster on the pedestrian clip). A frame that fails to decode is counted in ``frames_failed`` and
-    skipped; a file gives up after ``max_failures`` failures in a row before its announced end and
-    is marked ``truncated`` with its ``frames_unread``. A stream that drops is reopened with
-    exponential backoff, up to ``reconnect_attempts`` times in a row, each attempt reported to
-    ``log``; then the iteration ends. ``timeout`` bounds opening and reading a stream (seconds).
-    ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's own choice, one per
-    core): the pipeline decodes in one thread, as its other stages need the other cores.
-    """
-
-    def __init__(self, source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5,
-                 backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None,
-                 decode_threads: int | None = None):
-        if not isinstance(stride, int) or stride < 1:
-            raise InputError(f"stride must be an integer >= 1, got {stride!r}")
-        if decode_threads is not None and (not isinstance(decode_threads, int) or decode_threads < 1):
-            raise InputError(f"decode_threads must be an integer >= 1 or None, got {decode_threads!r}")
-        self.decode_threads = decode_threads
-        self.source, self.stride, self.max_failures = source, stride, max_failures
-        self.reconnect_attempts, self.backoff, self.timeout = reconnect_attempts, backoff, timeout
-        self.log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
-        self.stats = SourceStats()
-
-    def __iter__(self) -> Iterator[Frame]:
-        stats, source, stride = self.stats, self.source, self.stride
-        cap, kind = _open(source, self.timeout, self.decode_threads)
-        stats.kind = kind
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        stats.fps = fps if fps and 0 < fps < 1000 else None
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        stats.frame_count = count if kind == "file" and count > 0 else None
-        stats.width, stats.height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        start, index, failures_in_row = time.monotonic(), 0, 0
-        try:
-            while True:
-                wanted = index % stride == 0
-                t0 = time.perf_counter()
-                if wanted:
-                    ok, image = cap.read()
-                    ok = ok and image is not None
-                else:
-                    ok, image = cap.grab(), None
-                stats.decode_seconds += time.perf_counter() - t0
-                if ok:
-                    failures_in_row = 0
-                    if wanted:
-                        t = index / stats.fps if stats.fps and kind == "file" else time.monotonic() - start
-                        stats.frames_read += 1
-                        yield Frame(index, t, image)
-                    else:
-                        stats.frames_skipped += 1
-                    index += 1
-                    continue
-                if kind == "file":
-                    if stats.frame_count is None or index >= stats.frame_count:
-                        if failures_in_row:  # the last frames would not decode: the file ends early
-                            stats.frames_failed -= failures_in_row
-                            stats.truncated, stats.frames_unread = True, failures_in_row
-                            self.log(f"{source}: the last {failures_in_row} of its {stats.frame_count} frames could "
-                                     "not be read (the file is probably truncated)")
-                        return  # end of file
-                    stats.frames_failed += 1
-                    failures_in_row += 1
-                    index += 1
-                    if failures_in_row >= self.max_failures:
-                        stats.truncated, stats.frames_unread = True, stats.frame_count - index
-                        self.log(f"{source}: {failures_in_row} frames in a row failed to decode at frame {index}; stopping "
-                                 f"({stats.frames_unread} frames left unread; the file is probably truncated)")
-                        return
-                    continue
-                # camera or stream: the connection dropped or the stream ended
-                cap.release()
-                for attempt in range(1, self.reconnect_attempts + 1):
-                    delay = self.backoff * 2 ** (attempt - 1)
-                    self.log(f"{source}: stream lost; reconnecting in {delay:.1f}s (attempt {attempt}/{self.reconnect_attempts})")
-                    time.sleep(delay)
-                    try:
-                        cap, _ = _open(source, self.timeout)
-                    except SourceError:
-                        continue
-                    stats.reconnects += 1
-                    break
-                else:
-                    self.log(f"{source}: gave up after {self.reconnect_attempts} reconnect attempts")
-                    cap = None
-                    return
-        finally:
-            if cap is not None:
-                cap.release()
-
-
-def frames(source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5, backoff: float = 0.5,
-           timeout: float = 10.0, log: Callable[[str], None] | None = None, decode_threads: int | None = None) -> FrameReader:
-    """Every ``stride``-th decoded frame of ``source``; ``.stats`` on the returned reader (see `FrameReader`)."""
-    return FrameReader(source, stride=stride, max_failures=max_failures, reconnect_attempts=reconnect_attempts,
-                       backoff=backoff, timeout=timeout, log=log, decode_threads=decode_threads)
 
 
 class VideoRun:
@@ -399,109 +240,6 @@ def run(source, classifier, crops=None, *, stride: int = 1, max_frames: int | No
     return VideoRun(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
                     batch_frames=batch_frames, tracker=tracker, track=track, ignore_labels=ignore_labels,
                     threads=threads, frame_options=frame_options)
-
-
-class JsonlSink:
-    """``detections.jsonl``: one line per processed frame, flushed as written, so an interrupted run
-    leaves valid JSONL up to its last frame."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._f = None
-
-    def __enter__(self):
-        self._f = open(self.path, "w", buffering=1)
-        return self
-
-    def write(self, result: FrameResult) -> None:
-        self._f.write(json.dumps(result.to_json()) + "\n")
-
-    def __exit__(self, *exc):
-        self._f.close()
-
-
-@functools.lru_cache(maxsize=1024)
-def _color(track: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng(track)
-    return tuple(int(v) for v in rng.integers(64, 256, 3))
-
-
-def annotate(image: np.ndarray, objects: list[Detection], scale: float = 1.0) -> np.ndarray:
-    """``image`` (shrunk by ``scale``) with each object's box, label, score and track id drawn on it."""
-    if scale != 1.0:
-        out = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    else:
-        out = image.copy()
-    for d in objects:
-        x, y, w, h = (round(v * scale) for v in d.box)
-        color = _color(d.track)
-        cv2.rectangle(out, (x, y), (x + w, y + h), color, 1)
-        text = f"{d.label} {d.score:.2f} #{d.track}"
-        cv2.putText(out, text, (x, max(8, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.33, color, 1, cv2.LINE_AA)
-    return out
-
-
-class AnnotatedVideo:
-    """The video with boxes, labels, scores and track ids, drawn and encoded in a thread of its own.
-
-    MPEG-4 Part 2 in Matroska (``.mkv``) by default: a run that is killed leaves a file that still
-    plays up to its last written cluster (a killed ``.mp4`` has no index and cannot be opened at all).
-    ``scale`` < 1 writes a smaller video (cheaper to encode; boxes are drawn at that scale).
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], scale: float = 1.0,
-                 queue_size: int = 16):
-        if not 0 < scale <= 1:
-            raise InputError(f"video scale must be in (0, 1], got {scale}")
-        self.path, self.fps, self.scale = Path(path), fps, scale
-        self.size = (max(2, round(size[0] * scale)), max(2, round(size[1] * scale)))
-        self.frames_written, self.seconds = 0, {"annotate": 0.0, "encode": 0.0}
-        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._writer = self._thread = self._error = None
-
-    def __enter__(self):
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
-        if not self._writer.isOpened():
-            raise SourceError(f"cannot write video {self.path} (no mp4v encoder in this OpenCV build?)")
-        self._thread = threading.Thread(target=self._encode, name="lowres-encode", daemon=True)
-        self._thread.start()
-        return self
-
-    def _encode(self) -> None:
-        while (item := self._q.get()) is not None:
-            if self._error is not None:
-                continue  # drain, so the producer never blocks
-            try:
-                t0 = time.perf_counter()
-                image = annotate(*item, scale=self.scale)
-                t1 = time.perf_counter()
-                if image.shape[1::-1] != self.size:
-                    image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-                self._writer.write(image)
-                self.seconds["annotate"] += t1 - t0
-                self.seconds["encode"] += time.perf_counter() - t1
-                self.frames_written += 1
-            except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
-                self._error = e
-
-    def write(self, result: FrameResult) -> None:
-        """Queue ``result`` for drawing and encoding (blocks while ``queue_size`` frames wait)."""
-        if self._error is not None:
-            raise SourceError(f"writing {self.path} failed: {self._error}")
-        self._q.put((result.image, result.objects))
-
-    def __exit__(self, *exc):
-        self._q.put(None)
-        self._thread.join()
-        self._writer.release()
-        if self._error is not None and exc[0] is None:
-            raise SourceError(f"writing {self.path} failed: {self._error}")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=None, *,

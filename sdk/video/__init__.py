@@ -1,0 +1,11 @@
+"""Video: frames in, tracked and named objects out.
+
+``frames`` reads a file, camera or stream; a region provider (``regions``) says where the objects
+are; ``tracking`` follows them; ``pipeline.run`` / ``pipeline.process`` classify and write outputs.
+"""
+from .frames import STREAM_PREFIXES, Frame, FrameReader, SourceStats, frames
+from .outputs import AnnotatedVideo, JsonlSink, annotate
+from .pipeline import IGNORED_LABELS, UNKNOWN, Detection, FrameResult, VideoRun, process, run
+
+__all__ = ["STREAM_PREFIXES", "IGNORED_LABELS", "UNKNOWN", "Frame", "FrameReader", "SourceStats", "frames",
+           "AnnotatedVideo", "JsonlSink", "annotate", "Detection", "FrameResult", "VideoRun", "process", "run"]
