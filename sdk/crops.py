@@ -1,6 +1,7 @@
 """Validation and documented conversions of the crops users hand to the runtime.
 
-Accepted: one HxWx3 array or a list of them (mixed sizes fine), uint8 BGR as OpenCV gives them.
+Accepted: one HxWx3 array or a list of them (mixed sizes fine), uint8 BGR as OpenCV gives them;
+image paths (read with OpenCV) and PIL images (RGB -> BGR) beside them.
 Converted, as documented in README "Input rules":
 - HxW or HxWx1 gray -> BGR; HxWx4 BGRA -> BGR (alpha dropped); non-contiguous views and ndarray
   subclasses (np.matrix, masked arrays) -> plain contiguous copies;
@@ -10,7 +11,7 @@ Converted, as documented in README "Input rules":
 - crops longer than `MAX_SIDE` px on a side: shrunk on the host (OpenCV INTER_AREA, aspect kept,
   short side at least 1 px) before the graph sees them -- bounds memory per crop (the graph's
   letterbox pads to a square before resizing: a 1x16384 crop took 3.3 GB).
-Refused with InputError: paths/strings, other dtypes, NaN/inf, 2 or >4 channels, empty arrays, and
+Refused with InputError: unreadable paths, other dtypes, NaN/inf, 2 or >4 channels, empty arrays, and
 arrays that can only be channels-first (CxHxW with C in 1, 3, 4 and a last axis that is not):
 when both readings are possible (e.g. 3x20x3) the array is read as HxWxC.
 """
@@ -40,19 +41,43 @@ def as_crops(crops) -> list[np.ndarray]:
     """A list of contiguous uint8 HxWx3 BGR arrays, or InputError saying what was wrong."""
     if isinstance(crops, np.ndarray) and crops.ndim == 4:
         crops = list(np.asarray(crops))
-    elif isinstance(crops, (np.ndarray, str, bytes, os.PathLike)):
+    elif isinstance(crops, (np.ndarray, str, bytes, os.PathLike)) or _is_pil(crops):
         crops = [crops]
     elif not isinstance(crops, (list, tuple)):
-        raise InputError(f"expected an HxWx3 uint8 array or a list of them, got {type(crops).__name__}")
+        raise InputError(f"expected an HxWx3 uint8 array, an image path, a PIL image or a list of them, "
+                         f"got {type(crops).__name__}")
     if not crops:
         raise InputError("expected at least one crop, got an empty list")
     return [_one(c, i) for i, c in enumerate(crops)]
 
 
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The image at ``path`` as uint8 HxWx3 BGR, or InputError saying why it cannot be read."""
+    import cv2
+
+    path = os.fsdecode(path)
+    if not os.path.isfile(path):
+        raise InputError(f"image not found: {path}")
+    try:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. past OpenCV's pixel limit for one image
+        raise InputError(f"cannot read image {path}: {str(e).strip().splitlines()[-1][:200]}") from None
+    if img is None:
+        raise InputError(f"cannot read image {path} (not an image, or corrupt)")
+    return img
+
+
+def _is_pil(crop) -> bool:
+    # Duck-typed so that PIL is never imported here: an Image has mode and convert.
+    return type(crop).__module__.startswith("PIL.") and hasattr(crop, "convert") and hasattr(crop, "mode")
+
+
 def _one(crop, i: int) -> np.ndarray:
     where = f"crop {i}"
     if isinstance(crop, (str, bytes, os.PathLike)):
-        raise InputError(f"{where} is a path ({crop!s}); pass the image itself, e.g. cv2.imread(path)")
+        crop = read_image(crop)
+    elif _is_pil(crop):
+        crop = np.asarray(crop.convert("RGB"))[:, :, ::-1]
     if not isinstance(crop, np.ndarray):
         raise InputError(f"{where}: expected a numpy array, got {type(crop).__name__}")
     crop = np.asarray(crop)  # np.matrix, masked arrays -> plain ndarray

@@ -11,67 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
 from .bundle import LEGACY_OUTPUT_NAME, ONNX_METADATA_KEY, OUTPUT_NAMES, Bundle, description_of, load_bundle
 from .crops import as_crops
 from .errors import BundleError, InputError
+from .results import UNKNOWN, Predictions, _int_arg
 
-UNKNOWN = "unknown"
+__all__ = ["Classifier", "Embedder", "Predictions", "UNKNOWN", "available_providers", "open_session"]
 # Padded pixels (max(h, w)^2 per crop, the letterbox's square) per onnxruntime call: ~50 MB of
 # float32 RGB per copy the graph makes. 32x32 crops still run 4,096 at a time.
 MAX_BATCH_PIXELS = 1 << 22
-_FROM_BUNDLE = object()
-
-
-@dataclass
-class Predictions:
-    """Classifier output for N crops.
-
-    ``labels[i]`` is ``"unknown"`` where ``scores[i]`` is below the threshold of its best class
-    (``unknown_below``: one number for every label, or label -> threshold; then ``known[i]`` is
-    False); ``indices``, ``scores`` and ``probs`` always describe the model's best class."""
-
-    indices: np.ndarray   # int64 [N], best class
-    labels: list[str]     # [N], its name, or "unknown" below the threshold
-    scores: np.ndarray    # float32 [N], its probability
-    probs: np.ndarray     # float32 [N, C]
-    classes: list[str]    # the C class names, in probs' column order
-    known: np.ndarray = field(default=None)  # bool [N]: scores >= their class's threshold (all True without one)
-    unknown_below: float | dict[str, float] | None = None
-    PER_MODEL: ClassVar[tuple[str, ...]] = ("classes", "unknown_below")  # the fields that are not one entry per crop
-
-    def __post_init__(self):
-        if self.known is None:
-            self.known = np.ones(len(self.indices), dtype=bool)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def top_k(self, k: int) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
-        """(indices [N, k], labels, scores [N, k]) of the k most probable classes, best first
-        (class names, never "unknown")."""
-        k = _int_arg(k, "k")
-        if not 1 <= k <= self.probs.shape[1]:
-            raise InputError(f"k must be in 1..{self.probs.shape[1]}, got {k}")
-        idx = np.argsort(-self.probs, axis=1, kind="stable")[:, :k]
-        return idx, [[self.classes[j] for j in row] for row in idx], np.take_along_axis(self.probs, idx, 1)
-
-
-def _int_arg(value, name: str) -> int:
-    """``value`` as an int (Python or numpy integer; not bool, float or str), else InputError."""
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise InputError(f"{name} must be an integer, got {type(value).__name__} {value!r}"[:200]) from None
+FROM_BUNDLE = "bundle"  # unknown_below's default: the bundle's calibrated thresholds
 
 
 def max_threads() -> int:
@@ -121,7 +75,7 @@ def _bundle_thresholds(bundle: Bundle) -> np.ndarray | None:
 
 def _unknown_arg(value, bundle: Bundle) -> np.ndarray | None:
     """``unknown_below`` as one threshold per label (float [C]) or None (no "unknown")."""
-    if value is _FROM_BUNDLE:
+    if isinstance(value, str) and value == FROM_BUNDLE:
         return _bundle_thresholds(bundle)
     if value is None:
         return None
@@ -258,6 +212,9 @@ class _BundleModel:
         return ["TensorRT"] if self._trt else self.session.get_providers()
 
     def _run(self, crops) -> np.ndarray:
+        if (isinstance(crops, (list, tuple)) or isinstance(crops, np.ndarray) and crops.ndim == 4) and len(crops) == 0:
+            # no crops, no answers (a frame with nothing in it)
+            return np.zeros((0, self.bundle.description.output_width), np.float32)
         crops = as_crops(crops)
         if self._trt:  # the engine takes fixed-size pixels: the host does the graph's fit + antialiased resize
             from .host_preprocess import prepare
@@ -280,15 +237,19 @@ class Classifier(_BundleModel):
     """``Classifier(bundle=None)(crops) -> Predictions``; None loads the default bundle shipped in the package.
 
     ``unknown_below``: predictions whose best probability is below their class's threshold are
-    labelled "unknown". Default: the bundle's calibrated thresholds (``calibration.unknown_below``,
+    labelled "unknown". Default (``"bundle"``): the bundle's calibrated thresholds (``calibration.unknown_below``,
     or a label's own in ``calibration.unknown_below_by_label``; none for uncalibrated bundles); a
     number in [0, 1] sets one threshold for every label, a dict label -> number those labels' (the
     others keep the bundle's), ``None`` disables it."""
 
     task = "classify"
 
-    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, *, unknown_below=_FROM_BUNDLE, **kw):
-        super().__init__(bundle, **kw)
+    def __init__(self, bundle: str | os.PathLike | Bundle | None = None, *,
+                 unknown_below: float | dict[str, float] | str | None = FROM_BUNDLE,
+                 providers: list[str] | str | None = None, batch_size: int = 64, precision: str = "fp32",
+                 threads: int | None = None, backend: str = "onnxruntime", engine_dir: str | None = None):
+        super().__init__(bundle, providers=providers, batch_size=batch_size, precision=precision, threads=threads,
+                         backend=backend, engine_dir=engine_dir)
         self._thresholds = _unknown_arg(unknown_below, self.bundle)
 
     @property
@@ -315,6 +276,8 @@ class Classifier(_BundleModel):
         return self.bundle.labels
 
     def __call__(self, crops) -> Predictions:
+        """``crops``: an HxWx3 BGR array, an image path, a PIL image, or a list of them (sdk/crops.py);
+        an empty list gives an empty `Predictions`."""
         probs = self._run(crops)
         idx = probs.argmax(1).astype(np.int64)
         scores = probs[np.arange(len(idx)), idx]

@@ -84,9 +84,7 @@ def documented_accept(x) -> bool:
         items = list(x)
     else:
         items = [x]
-    if not items:
-        return False
-    for c in items:
+    for c in items:  # no items: an empty result
         if not isinstance(c, np.ndarray) or c.ndim not in (2, 3) or 0 in c.shape:
             return False
         if c.ndim == 3 and c.shape[2] not in (1, 3, 4):
