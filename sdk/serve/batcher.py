@@ -8,6 +8,7 @@ than ``max_batch`` runs alone. ``max_batch=1`` switches batching off: one crop p
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections import deque
@@ -25,12 +26,21 @@ class QueueFull(LowresError):
 class _Job:
     crops: list
     future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
+    loop: asyncio.AbstractEventLoop  # or a _CallerThread
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+class _CallerThread:
+    """Stands in for an event loop for `MicroBatcher.submit_future`: a thread-safe future is settled at once."""
+
+    @staticmethod
+    def call_soon_threadsafe(callback, *args) -> None:
+        callback(*args)
+
+
 class MicroBatcher:
-    """``await batcher.submit(crops)`` -> ``split(run(all_crops), start, stop)`` for this request's crops."""
+    """``await batcher.submit(crops)`` -> ``split(run(all_crops), start, stop)`` for this request's crops;
+    ``batcher.submit_future(crops).result()`` the same from a thread."""
 
     def __init__(self, run: Callable[[list], Any], split: Callable[[Any, int, int], Any], *, max_batch: int = 32,
                  max_wait_ms: float = 0.0, max_queue: int = 256, on_batch: Callable[[int], None] | None = None):
@@ -58,7 +68,13 @@ class MicroBatcher:
 
     async def submit(self, crops: list):
         loop = asyncio.get_running_loop()
-        job = _Job(crops, loop.create_future(), loop)
+        return await self._enqueue(_Job(crops, loop.create_future(), loop))
+
+    def submit_future(self, crops: list) -> concurrent.futures.Future:
+        """``crops`` queued from any thread; the returned future holds their share of the batch's output."""
+        return self._enqueue(_Job(crops, concurrent.futures.Future(), _CallerThread()))
+
+    def _enqueue(self, job: _Job):
         with self._cv:
             if self._closing:
                 raise QueueFull("the server is shutting down")
@@ -66,7 +82,7 @@ class MicroBatcher:
                 raise QueueFull(f"{len(self._queue)} requests are already waiting (max_queue {self.max_queue})")
             self._queue.append(job)
             self._cv.notify()
-        return await job.future
+        return job.future
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking requests, finish the queued ones, then stop the thread."""

@@ -79,16 +79,19 @@ class FrameReader:
     ``log``; then the iteration ends. ``timeout`` bounds opening and reading a stream (seconds).
     ``decode_threads`` caps FFmpeg's decoder threads for files (None: FFmpeg's own choice, one per
     core): the pipeline decodes in one thread, as its other stages need the other cores.
+    ``keep(index, t)``, if given, is asked before each frame the stride would decode (``t`` as the
+    frame's: source seconds for a file, wall seconds for a stream); False grabs it instead, so a
+    caller can rate frames by time (``lowres video --fps``) and drop what a live stream cannot keep up with.
     """
 
     def __init__(self, source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5,
                  backoff: float = 0.5, timeout: float = 10.0, log: Callable[[str], None] | None = None,
-                 decode_threads: int | None = None):
+                 decode_threads: int | None = None, keep: Callable[[int, float], bool] | None = None):
         if not isinstance(stride, int) or stride < 1:
             raise InputError(f"stride must be an integer >= 1, got {stride!r}")
         if decode_threads is not None and (not isinstance(decode_threads, int) or decode_threads < 1):
             raise InputError(f"decode_threads must be an integer >= 1 or None, got {decode_threads!r}")
-        self.decode_threads = decode_threads
+        self.decode_threads, self.keep = decode_threads, keep
         self.source, self.stride, self.max_failures = source, stride, max_failures
         self.reconnect_attempts, self.backoff, self.timeout = reconnect_attempts, backoff, timeout
         self.log = log or (lambda msg: warnings.warn(msg, RuntimeWarning, stacklevel=2))
@@ -107,6 +110,8 @@ class FrameReader:
         try:
             while True:
                 wanted = index % stride == 0
+                if wanted and self.keep is not None:
+                    wanted = self.keep(index, self._time(index, start, kind))
                 t0 = time.perf_counter()
                 if wanted:
                     ok, image = cap.read()
@@ -117,7 +122,7 @@ class FrameReader:
                 if ok:
                     failures_in_row = 0
                     if wanted:
-                        t = index / stats.fps if stats.fps and kind == "file" else time.monotonic() - start
+                        t = self._time(index, start, kind)
                         stats.frames_read += 1
                         yield Frame(index, t, image)
                     else:
@@ -161,9 +166,14 @@ class FrameReader:
             if cap is not None:
                 cap.release()
 
+    def _time(self, index: int, start: float, kind: str) -> float:
+        fps = self.stats.fps
+        return index / fps if fps and kind == "file" else time.monotonic() - start
+
 
 def frames(source, *, stride: int = 1, max_failures: int = 25, reconnect_attempts: int = 5, backoff: float = 0.5,
-           timeout: float = 10.0, log: Callable[[str], None] | None = None, decode_threads: int | None = None) -> FrameReader:
+           timeout: float = 10.0, log: Callable[[str], None] | None = None, decode_threads: int | None = None,
+           keep: Callable[[int, float], bool] | None = None) -> FrameReader:
     """Every ``stride``-th decoded frame of ``source``; ``.stats`` on the returned reader (see `FrameReader`)."""
     return FrameReader(source, stride=stride, max_failures=max_failures, reconnect_attempts=reconnect_attempts,
-                       backoff=backoff, timeout=timeout, log=log, decode_threads=decode_threads)
+                       backoff=backoff, timeout=timeout, log=log, decode_threads=decode_threads, keep=keep)
