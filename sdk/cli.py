@@ -24,6 +24,8 @@ LAZY_COMMANDS = {
                    "Precompute a teacher ensemble's logits for `train --method kd --kd-targets`.", "train"),
     "export": ("lowres_sdk.export.cli", "export_command", "Compile a run into a bundle (ONNX + metadata).", "export"),
     "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
+    "sources": ("lowres_sdk.training.sources.cli", "sources_group",
+                "Public data sources, pinned by sha256, rebuilt as labelled crops.", "train"),
     "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
 }
 
@@ -63,51 +65,99 @@ def cli():
 
 
 def read_images(paths) -> list:
-    import cv2
+    """Every image in ``paths``, or InputError on the first that cannot be read (index, search)."""
+    from .crops import read_image
 
-    from .errors import InputError
+    return [read_image(p) for p in paths]
 
-    crops = []
-    for path in paths:
-        if not os.path.isfile(path):
-            raise InputError(f"image not found: {path}")
-        try:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        except cv2.error as e:  # e.g. past OpenCV's pixel limit for one image
-            raise InputError(f"cannot read image {path}: {str(e).strip().splitlines()[-1][:200]}") from None
-        if img is None:
-            raise InputError(f"cannot read image {path} (missing, not an image, or corrupt)")
-        crops.append(img)
-    return crops
+
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="No progress output (errors and results still print).")(f)
 
 
 @cli.command("classify")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k most probable classes.")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="Which of the bundle's models runs (int8: only bundles that ship one).")
 @click.option("--unknown-below", type=click.FloatRange(0, 1), default=None,
               help="Report 'unknown' when the best probability is below this, whatever the label (default: the bundle's "
                    "calibrated threshold of each label; 0 disables).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")
-def classify_command(images, bundle, top_k, precision, unknown_below, as_json):
-    """Classify IMAGES (any size; each is resized inside the model's graph). A best probability
-    under the bundle's calibrated threshold prints as `unknown` followed by the classes."""
-    import json
-
+@click.option("--recursive", "-r", is_flag=True, help="Read folders' subfolders too (and ** in patterns).")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON record per image on stdout (the schema of sdk/results.py; 'error' for a bad file).")
+@click.option("--probs", is_flag=True, help="With --json: every class's probability too.")
+@click.option("--save", "save_dir", default=None, type=click.Path(file_okay=False),
+              help="Write a labelled copy of each image into this folder (new or empty).")
+@quiet_option
+def classify_command(images, bundle, top_k, precision, unknown_below, recursive, as_json, probs, save_dir, quiet):
+    """Classify IMAGES: files, folders or glob patterns (any size; each is resized inside the model's
+    graph). A best probability under the bundle's calibrated threshold prints as `unknown` followed
+    by the classes. A file that cannot be read gets one error line and the rest go on; exit 0 when
+    all were read, 2 when some were not, 1 when none were."""
+    from .image_inputs import expand, read_batches
+    from .progress import Progress
     from .runtime import Classifier
 
+    inputs = expand(images, recursive)
+    if save_dir is not None:
+        _check_save_dir(save_dir)
     kw = {} if unknown_below is None else {"unknown_below": unknown_below}
     clf = Classifier(bundle, precision=precision, **kw)
-    pred = clf(read_images(images))
-    idx, labels, scores = pred.top_k(min(top_k, len(clf.labels)))
-    for path, label, known, names, s in zip(images, pred.labels, pred.known, labels, scores):
-        if as_json:
-            click.echo(json.dumps({"image": str(path), "label": label, "known": bool(known),
-                                   "top": [{"label": n, "score": round(float(v), 5)} for n, v in zip(names, s)]}))
-        else:
-            top = ", ".join(f"{n} {v:.3f}" for n, v in zip(names, s))
-            click.echo(f"{path}: {top}" if known else f"{path}: {label} ({top})")
+    k, done, saved = min(top_k, len(clf.labels)), 0, set()
+    with Progress(len(inputs), "classify", "images", quiet=quiet or len(inputs) < 256) as bar:
+        for batch in read_batches(inputs, 256):
+            good = [(item, image) for item, image in batch if image is not None]
+            records = iter(clf([image for _, image in good]).to_dict(k, probs))
+            for item, image in batch:
+                if image is None:
+                    click.echo(f"error: {item.error}", err=True)
+                    if as_json:
+                        click.echo(json.dumps({"image": item.name, "error": item.error}))
+                    continue
+                rec = next(records)
+                done += 1
+                click.echo(json.dumps({"image": item.name, **rec}) if as_json else _classify_line(item.name, rec))
+                if save_dir is not None:
+                    _save_labelled(image, rec, item.name, save_dir, saved)
+            bar.update(len(batch))
+    if done < len(inputs):
+        sys.exit(2 if done else 1)
+
+
+def _classify_line(name: str, rec: dict) -> str:
+    top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in rec["top_k"])
+    return f"{name}: {top}" if rec["known"] else f"{name}: {rec['label']} ({top})"
+
+
+def _check_save_dir(path) -> None:
+    from .errors import OutputError
+
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise OutputError(f"--save {path}: expected a new or empty folder (its files are never replaced)")
+
+
+def _save_labelled(image, rec: dict, name: str, folder, taken: set) -> None:
+    """``image`` scaled up (nearest) to >= 160 px tall with its label drawn on it, as folder/<stem>.png."""
+    from pathlib import Path
+
+    import cv2
+
+    from ._io import atomic_write_bytes
+    from .video.outputs import draw_label
+
+    stem, n = Path(name).stem, 1
+    while (out := f"{stem}{f'-{n}' if n > 1 else ''}.png") in taken:  # same name from two folders
+        n += 1
+    taken.add(out)
+    h, w = image.shape[:2]
+    f = max(1, -(-160 // h))
+    big = cv2.resize(image, (w * f, h * f), interpolation=cv2.INTER_NEAREST) if f > 1 else image.copy()
+    color = (60, 180, 60) if rec["known"] else (0, 165, 255)
+    draw_label(big, f"{rec['label']} {rec['score']:.2f}", (0, 0, big.shape[1], big.shape[0]), color)
+    atomic_write_bytes(Path(folder) / out, cv2.imencode(".png", big)[1].tobytes())
 
 
 def _trained_at(b) -> str:
