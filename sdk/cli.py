@@ -33,7 +33,7 @@ LAZY_COMMANDS = {
 # Optional dependencies a command may import only once it runs -> the extra that installs them.
 OPTIONAL_MODULES = {"torch": "export", "onnx": "export", "onnxscript": "export", "safetensors": "train",
                     "matplotlib": "train", "sklearn": "train", "threadpoolctl": "train", "faiss": "faiss",
-                    "tensorrt": "tensorrt", "pycuda": "tensorrt", "skimage": "demo"}
+                    "tensorrt": "tensorrt", "pycuda": "tensorrt", "skimage": "demo", "ray": "ray"}
 
 
 class LazyGroup(click.Group):
@@ -268,7 +268,19 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 
 
 @cli.command("video")
-@click.argument("source")
+@click.argument("sources", nargs=-1)
+@click.option("--sources", "sources_file", type=click.Path(dir_okay=False), default=None,
+              help="A file of streams, one a line: URL or path, an optional name, options as key=value "
+                   "(fps, max_frames, crops, min_size, realtime, loop, seconds); '#' comments.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Process at most N frames a second of each stream's time (the rest are grabbed, not decoded).")
+@click.option("--realtime", is_flag=True,
+              help="Play files at their own speed, as cameras would (frames dropped and counted when behind).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the streams on a Ray cluster (ADDRESS, or a local one): a reader actor per stream, "
+                   "a pool of classifier actors. Needs pip install 'lowres_sdk[ray]'.")
+@click.option("--classifiers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: classifier actors in the pool.")
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 @click.option("--crops", "crops_spec", default="motion", show_default=True,
               help="Where the objects are: motion (MOG2 background subtraction), face (OpenCV Haar cascade), "
@@ -296,12 +308,23 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help="auto: the bundle's INT8 model when it ships one (the export only ships INT8 within 1 point of "
                    "FP32 top-1 and faster), else FP32.")
-def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels,
-                  no_track, no_video, video_scale, show, precision):
-    """Classify every low-res object in SOURCE: a video file, a camera index (0, 1, ...) or an
-    rtsp:// / http:// stream. Writes an annotated video, one JSON line per frame and a summary.
+def video_command(sources, sources_file, fps, realtime, ray_address, classifiers, bundle, crops_spec, out, stride,
+                  max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels, no_track, no_video, video_scale,
+                  show, precision):
+    """Classify every low-res object in SOURCES: video files, camera indices (0, 1, ...) or
+    rtsp:// / http:// streams. Writes an annotated video, one JSON line per frame and a summary.
     Exits 130 when interrupted and 3 when a file ended before its announced frame count (the
-    outputs then cover the frames read; summary.json says so)."""
+    outputs then cover the frames read; summary.json says so).
+
+    Several sources (or --sources FILE, --fps, --ray) run as streams of one process sharing one
+    model: OUT/NAME/ per stream and OUT/summary.json over all; exit 1 when a stream failed."""
+    if len(sources) != 1 or sources_file or fps or realtime or ray_address:
+        _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size,
+                    stride=stride, show=show, tracker_options=(min_hits, min_travel, no_track, ignore_labels),
+                    defaults=dict(fps=fps, realtime=realtime or None, max_frames=max_frames, crops=crops_spec,
+                                  min_size=min_size), video=(not no_video, video_scale))
+        return
+    source = sources[0]
     from .video.regions import parse_crops
     from .runtime import Classifier
     from .video.tracking import TrackerConfig
@@ -332,6 +355,55 @@ def video_command(source, bundle, crops_spec, out, stride, max_frames, batch_siz
         click.echo(f"error: {source} ended early: {summary['frames_unread']} of its {summary['frame_count']} frames "
                    "could not be read (truncated file?); the outputs cover the frames before that", err=True)
         sys.exit(3)
+
+
+def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size, *, stride, show,
+                tracker_options, defaults, video) -> None:
+    """`lowres video` with several streams: one process (`process_many`), or Ray actors (``ray_address``)."""
+    from .video.many import ManyOptions, process_many
+    from .video.sources import read_sources, specs_from
+    from .video.tracking import TrackerConfig
+
+    if stride != 1 or show:
+        raise click.UsageError("--stride and --show take one source; several streams are rated with --fps")
+    if not sources and not sources_file:
+        raise click.UsageError("give SOURCES, or --sources FILE")
+    specs = specs_from([*(read_sources(sources_file, **defaults) if sources_file else []),
+                        *specs_from(sources, **defaults)]) if sources else read_sources(sources_file, **defaults)
+    min_hits, min_travel, no_track, ignore_labels = tracker_options
+    options = ManyOptions(batch_size=batch_size, tracker=TrackerConfig(min_hits=min_hits, min_travel=min_travel),
+                          track=not no_track, ignore_labels=tuple(x.strip() for x in ignore_labels.split(",") if x.strip()),
+                          write_video=video[0], video_scale=video[1])
+    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    if ray_address:
+        from .video.ray_streams import process_many_ray
+
+        summary = process_many_ray(specs, bundle, out, address=None if ray_address == "local" else ray_address,
+                                   classifiers=classifiers, options=options, precision=precision, log=log)
+    else:
+        import cv2
+
+        from .runtime import Classifier
+
+        cv2.setNumThreads(1)  # one OpenCV thread per stream's thread: they are the parallelism
+        clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
+        summary = process_many(specs, clf, out, options=options, log=log)
+    for name, s in summary["streams"].items():
+        latency = s["latency_ms"]["p95"]
+        click.echo(f"{name}: {s['frames_processed']} frames at {s['fps']} frames/s"
+                   + (f", {s['frames_dropped']} dropped" if s["live"] else "")
+                   + (f", p95 latency {latency:.0f} ms" if latency is not None else "")
+                   + f", {s['objects']} objects in {s['tracks']} tracks {s['track_labels']}"
+                   + (f"; FAILED: {s['error']}" if s["error"] else ""))
+    click.echo(f"{summary['n_streams']} streams, {summary['model_calls']} model calls of {summary['mean_batch']} crops "
+               f"on average; outputs in {out}/NAME/ and {out}/summary.json")
+    if summary.get("interrupted"):
+        click.echo("interrupted: the outputs cover the frames processed so far", err=True)
+        sys.exit(130)
+    if summary["errors"]:
+        click.echo(f"error: {len(summary['errors'])} of {summary['n_streams']} streams failed: "
+                   + ", ".join(summary["errors"]), err=True)
+        sys.exit(1)
 
 
 @cli.command("index")
