@@ -4,7 +4,7 @@ batch 1, 8, 64; plus achieved GFLOP/s against this machine's peak (a large float
 
 Writes benchmarks/results/runtime.json (+ .png) and the runtime table in docs/benchmarks.md.
 
-    python benchmarks/runtime.py --run benchmarks/runs/cifar10_dfd/dfd16native --bundle /tmp/bundle
+    python benchmarks/runtime.py --run benchmarks/runs/cifar10_dfd/dfd16native --bundle bundles/dfd16native
 """
 from __future__ import annotations
 

@@ -44,8 +44,27 @@ def onnx_top1(path: str | os.PathLike, crops: np.ndarray, labels: np.ndarray, ba
     return float(100 * (pred == labels).mean())
 
 
+def _drop_stack_traces(graph) -> None:
+    """Remove the exporter's per-node Python stack traces: they name this machine's source paths."""
+    for node in graph.node:
+        kept = [(p.key, p.value) for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        for key, value in kept:
+            node.metadata_props.add(key=key, value=value)
+        for attr in node.attribute:
+            for sub in [attr.g] * (attr.type == onnx.AttributeProto.GRAPH) + list(attr.graphs):
+                _drop_stack_traces(sub)
+
+
+def run_name(run_dir: str | os.PathLike) -> str:
+    """A run as provenance records it: relative to the working directory when under it, else its folder name."""
+    path = Path(run_dir).resolve()
+    return path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else path.name
+
+
 def _embed_metadata(path: Path, description: dict) -> None:
     model = onnx.load(str(path))
+    _drop_stack_traces(model.graph)
     del model.metadata_props[:]
     for key, value in {ONNX_METADATA_KEY: json.dumps(description, sort_keys=True), "lowres_sdk.version": __version__}.items():
         model.metadata_props.add(key=key, value=value)
@@ -148,7 +167,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, task: 
                 files["model.int8.onnx"] = int8_path
                 variants["int8"] = "model.int8.onnx"
         provenance = {"lowres_sdk_version": __version__, "torch_version": torch.__version__, "opset": opset,
-                      "onnxruntime_version": ort.__version__, "source_run": str(run_dir),
+                      "onnxruntime_version": ort.__version__, "source_run": run_name(run_dir),
                       "checkpoint_sha256": meta["weights_sha256"], "recipe": recipe,
                       "trained_epochs": meta["epoch"], "params": meta.get("params"), "mflops": meta.get("mflops"),
                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

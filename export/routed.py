@@ -132,7 +132,7 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
     would weigh more than that many MB; each route's metrics keep its gates' figures either way);
     ``heads[i]``: route i's head (temperature / merge / drop: each net is calibrated on its own);
     ``calibration``: the bundle's (thresholds over the routed outputs)."""
-    from .exporter import export_run
+    from .exporter import export_run, run_name
 
     check_bundle_target(out_dir, overwrite)
     if len(routes) < 2:
@@ -155,7 +155,7 @@ def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os
             log(f"INT8 refused for route(s) {[i for i, q in enumerate(int8_routes) if not q]}: "
                 + ("model.int8.onnx runs them in FP32" if any(int8_routes) else "the routed bundle ships FP32 only"))
         files, routing = _compose(parts, min_sides, int8_routes, tmp / "composed", log)
-        runs = [str(run) for _, run in routes]
+        runs = [run_name(run) for _, run in routes]
         bundle = _write(parts, runs, min_sides, int8_routes, calibration, files, routing, out_dir, overwrite)
         if max_mb is not None and "model.int8.onnx" in files:
             mb = sum(f.stat().st_size for f in Path(out_dir).iterdir()) / 1e6
