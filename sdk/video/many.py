@@ -39,6 +39,7 @@ class ManyOptions:
     ignore_labels: tuple = IGNORED_LABELS
     write_video: bool = False
     video_scale: float = 1.0
+    crops: Callable[[StreamSpec], Callable] | None = None  # spec -> its crops provider; None: its ``crops`` spec
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_wait_ms < 0 or self.deadline <= 0 or self.timeout <= 0 or self.max_lag <= 0:
@@ -169,7 +170,7 @@ class StreamRunner:
                  log: Callable[[str], None] | None = None, resume: bool = False):
         self.spec, self.classifier, self.out, self.options = spec, classifier, out, options
         self.stop, self.callback, self.log, self.resume = stop or threading.Event(), callback, log, resume
-        self.provider = parse_crops(spec.crops, min_size=spec.min_size)
+        self.provider = options.crops(spec) if options.crops else parse_crops(spec.crops, min_size=spec.min_size)
         self.gate = RateGate(spec, options.max_lag)
         self.latency = Latency()
         self.counts: Counter = Counter()
