@@ -292,7 +292,8 @@ def test_truncated_file_keeps_valid_outputs(clip, tiny_bundle, tmp_path):
     assert saved["truncated"] and saved["frames_unread"] > 0
     assert saved["frames_read"] + saved["frames_failed"] + saved["frames_unread"] == 50
     p = _cli("video", cut, "--bundle", tiny_bundle.path, "--out", tmp_path / "cli", "--no-video")
-    assert p.returncode == 3 and "ended early" in p.stderr
+    # a file that decodes to its end is finished, whatever its header claims: a warning, exit 0
+    assert p.returncode == 0 and "fewer than its header announces" in p.stderr, p.stderr
 
 
 def _cli(*args, **kw):
@@ -348,10 +349,19 @@ def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, python_sigint):
     assert summary["interrupted"] and summary["frames_processed"] == 3 and not reached
 
 
-def _long_clip(tmp_path, n=1500):  # ~1-2.5 s of pipeline at 600-1,700 frames/s: time to interrupt it mid-run
-    path = tmp_path / "long.avi"
-    make_clip(path, n=n, size=(320, 240), fps=10)
-    return path
+@pytest.fixture
+def endless_stream():
+    """An MJPEG stream that never ends (200 frames/s until the client goes): a signal sent once N frames
+    are processed always finds the run still going, however fast the machine."""
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), _MJPEG)
+    server.per_connection, server.connections, server.served = 10 ** 9, 1, 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+    server.shutdown()
+    server.server_close()
 
 
 def _start_and_wait(args, jsonl: Path, lines: int):
@@ -368,9 +378,9 @@ def _start_and_wait(args, jsonl: Path, lines: int):
     pytest.fail(f"the run ended or stalled before writing {lines} lines: {proc.communicate()}")
 
 
-def test_killed_run_leaves_a_readable_video_and_says_unfinished(tiny_bundle, tmp_path):
+def test_killed_run_leaves_a_readable_video_and_says_unfinished(tiny_bundle, tmp_path, endless_stream):
     out = tmp_path / "out"
-    proc = _start_and_wait(["video", _long_clip(tmp_path), "--bundle", tiny_bundle.path, "--out", out],
+    proc = _start_and_wait(["video", endless_stream, "--bundle", tiny_bundle.path, "--out", out],
                            out / "detections.jsonl", 300)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -382,16 +392,16 @@ def test_killed_run_leaves_a_readable_video_and_says_unfinished(tiny_bundle, tmp
     assert json.loads((out / "summary.json").read_text())["finished"] is False
 
 
-def test_interrupted_run_exits_130(tiny_bundle, tmp_path):
+def test_interrupted_run_exits_130(tiny_bundle, tmp_path, endless_stream):
     out = tmp_path / "out"
-    proc = _start_and_wait(["video", _long_clip(tmp_path), "--bundle", tiny_bundle.path, "--out", out, "--no-video"],
+    proc = _start_and_wait(["video", endless_stream, "--bundle", tiny_bundle.path, "--out", out, "--no-video"],
                            out / "detections.jsonl", 50)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] and not summary["finished"]
-    assert summary["frames_processed"] == len((out / "detections.jsonl").read_text().splitlines()) < 1500
+    assert summary["frames_processed"] == len((out / "detections.jsonl").read_text().splitlines()) >= 50
 
 
 def test_missing_and_unsupported_sources(tmp_path):

@@ -189,15 +189,21 @@ class BoxesFile:
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> np.ndarray:
     """Clip boxes to the frame and drop those that end up thinner than ``min_side`` px."""
+    return clip_keep(boxes, width, height, min_side)[0]
+
+
+def clip_keep(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """`clip_boxes`, and which of the input boxes it kept (a bool mask)."""
     if len(boxes) == 0:
-        return EMPTY
+        return EMPTY, np.zeros(0, bool)
     # np.minimum/maximum: np.clip on integer arrays costs ~8 us a call in numpy 2 (a quarter of this function)
     x1 = np.minimum(np.maximum(boxes[:, 0], 0), width)
     y1 = np.minimum(np.maximum(boxes[:, 1], 0), height)
     x2 = np.minimum(np.maximum(boxes[:, 0] + boxes[:, 2], 0), width)
     y2 = np.minimum(np.maximum(boxes[:, 1] + boxes[:, 3], 0), height)
     out = np.stack([x1, y1, x2 - x1, y2 - y1], 1)
-    return out[(out[:, 2] >= min_side) & (out[:, 3] >= min_side)].astype(np.int64)
+    keep = (out[:, 2] >= min_side) & (out[:, 3] >= min_side)
+    return out[keep].astype(np.int64), keep
 
 
 def parse_crops(spec: str, min_size: int = 12):

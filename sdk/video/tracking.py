@@ -40,6 +40,8 @@ class Track:
     origin: np.ndarray | None = None     # box centre where the track was first seen
     travel: float = 0.0                  # farthest its centre got from there, in box sides (sqrt(w * h))
     probs: np.ndarray | None = None      # the class probabilities its evidence gives (set by `IoUTracker.observe`)
+    category: np.ndarray | None = None   # sum of a detector's category scores over its boxes (None: no detector)
+    category_hits: int = 0               # boxes summed there
 
 
 @dataclass
@@ -104,6 +106,13 @@ class IoUTracker:
                 track.classified_area, track.classified_frame = area, step
             out.append((track, due))
         return out
+
+    @staticmethod
+    def observe_category(track: Track, scores: np.ndarray) -> None:
+        """Add one box's detector category scores to the track's."""
+        scores = np.asarray(scores, np.float64)
+        track.category = scores.copy() if track.category is None else track.category + scores
+        track.category_hits += 1
 
     @staticmethod
     def observe(track: Track, probs: np.ndarray, weight: float = 1.0) -> np.ndarray:

@@ -1,0 +1,86 @@
+"""Regions from the project's low-res detector (training/detector.py: a small CenterNet over frame +
+motion channel at half resolution), run with onnxruntime: whole people and vehicles where motion blobs
+give fragments, pairs and flicker, and objects that stand still (a parked car) as well.
+
+Called like every region provider, ``(frame, index) -> [N, 4]`` x, y, w, h boxes; it also leaves each
+box's category scores in ``last_categories`` for the pipeline, which names a box within its category."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import BundleError, InputError
+from .motion_input import MotionInput
+
+META_KEY = "lowres_sdk.detector"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "detector" / "detector.onnx"
+# the classifier labels each detector category may be named with
+CATEGORY_LABELS = {"person": ("person",), "vehicle": ("car", "truck", "bus", "motorcycle")}
+
+
+def read_meta(path: str | Path) -> dict:
+    """The metadata a detector ONNX carries (categories, stride, what it trained on)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    for prop in proto.metadata_props:
+        if prop.key == META_KEY:
+            return json.loads(prop.value)
+    raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
+
+
+class DetectorRegions:
+    """People and vehicles found by the detector at ``threshold`` (peak heat), kept after
+    class-agnostic NMS at ``nms_iou``; ``downscale`` is the factor the frame is shrunk by first
+    (the detector was trained at 2)."""
+
+    def __init__(self, model: str | Path | None = None, threshold: float = 0.3, nms_iou: float = 0.5,
+                 downscale: int = 2, min_size: int = 8, threads: int = 1):
+        import onnxruntime as ort
+
+        path = Path(model) if model is not None else DEFAULT_MODEL
+        if not path.is_file():
+            raise InputError(f"detector model not found: {path}")
+        if not 0 < threshold < 1:
+            raise InputError(f"threshold must be in (0, 1), got {threshold}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        if meta is None:
+            raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
+        meta = json.loads(meta)
+        self.categories, self.stride = tuple(meta["categories"]), int(meta["stride"])
+        self.threshold, self.nms_iou, self.min_size = threshold, nms_iou, min_size
+        self.input = MotionInput(downscale)
+        self.last_categories = np.zeros((0, len(self.categories)), np.float32)
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        x = self.input(frame)
+        h, w = x.shape[:2]
+        ph, pw = -h % self.stride, -w % self.stride  # the trunk's strides need a multiple of them
+        x = np.pad(x, ((0, ph), (0, pw), (0, 0))) if ph or pw else x
+        heat, wh, off = self.session.run(None, {"input": x.transpose(2, 0, 1)[None].astype(np.float32)})
+        boxes, scores = self._decode(heat[0], wh[0], off[0])
+        boxes *= self.input.downscale
+        keep = (boxes[:, 2] >= self.min_size) | (boxes[:, 3] >= self.min_size)
+        boxes, scores = boxes[keep], scores[keep]
+        order = cv2.dnn.NMSBoxes(boxes.tolist(), scores.max(1).tolist(), self.threshold, self.nms_iou) \
+            if len(boxes) else []
+        order = np.asarray(order, dtype=np.int64).reshape(-1)
+        self.last_categories = scores[order]
+        return np.round(boxes[order]).astype(np.int64).reshape(-1, 4)
+
+    def _decode(self, heat: np.ndarray, wh: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Peaks of the heat maps (3x3 local maxima over all categories, >= threshold) -> boxes in
+        detector-input px and each box's heat per category."""
+        top = heat.max(0)
+        peaks = (top >= self.threshold) & (top >= cv2.dilate(top, np.ones((3, 3), np.uint8)))
+        i, j = np.nonzero(peaks)
+        cx, cy = (j + off[0, i, j]) * self.stride, (i + off[1, i, j]) * self.stride
+        bw, bh = np.exp(np.clip(wh[0, i, j], -2, 8)), np.exp(np.clip(wh[1, i, j], -2, 8))
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], 1).astype(np.float64).reshape(-1, 4)
+        return boxes, heat[:, i, j].T.astype(np.float32).reshape(-1, len(self.categories))

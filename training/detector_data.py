@@ -1,0 +1,111 @@
+"""Training data of the region detector: annotated fixed-camera sequences (MOT ground truth) turned
+into the detector's input (frame + motion channel, `MotionInput`) and CenterNet targets on random,
+rescaled patches. A sequence used here is *seen*: the benchmark scores it only with a fold that left
+it out (benchmarks/manifests)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lowres_sdk.errors import DataError
+from lowres_sdk.video.motion_input import MotionInput
+from lowres_sdk.video.scoring import read_mot
+
+CATEGORIES = ("person", "vehicle")
+STRIDE = 4  # detector input px per output cell
+
+
+@dataclass
+class Sequence:
+    name: str
+    category: int                  # index into CATEGORIES
+    inputs: np.ndarray             # [frames, h, w, 4] uint8 at the detector's scale
+    boxes: list[np.ndarray]        # per frame: [n, 5] x, y, w, h, ignore (detector-scale px)
+
+
+def load_sequence(video: str | Path, gt: str | Path, downscale: int = 2) -> Sequence:
+    """Decode ``video`` (every frame, in order: the motion channel needs them) with its ground truth."""
+    frames, category = read_mot(gt)
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise DataError(f"cannot open {video}")
+    make, inputs = MotionInput(downscale), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        inputs.append(make(frame))
+    cap.release()
+    boxes = [np.array([[*(v / downscale for v in g.box), g.ignore] for g in frames.get(i, [])],
+                      dtype=np.float32).reshape(-1, 5) for i in range(len(inputs))]
+    return Sequence(Path(video).stem, CATEGORIES.index(category), np.stack(inputs), boxes)
+
+
+def _gaussian(heat: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> None:
+    """Max-splat an axis-aligned Gaussian peak (1 at the centre cell) onto ``heat``."""
+    h, w = heat.shape
+    x0, x1 = max(0, int(cx - 3 * sx)), min(w, int(cx + 3 * sx) + 1)
+    y0, y1 = max(0, int(cy - 3 * sy)), min(h, int(cy + 3 * sy) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    g = np.exp(-((xs - int(cx)) ** 2 / (2 * sx * sx) + (ys - int(cy)) ** 2 / (2 * sy * sy)))
+    np.maximum(heat[y0:y1, x0:x1], g, out=heat[y0:y1, x0:x1])
+
+
+def targets(boxes: np.ndarray, category: int, size: int) -> dict[str, np.ndarray]:
+    """CenterNet targets of a ``size`` x ``size`` patch: per-category centre heat maps, log box size
+    and sub-cell centre offset at each centre cell, and a weight map that is 0 over ignore regions."""
+    n = size // STRIDE
+    heat = np.zeros((len(CATEGORIES), n, n), np.float32)
+    wh, off = np.zeros((2, n, n), np.float32), np.zeros((2, n, n), np.float32)
+    mask, weight = np.zeros((1, n, n), np.float32), np.ones((1, n, n), np.float32)
+    for x, y, w, h, ignore in boxes:
+        cx, cy = (x + w / 2) / STRIDE, (y + h / 2) / STRIDE
+        if ignore:
+            weight[0, max(0, int(y / STRIDE)):int(math.ceil((y + h) / STRIDE)),
+                   max(0, int(x / STRIDE)):int(math.ceil((x + w) / STRIDE))] = 0
+            continue
+        if not (0 <= cx < n and 0 <= cy < n) or w < 2 or h < 2:
+            continue
+        _gaussian(heat[category], cx, cy, max(0.5, w / STRIDE / 6), max(0.5, h / STRIDE / 6))
+        i, j = int(cy), int(cx)
+        wh[:, i, j] = np.log(w), np.log(h)
+        off[:, i, j] = cx - j, cy - i
+        mask[0, i, j] = 1
+    return {"heat": heat, "wh": wh, "off": off, "mask": mask, "weight": weight}
+
+
+def sample(seq: Sequence, rng: np.random.Generator, size: int, scale_range=(0.6, 1.6)) -> tuple[np.ndarray, dict]:
+    """A random ``size`` x ``size`` patch of a random frame of ``seq``: rescaled log-uniformly in
+    ``scale_range``, centred near an object most of the time, flipped half the time, with brightness
+    and contrast jitter on the colour channels; returns the [4, size, size] uint8 input and its targets."""
+    f = int(rng.integers(len(seq.inputs)))
+    image, boxes = seq.inputs[f], seq.boxes[f].copy()
+    s = math.exp(rng.uniform(*np.log(scale_range)))
+    h, w = image.shape[:2]
+    image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    boxes[:, :4] *= s
+    h, w = image.shape[:2]
+    real = boxes[boxes[:, 4] == 0]
+    if len(real) and rng.random() < 0.8:
+        x, y, bw, bh, _ = real[rng.integers(len(real))]
+        cx, cy = x + bw / 2 + rng.uniform(-size / 3, size / 3), y + bh / 2 + rng.uniform(-size / 3, size / 3)
+    else:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    x0, y0 = int(np.clip(cx - size / 2, 0, max(0, w - size))), int(np.clip(cy - size / 2, 0, max(0, h - size)))
+    patch = np.zeros((size, size, 4), np.uint8)
+    crop = image[y0:y0 + size, x0:x0 + size]
+    patch[:crop.shape[0], :crop.shape[1]] = crop
+    boxes[:, 0] -= x0
+    boxes[:, 1] -= y0
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+        boxes[:, 0] = size - boxes[:, 0] - boxes[:, 2]
+    color = patch[..., :3].astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
+    patch = np.concatenate([np.clip(color, 0, 255).astype(np.uint8), patch[..., 3:]], axis=2)
+    return np.ascontiguousarray(patch.transpose(2, 0, 1)), targets(boxes, seq.category, size)
