@@ -350,6 +350,8 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(tmp_path):
         assert r.status_code == 200 and r.json()["results"][0]["label"] == Classifier()(crops()[0]).labels[0]
         # uvicorn re-raises the signal once it has shut down, so the exit status says "ended by SIGTERM"
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert '"POST /v1/classify HTTP/1.1" 200' in proc.stdout.read().decode()  # uvicorn's access log
+        assert "lowres serve stopped: " in proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -360,3 +362,32 @@ def test_serve_without_the_extra_is_one_line_naming_it():
     code = "import sys; sys.modules['fastapi'] = None; from lowres_sdk.cli import main; main(['serve', '--help'])"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "pip install 'lowres_sdk[serve]'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_port_in_use_is_said_before_claiming_to_serve():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "serve", "--port", str(port)],
+                           capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "serving" not in p.stderr
+    assert p.stderr.strip().splitlines() == [f"Error: port {port} on 127.0.0.1 is in use (another server?); "
+                                             "pick another with --port"]
+
+
+def test_openapi_response_models_are_the_result_schema_and_docs_are_offline(server):
+    from lowres_sdk.results import Scored, record
+
+    spec = server.client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    ok = spec["paths"]["/v1/classify"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/ClassifyResponse")
+    fields = set(schemas["ClassifyRecord"]["properties"])
+    assert fields == set(record("a", True, "a", 0, 1.0, [Scored("a", 1.0)], [1.0]))
+    assert "422" in spec["paths"]["/v1/classify"]["post"]["responses"]
+    assert set(schemas["EmbedResponse"]["properties"]) == {"dim", "embeddings"}
+    page = server.client.get("/docs")
+    assert page.status_code == 200 and "cdn" not in page.text.lower()
+    if "/docs-static/" in page.text:  # swagger-ui-bundle installed: its files are served from here
+        assert server.client.get("/docs-static/swagger-ui-bundle.js").status_code == 200

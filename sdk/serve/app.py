@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
+import logging
+import socket
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +23,8 @@ import click
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
@@ -29,6 +33,7 @@ from ..errors import InputError
 from ..runtime import Predictions
 from .input import Limits, LimitError, base64_bytes, check_count, decode_image, decode_raw
 from .metrics import Metrics
+from .schema import ERRORS, ClassifyResponse, EmbedResponse
 
 ENCODED_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 INLINE_DECODE_BYTES = 64 << 10  # larger bodies are parsed and decoded in a worker thread
@@ -168,13 +173,6 @@ def parse_top_k(request: Request, default: int, classes: int) -> int:
     return int(raw)
 
 
-def predictions_json(p: Predictions, k: int) -> list[dict]:
-    _, names, scores = p.top_k(k)
-    return [{"label": p.labels[i], "index": int(p.indices[i]), "score": float(p.scores[i]),
-             "top_k": [{"label": n, "score": float(s)} for n, s in zip(names[i], scores[i])],
-             "probs": [float(v) for v in p.probs[i]]} for i in range(len(p))]
-
-
 # ---- the app --------------------------------------------------------------------------------
 
 class ObserveRequests:
@@ -235,9 +233,12 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
         # uvicorn calls this after the in-flight requests have been answered (SIGTERM included)
         state["ready"] = False
         await asyncio.to_thread(batcher.close, config.timeout_s)
+        answered = sum(n for (_, status), n in metrics.requests.items() if status < 500)
+        logging.getLogger("uvicorn.error").info("lowres serve stopped: %d requests answered", answered)
 
-    app = FastAPI(title="lowres_sdk", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="lowres_sdk", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"Serving {model.bundle.path} ({task}). See docs/serving.md.")
+    add_offline_docs(app)
     app.add_middleware(ObserveRequests, metrics=metrics)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
 
@@ -279,14 +280,16 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
             raise HTTPError(504, "timeout", f"no answer within the server's timeout of {config.timeout_s:g} s") from None
         # Serialised here rather than by FastAPI's encoder: it walks every float and costs more than the model.
         if task == "classify":
-            return JSONResponse({"classes": out.classes, "results": predictions_json(out, k)})
+            return JSONResponse({"classes": out.classes, "results": out.to_dict(k, probs=True)})
         return JSONResponse({"dim": int(out.shape[1]), "embeddings": out.tolist()})
 
-    @app.post("/v1/classify", openapi_extra=_BODY_DOC, summary="Classify one or more images or crops")
+    @app.post("/v1/classify", openapi_extra=_BODY_DOC, summary="Classify one or more images or crops",
+              responses={200: {"model": ClassifyResponse}, **ERRORS})
     async def classify(request: Request):
         return await infer(request, "classify")
 
-    @app.post("/v1/embed", openapi_extra=_BODY_DOC, summary="Embed one or more images or crops (unit vectors)")
+    @app.post("/v1/embed", openapi_extra=_BODY_DOC, summary="Embed one or more images or crops (unit vectors)",
+              responses={200: {"model": EmbedResponse}, **ERRORS})
     async def embed(request: Request):
         return await infer(request, "embed")
 
@@ -307,10 +310,48 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
     return app
 
 
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs from Swagger UI files installed with the serve extra (swagger-ui-bundle), never a CDN,
+    so the page works offline (FastAPI's self-hosted docs recipe)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ModuleNotFoundError:
+        swagger_ui_path = None
+
+    if swagger_ui_path is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if swagger_ui_path is None:
+            return HTMLResponse("<p>The API description is <a href='/openapi.json'>/openapi.json</a>; pip install "
+                                "swagger-ui-bundle (lowres_sdk[serve]) for this page.</p>")
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """click.ClickException when ``port`` on ``host`` cannot be listened on (in use, or not ours to take),
+    said before the server claims to serve there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            why = "is in use (another server?); pick another with --port" if e.errno == errno.EADDRINUSE else \
+                f"cannot be listened on: {e.strerror or e}"
+            raise click.ClickException(f"port {port} on {host} {why}") from None
+
+
 @click.command("serve")
 @click.argument("bundle", required=False, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Crops per model call, across concurrent requests; 1 switches batching off.")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -320,15 +361,19 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
               help="Requests waiting for the model before new ones get 503 + Retry-After.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.001), default=10.0, show_default=True,
               help="Seconds per request before 504.")
-@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=8.0, show_default=True)
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=8.0, show_default=True,
+              help="Largest request body (MiB); larger ones get 413.")
 @click.option("--max-images", type=click.IntRange(min=1), default=256, show_default=True, help="Images per request.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Pixels per image.")
 @click.option("--max-side", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Pixels per image side (memory in the model grows with its square).")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
-@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="Which of the bundle's models runs (int8: only bundles that ship one).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request on stderr (uvicorn's access log).")
 def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout_s, max_body_mb, max_images,
-                  max_pixels, max_side, precision, threads):
+                  max_pixels, max_side, precision, threads, access_log):
     """Serve BUNDLE (default: the shipped model) over HTTP: POST /v1/classify or /v1/embed, GET /healthz,
     /readyz, /metrics, /docs. SIGTERM or Ctrl-C stops it after the requests in flight are answered."""
     import uvicorn
@@ -342,7 +387,8 @@ def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout
                     max_side=max_side)
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, timeout_s=timeout_s,
                          limits=limits)
+    check_port_free(host, port)
     click.echo(f"serving {b.path} ({b.task}, {precision}, {', '.join(model.providers)}) on http://{host}:{port}; "
-               f"max batch {max_batch}, max wait {max_wait_ms:g} ms", err=True)
-    uvicorn.run(create_app(model, config), host=host, port=port, log_level="warning",
+               f"max batch {max_batch}, max wait {max_wait_ms:g} ms; API docs at /docs", err=True)
+    uvicorn.run(create_app(model, config), host=host, port=port, log_level="info", access_log=access_log,
                 timeout_graceful_shutdown=int(timeout_s) + 5)
