@@ -15,6 +15,33 @@ import numpy as np
 
 from ..errors import InputError, SourceError
 
+VIDEO_NAME = "annotated.mkv"
+OUTPUT_NAMES = (VIDEO_NAME, "detections.jsonl", "summary.json")  # what `process` writes into its folder
+
+
+def stale_outputs(out_dir: str | os.PathLike) -> list[str]:
+    """The outputs of an earlier run in ``out_dir`` (empty when it is new or holds none)."""
+    out_dir = Path(out_dir)
+    return [name for name in OUTPUT_NAMES if (out_dir / name).exists()]
+
+
+def summary_line(summary: dict) -> str:
+    """One line a person reads: frames, objects by label, speed, and what tracking saved."""
+    frames = summary["frames_processed"]
+    failed = f" ({summary['frames_failed']} failed to decode)" if summary["frames_failed"] else ""
+    if not frames:
+        return f"no frames processed{failed}"
+    labels = summary["track_labels"]
+    found = (f"{summary['tracks']} objects: " + ", ".join(f"{n} {label}" for label, n in labels.items())
+             if summary["tracks"] else "no objects")
+    speed = f"{summary['fps']} frames/s" + (f" ({summary['realtime_factor']}x real time)"
+                                             if summary["realtime_factor"] else "")
+    saved = summary["classifications_saved"]
+    crops = (f"; {summary['crops_classified']} of {summary['crops_seen']} crops classified"
+             + (f", {100 * saved:.0f} % saved by tracking" if saved and summary["tracking"] else "")
+             if summary["crops_seen"] else "")
+    return f"{frames} frames{failed}, {found}; {speed}{crops}"
+
 
 class JsonlSink:
     """``detections.jsonl``: one line per processed frame, flushed as written, so an interrupted run
@@ -41,18 +68,53 @@ def _color(track: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(64, 256, 3))
 
 
+def label_style(height: int) -> tuple[float, int]:
+    """(font scale, line thickness) for a frame ``height`` px tall: text ~2.2 % of the height, at least
+    legible at 240p (Hershey simplex at scale 0.4 is ~9 px tall)."""
+    scale = max(0.4, height / 1100)
+    return scale, max(1, round(scale * 1.6))
+
+
+def draw_label(image: np.ndarray, text: str, box: tuple[int, int, int, int], color: tuple[int, int, int],
+               placed: list | None = None) -> None:
+    """``text`` on a filled ``color`` tag at ``box``'s (x, y, w, h) top edge, kept inside ``image``;
+    tried above the box, then below it, then inside its top, the first spot missing the tags in
+    ``placed`` (appended to), so neighbours' labels do not cover each other."""
+    H, W = image.shape[:2]
+    scale, thick = label_style(H)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(1, thick)
+    lw, lh = min(W, tw + 2 * pad), min(H, th + base + 2 * pad)
+    x, y, w, h = box
+    lx = int(min(max(0, x), W - lw))
+    spots = [y - lh, y + h, y]
+    placed = [] if placed is None else placed
+    rects = [(lx, int(min(max(0, top), H - lh)), lw, lh) for top in spots]
+    rect = next((r for r in rects if not any(_overlap(r, p) for p in placed)), rects[0])
+    placed.append(rect)
+    rx, ry = rect[:2]
+    cv2.rectangle(image, (rx, ry), (rx + lw - 1, ry + lh - 1), color, cv2.FILLED)
+    ink = (0, 0, 0) if sum(color) > 3 * 140 else (255, 255, 255)  # dark text on light tags, light on dark
+    cv2.putText(image, text, (rx + pad, ry + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thick, cv2.LINE_AA)
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def annotate(image: np.ndarray, objects: list[Detection], scale: float = 1.0) -> np.ndarray:
-    """``image`` (shrunk by ``scale``) with each object's box, label, score and track id drawn on it."""
+    """``image`` (shrunk by ``scale``) with each object's box and a filled tag: label, score, track id."""
     if scale != 1.0:
         out = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
     else:
         out = image.copy()
+    thick = label_style(out.shape[0])[1]
+    placed: list = []
     for d in objects:
         x, y, w, h = (round(v * scale) for v in d.box)
         color = _color(d.track)
-        cv2.rectangle(out, (x, y), (x + w, y + h), color, 1)
-        text = f"{d.label} {d.score:.2f} #{d.track}"
-        cv2.putText(out, text, (x, max(8, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.33, color, 1, cv2.LINE_AA)
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, thick)
+        draw_label(out, f"{d.label} {d.score:.2f} #{d.track}", (x, y, w, h), color, placed)
     return out
 
 

@@ -21,14 +21,15 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SourceError
+from ..results import UNKNOWN, record
 from .frames import Frame, frames
-from .outputs import AnnotatedVideo, JsonlSink, _write_json, annotate
+from ..progress import Progress
+from .outputs import VIDEO_NAME, AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
 from .regions import MotionCrops, clip_boxes
 from .tracking import IoUTracker, TrackerConfig
 
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
-UNKNOWN = "unknown"
 DECODE_CHUNK = 4  # decoded frames handed to the motion thread at once (fewer queue hand-overs)
 
 
@@ -41,9 +42,18 @@ class Detection:
     classified: bool                # classified on this frame (False: label carried by the track)
     status: str = "object"          # object | tentative (track seen on < min_hits frames or not travelled
                                     # min_travel box sides) | background (ignored label)
+    best: str = ""                  # the evidence's best class (``label`` unless that is 'unknown')
+    index: int = -1                 # its column in the classifier's labels
+
+    @property
+    def xyxy(self) -> tuple[int, int, int, int]:
+        x, y, w, h = self.box
+        return x, y, x + w, y + h
 
     def to_json(self) -> dict:
-        return {"box": list(self.box), "track": self.track, "label": self.label, "score": round(self.score, 4)}
+        """The box (xywh as ``box``, corners as ``xyxy``), the track and the schema's record (sdk/results.py)."""
+        return {"box": list(self.box), "xyxy": list(self.xyxy), "track": self.track,
+                **record(self.label, self.label != UNKNOWN, self.best or self.label, self.index, self.score)}
 
 
 @dataclass
@@ -185,7 +195,7 @@ class VideoRun:
                     label = UNKNOWN
                 status = ("tentative" if not confirmed
                           else "background" if label in self.ignore_labels else "object")
-                detections.append(Detection(box, tr.id, label, score, due, status))
+                detections.append(Detection(box, tr.id, label, score, due, status, labels[j], j))
             out.append(FrameResult(frame.index, frame.t, frame.image, detections))
         self.seconds["evidence"] += time.perf_counter() - t1
         yield from out
@@ -252,10 +262,11 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     ``out_dir``/{annotated.mkv, detections.jsonl, summary.json} (nothing when ``out_dir`` is None);
     returns the summary. summary.json is written first with ``finished: false``, so a run that is
     killed says so. Ctrl-C stops cleanly once the frame under way is in every output (a second one at
-    once), keeping what was written (``interrupted: true``).
+    once), keeping what was written (``interrupted: true``). Outputs of an earlier run in ``out_dir``
+    are replaced, and its annotated.mkv removed when this run writes none, so the folder never mixes
+    two runs (the CLI refuses such a folder without --overwrite: `stale_outputs`).
+    ``progress``: a bar on a terminal, a line every 10 s in a log (sdk/progress.py).
     ``decode_threads``: FFmpeg decoder threads for a file (None: FFmpeg's default); see `run`."""
-    from tqdm import tqdm
-
     if not 0 < video_scale <= 1:
         raise InputError(f"video_scale must be in (0, 1], got {video_scale}")
     results = run(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
@@ -282,7 +293,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
                 "frames_processed": processed, "stride": stride, "objects": objects,
                 "tracks": len(track_labels), "tracks_not_reported": dict(held), "track_labels": dict(majority.most_common()),
                 "crops_classified": results.crops_classified, "crops_seen": results.crops_seen,
-                "classifications_saved": round(1 - results.crops_classified / max(1, results.crops_seen), 4),
+                "classifications_saved": round(1 - results.crops_classified / results.crops_seen, 4)
+                if results.crops_seen else None,
                 "fps": round(processed / wall, 2) if wall > 0 else None, "wall_seconds": round(wall, 3),
                 "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
                 "busy_ms_per_frame": {k: round(1000 * v / max(1, processed), 3) for k, v in seconds.items()},
@@ -302,12 +314,14 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
             total = min(total, max_frames) if total else max_frames
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
+            if not (write_video and first is not None):
+                (out_dir / VIDEO_NAME).unlink(missing_ok=True)
         with contextlib.ExitStack() as sinks:
             jsonl = sinks.enter_context(JsonlSink(out_dir / "detections.jsonl")) if out_dir is not None else None
-            bar = sinks.enter_context(tqdm(total=total or None, unit="frame", disable=not progress, dynamic_ncols=True))
+            bar = sinks.enter_context(Progress(total, "video", "frames", quiet=not progress))
             if write_video and first is not None:
                 h, w = first.image.shape[:2]
-                video = sinks.enter_context(AnnotatedVideo(out_dir / "annotated.mkv", stats.fps or 10.0, (w, h), video_scale))
+                video = sinks.enter_context(AnnotatedVideo(out_dir / VIDEO_NAME, stats.fps or 10.0, (w, h), video_scale))
             if out_dir is not None:
                 _write_json(out_dir / "summary.json", summary(finished=False))
             result, held = first, _HeldSigint()
