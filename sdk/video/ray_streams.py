@@ -65,7 +65,7 @@ class PoolClassifier:
     goes to the next one (the answer of a dead actor never arrived, so no crop counts twice)."""
 
     def __init__(self, actors: list, description: tuple, deadline: float):
-        self.actors, self.deadline, self._next = actors, deadline, 0
+        self.actors, self.deadline, self._next, self.retries = actors, deadline, 0, 0
         self.labels, self.thresholds, self.unknown_below = description
 
     def __call__(self, crops) -> Probs:
@@ -76,6 +76,7 @@ class PoolClassifier:
             try:
                 return Probs(ray.get(actor.classify.remote(list(crops)), timeout=self.deadline))
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                self.retries += 1
                 time.sleep(RETRY_PAUSE)
         raise SourceError(f"no classifier actor answered in {RETRIES} tries")
 
@@ -97,7 +98,7 @@ class StreamWorker:
             resume = ray.get_runtime_context().was_current_actor_reconstructed
         runner = StreamRunner(self.spec, self.classifier, Path(self.out) if self.out else None, self.options,
                               resume=resume, log=lambda msg: print(msg, flush=True))
-        return {**runner.run(), "restarted": resume}
+        return {**runner.run(), "restarted": resume, "classifier_retries": self.classifier.retries}
 
     def pid(self) -> int:
         return os.getpid()
@@ -150,7 +151,8 @@ class RayStreams:
         counts = ray.get([c.counts.remote() for c in self.classifiers])
         summary = combined_summary(streams, time.monotonic() - self._start, sum(b for b, _ in counts),
                                    sum(n for _, n in counts))
-        summary["ray"] = {"classifiers": len(self.classifiers), "restarts": sum(s.get("restarted", False) for s in streams)}
+        summary["ray"] = {"classifiers": len(self.classifiers), "restarts": sum(s.get("restarted", False) for s in streams),
+                          "classifier_retries": sum(s.get("classifier_retries", 0) for s in streams)}
         if self.out_dir is not None:
             from .outputs import _write_json
 
