@@ -308,9 +308,12 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help="auto: the bundle's INT8 model when it ships one (the export only ships INT8 within 1 point of "
                    "FP32 top-1 and faster), else FP32.")
+@click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --out (else refused).")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json's content instead of the one-line summary.")
+@quiet_option
 def video_command(sources, sources_file, fps, realtime, ray_address, classifiers, bundle, crops_spec, out, stride,
                   max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels, no_track, no_video, video_scale,
-                  show, precision):
+                  show, precision, overwrite, as_json, quiet):
     """Classify every low-res object in SOURCES: video files, camera indices (0, 1, ...) or
     rtsp:// / http:// streams. Writes an annotated video, one JSON line per frame and a summary.
     Exits 130 when interrupted and 3 when a file ended before its announced frame count (the
@@ -325,10 +328,16 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
                                   min_size=min_size), video=(not no_video, video_scale))
         return
     source = sources[0]
+    from .errors import OutputError
+    from .video.outputs import stale_outputs, summary_line
     from .video.regions import parse_crops
     from .runtime import Classifier
     from .video.tracking import TrackerConfig
     from .video import process
+
+    if not overwrite and (stale := stale_outputs(out)):  # two runs' files in one folder would not belong together
+        raise OutputError(f"{out} holds an earlier run's {', '.join(stale)}; pass --overwrite to replace them, "
+                          f"or choose another --out")
 
     # One onnxruntime thread and one OpenCV thread per stage: decode, motion and encoding run in
     # threads of their own beside it (OpenCV's own workers only contended with them: ~7 % slower).
@@ -340,13 +349,13 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
     summary = process(source, clf, out, parse_crops(crops_spec, min_size=min_size), stride=stride, max_frames=max_frames,
                       batch_size=batch_size, track=not no_track, tracker=TrackerConfig(min_hits=min_hits, min_travel=min_travel),
                       ignore_labels=ignored, write_video=not no_video, video_scale=video_scale, show=show,
-                      log=lambda msg: click.echo(msg, err=True))
-    click.echo(f"{summary['frames_processed']} frames ({summary['frames_failed']} failed to decode), "
-               f"{summary['objects']} objects in {summary['tracks']} tracks {summary['track_labels']}, {summary['fps']} frames/s"
-               + (f" = {summary['realtime_factor']}x real time" if summary["realtime_factor"] else "")
-               + f"; {summary['crops_classified']} of {summary['crops_seen']} crops classified "
-                 f"({100 * summary['classifications_saved']:.0f} % saved by tracking)")
-    click.echo(f"outputs in {out}/: " + ", ".join(v for v in summary["outputs"].values() if isinstance(v, str)) + ", summary.json")
+                      progress=not quiet, log=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(summary_line(summary))
+        click.echo(f"outputs in {out}/: " + ", ".join(v for v in summary["outputs"].values() if isinstance(v, str))
+                   + ", summary.json")
     # sys.exit, not click's Exit: under main()'s standalone_mode=False an Exit is returned, and the process exited 0
     if summary["interrupted"]:
         click.echo("interrupted: the outputs cover the frames processed so far", err=True)
