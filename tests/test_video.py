@@ -350,14 +350,37 @@ def test_a_second_ctrl_c_stops_a_hanging_callback_at_once(clip, python_sigint):
 
 
 @pytest.fixture
-def endless_stream():
-    """An MJPEG stream that never ends (200 frames/s until the client goes): a signal sent once N frames
-    are processed always finds the run still going, however fast the machine."""
+def endless_stream(tmp_path):
+    """An MJPEG stream of make_clip's moving squares at 320x240 that never ends (about 200 frames/s until
+    the client goes): a signal sent once N frames are processed always finds the run still going,
+    however fast the machine."""
+    make_clip(tmp_path / "loop.avi", n=60, size=(320, 240))
+    cap = cv2.VideoCapture(str(tmp_path / "loop.avi"))
+    jpegs = []
+    while (frame := cap.read()[1]) is not None:
+        jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(10 ** 9):
+                buf = jpegs[i % len(jpegs)]
+                try:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
+                                     + buf + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                time.sleep(0.005)
+
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
 
-    server = Server(("127.0.0.1", 0), _MJPEG)
-    server.per_connection, server.connections, server.served = 10 ** 9, 1, 0
+    server = Server(("127.0.0.1", 0), Endless)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
     server.shutdown()
