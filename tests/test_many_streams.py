@@ -1,11 +1,16 @@
 """Many streams in one process: sources files checked line by line before anything starts, each
 stream's JSONL equal to the single-stream pipeline's, crops of several streams in one model call,
 rate per stream in source time, a failing stream isolated, a realtime stream that falls behind drops
-(a file never does), and a resumed stream writing each frame exactly once."""
+(a file never does), a resumed stream writing each frame exactly once; and live RTSP streams from
+GStreamer's RTSP server (several at once, a server restart, a server gone)."""
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ from lowres_sdk.video.many import StreamRunner
 from lowres_sdk.video.regions import FullFrame
 from lowres_sdk.video.sources import specs_from
 
+from conftest import SHARED_DATA
 from test_video import BrightnessClassifier, make_clip, squares_motion
 
 
@@ -186,3 +192,107 @@ def test_cli_runs_several_sources(clips, tmp_path):
     for clip in clips[:2]:
         assert len(jsonl(out / clip.stem / "detections.jsonl")) == 20
         assert json.loads((out / clip.stem / "summary.json").read_text())["fps_wanted"] == 5
+
+
+# Live RTSP streams: GStreamer's RTSP server (tests/rtsp_server.py, run by the system python3) serves
+# the given 720p H.264 clip on 127.0.0.1, started and stopped by pid.
+SYSTEM_PYTHON = "/usr/bin/python3"
+HIGHWAY = SHARED_DATA / "video" / "highway-cars-1280x720.mp4"
+
+
+def _rtsp_missing() -> str | None:
+    if not HIGHWAY.is_file():
+        return f"{HIGHWAY} is absent"
+    if not os.path.exists(SYSTEM_PYTHON):
+        return f"no {SYSTEM_PYTHON} to run GStreamer's RTSP server"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "from gi.repository import GstRtspServer"], capture_output=True)
+    if probe.returncode:
+        return ("GStreamer's RTSP server is not installed (apt-get install gir1.2-gst-rtsp-server-1.0 "
+                "gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad python3-gi)")
+    return None
+
+
+rtsp = pytest.mark.skipif(_rtsp_missing() is not None, reason=str(_rtsp_missing()))
+
+
+class RtspServer:
+    """tests/rtsp_server.py on a free port of 127.0.0.1, serving the highway clip at each of ``names``."""
+
+    def __init__(self, names):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.names, self.proc = names, None
+
+    def start(self) -> "RtspServer":
+        script = Path(__file__).with_name("rtsp_server.py")
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(script), str(self.port), *(f"{n}={HIGHWAY}" for n in self.names)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+        return self
+
+    def url(self, name) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{name}"
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def servers():
+    started = []
+    yield lambda names: started.append(RtspServer(names).start()) or started[-1]
+    for server in started:
+        if server.proc.poll() is None:
+            server.kill()
+
+
+LIVE = ManyOptions(crops=lambda spec: FullFrame(), timeout=5.0)
+
+
+@rtsp
+def test_several_rtsp_streams_at_once(servers):
+    server = servers(["cam1", "cam2", "cam3"])
+    names = ["cam1", "cam2", "cam3"]
+    summary = process_many([server.url(n) for n in names], BrightnessClassifier(), fps=5, max_frames=10, options=LIVE)
+    assert summary["errors"] == {} and summary["finished"]
+    for name in names:
+        s = summary["streams"][name]
+        assert (s["source_kind"], s["width"], s["height"], s["frames_processed"]) == ("stream", 1280, 720, 10)
+        assert s["latency_ms"]["p95"] < 1000
+
+
+@rtsp
+def test_an_rtsp_server_restart_reconnects_and_counts_the_lost_frames(servers):
+    server = servers(["cam1"])
+    seen = []
+
+    def restart_after_five(name, result):
+        seen.append(result.index)
+        if len(seen) == 5:
+            server.kill()
+            time.sleep(1.0)
+            server.start()
+
+    summary = process_many([server.url("cam1")], BrightnessClassifier(), fps=5, max_frames=12, options=LIVE,
+                           callback=restart_after_five)
+    s = summary["streams"]["cam1"]
+    assert s["error"] is None and s["frames_processed"] == 12 and s["reconnects"] >= 1
+    assert s["frames_dropped"] >= 3  # at 5 frames a second, the second and more it was away
+
+
+@rtsp
+def test_a_stream_whose_server_is_gone_fails_alone(servers):
+    keeps, goes = servers(["cam1"]), servers(["cam2"])
+
+    def kill_cam2(name, result):
+        if name == "cam2" and result.index > 0 and goes.proc.poll() is None:
+            goes.kill()
+
+    options = ManyOptions(crops=lambda spec: FullFrame(), timeout=2.0, reconnects=1)
+    summary = process_many([keeps.url("cam1"), goes.url("cam2")], BrightnessClassifier(), fps=5, max_frames=15,
+                           options=options, callback=kill_cam2)
+    assert summary["streams"]["cam1"]["frames_processed"] == 15 and summary["streams"]["cam1"]["error"] is None
+    assert "the stream was lost" in summary["errors"]["cam2"] and summary["streams"]["cam2"]["frames_processed"] < 15

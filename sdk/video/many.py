@@ -33,6 +33,7 @@ class ManyOptions:
     max_wait_ms: float = 5.0       # a crop waits at most this long for others to join its batch
     deadline: float = 30.0         # seconds a stream waits for its crops' answer before it fails
     timeout: float = 10.0          # seconds to open or read a live stream before it counts as lost
+    reconnects: int = 5            # attempts in a row to reopen a lost live stream (backoff 0.5 s, doubling)
     max_lag: float = 1.0           # a realtime file further behind than this (s) drops frames
     tracker: TrackerConfig | None = None
     track: bool = True
@@ -208,7 +209,7 @@ class StreamRunner:
         results = run(spec.source, self.classifier, self.provider, max_frames=left, batch_size=self.options.batch_size,
                       batch_frames=1, tracker=self.options.tracker, track=self.options.track,
                       ignore_labels=self.options.ignore_labels, threads=False, log=self.log,
-                      timeout=self.options.timeout, keep=gate)
+                      timeout=self.options.timeout, reconnect_attempts=self.options.reconnects, keep=gate)
         processed = last = 0
         with results:
             for result in results:
@@ -226,6 +227,9 @@ class StreamRunner:
         self.counts["crops_seen"] += results.crops_seen
         self.counts["crops_classified"] += results.crops_classified
         self.source = {"kind": stats.kind, "fps": stats.fps, "width": stats.width, "height": stats.height}
+        if stats.kind != "file" and not self._ended and not self.stop.is_set():
+            raise SourceError(f"{spec.source}: the stream was lost ({stats.reconnects} reconnects, then "
+                              f"{self.options.reconnects} failed attempts)")
         loops = spec.loop and stats.kind == "file" and processed > 0 and not self._ended
         if loops:  # the next pass goes on in the source's time and frame numbers, tracked afresh
             frames = stats.frame_count or last + 1
