@@ -1,11 +1,11 @@
-"""What the camera-robust CIFAR-10 nets of benchmarks/cifar10_robust.py reach *together* (issue 13's
+"""What the camera-robust CIFAR-10 nets of benchmarks/experiments/cifar10_robust.toml reach *together* (issue 13's
 16 px question): every subset of 2+ of them, their softmax outputs averaged, and each one with
 horizontal-flip averaging. An ensemble of k nets costs k times the FLOPs, so it is not a candidate
 for the <= 111 MFLOP student; it bounds what distilling those nets into one (the issue's "teacher
 ensemble") could give, and flip averaging what test-time augmentation could.
 
 Every figure: the full CIFAR-10 test split (10k), each image shrunk (square) with the real OpenCV
-kernel named, through each run's exported FP32 bundle (made by cifar10_robust.py; re-exported here
+kernel named, through each run's exported FP32 bundle (made by experiments/cifar10_robust.toml; re-exported here
 when missing or stale, which needs the run's checkpoint).
 
 Writes benchmarks/results/cifar10_ensemble.json, a PNG and a table in docs/benchmarks.md.
@@ -19,8 +19,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from cifar10_robust import bundle_of, nets_arguments
-from results_io import publish_report, save_figure
+from results_io import bundle_of, nets_arguments, publish_report, save_figure
+from tables import ensemble as summary
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -44,25 +44,6 @@ def measure(probs: dict[str, np.ndarray], flipped: dict[str, np.ndarray], labels
                for k in range(2, len(names) + 1) for c in itertools.combinations(names, k)]
     best = {k: max((s for s in subsets if len(s["nets"]) == k), key=lambda s: s["top1"]) for k in range(2, len(names) + 1)}
     return {"single": single, "subsets": subsets, "best_of_size": {str(k): v for k, v in best.items()}}
-
-
-def summary(report: dict) -> list[str]:
-    sizes = [str(k) for k in range(2, len(report["nets"]) + 1)]
-    lines = [f"Full CIFAR-10 test split ({report['images']} images), each shrunk with the named OpenCV kernel, through each "
-             "run's exported FP32 bundle; softmax outputs averaged. `best net`: the best single net, `+flip`: the best "
-             "net's own output averaged with that of the mirrored crop (2x its FLOPs); `best k`: the best subset of k "
-             "nets (k x the FLOPs), chosen on the test split itself, so an optimistic bound. Nets: " + ", ".join(f"`{n}`" for n in report["nets"]) + ".", "",
-             "| test crop | best net | +flip | " + " | ".join(f"best {k}" for k in sizes) + " | nets of best 3 |",
-             "|---" * (4 + len(sizes)) + "|"]
-    for c in report["conditions"]:
-        single = c["single"]
-        best_net = max(single, key=lambda n: single[n]["top1"])
-        three = c["best_of_size"].get("3", {}).get("nets", [])
-        lines.append(f"| {c['resolution']} px {c['kernel']} | {single[best_net]['top1']:.1f} ({best_net}) | "
-                     f"{single[best_net]['flip_avg']:.1f} | "
-                     + " | ".join(f"{c['best_of_size'][k]['top1']:.1f}" for k in sizes)
-                     + " | " + ", ".join(three) + " |")
-    return lines
 
 
 def plot(report: dict, path: Path) -> None:
@@ -101,7 +82,7 @@ def main() -> None:
     missing = [n for n in nets if n not in runs and n not in left]
     if len(nets) < 2 or missing:
         raise InputError(f"need >= 2 trained nets; not found under {args.runs_dir}: {missing} "
-                         "(train them with benchmarks/cifar10_robust.py --only ...)")
+                         "(train them with python -m benchmarks.run benchmarks/experiments/cifar10_robust.toml --only ...)")
     test = load_splits(args.data, 32)[1]
     labels = np.asarray(test.labels)
     clfs = {}

@@ -1,4 +1,4 @@
-"""A routed pair of cifar10_robust.py's nets as a user gets it: one bundle (`lowres export LOW --route
+"""A routed pair of experiments/cifar10_robust.toml's nets as a user gets it: one bundle (`lowres export LOW --route
 AT:HIGH`) whose graph sends crops under AT px to LOW and the rest to HIGH, on the full CIFAR-10 test
 split shrunk with the real OpenCV / Pillow kernels (what `lowres eval` measures): top-1 by kernel and
 size, the worst kernel and the spread at each size, and the pair's training seconds (each run of the two
@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cifar10_robust import KERNELS, RESOLUTIONS, nets_arguments, train_seconds
-from docs_table import kernel_table
-from results_io import publish_report
+from results_io import nets_arguments, publish_report, train_seconds
+from tables import routed_pair as summary
 
 from lowres_sdk.errors import InputError
 from lowres_sdk.training.checkpoint import load_checkpoint
@@ -23,6 +22,8 @@ from lowres_sdk.training.checkpoint import load_checkpoint
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_routed_pair.json"
 LOW, HIGH, AT = "airbench16_route8_enskd_n4", "airbench16_route16_from8", 12
+KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")  # as experiments/cifar10_robust.toml
+RESOLUTIONS = (8, 12, 16, 24, 32)
 
 
 def plot(report: dict, path: Path) -> None:
@@ -30,16 +31,6 @@ def plot(report: dict, path: Path) -> None:
 
     heatmap(report["by_kernel"], path, f"routed pair (< {report['at']} px: {report['low']}; else {report['high']}): "
                                        "CIFAR-10 test top-1 %")
-
-
-def summary(report: dict) -> list[str]:
-    mflops = " / ".join(f"{m:g}" for m in report["mflops"])
-    return [f"One routed bundle: crops under {report['at']} px to `{report['low']}`, the rest to `{report['high']}` "
-            f"(`lowres export` with `--route {report['at']}:...`; each crop runs one net: {mflops} MFLOPs); full CIFAR-10 "
-            "test split (10k), each image shrunk (square) with the real OpenCV / Pillow kernel, through the bundle; top-1 "
-            f"%. Training: {report['train_seconds']:,} s = {report['train_seconds'] / 3600:.2f} h of this VM for both "
-            "nets, their shared start once (`python benchmarks/cifar10_routed_pair.py`).", "",
-            *kernel_table(report["by_kernel"], digits=2)]
 
 
 def main() -> None:
@@ -60,7 +51,7 @@ def main() -> None:
     runs = [args.runs_dir / args.low, args.runs_dir / args.high]
     missing = [str(r) for r in runs if not (r / "checkpoint.json").exists()]
     if missing:
-        raise InputError(f"runs not found: {missing} (train them with benchmarks/cifar10_robust.py --only ...)")
+        raise InputError(f"runs not found: {missing} (train them with python -m benchmarks.run benchmarks/experiments/cifar10_robust.toml --only ...)")
     test = load_splits(args.data, 32)[1]
     bundle = args.runs_dir / "bundles" / f"pair_{args.low}_{args.at}_{args.high}"
     export_routed([(0, runs[0]), (args.at, runs[1])], bundle, test_set=test.subset(np.arange(0, len(test), 10)),

@@ -1,10 +1,10 @@
 """What the camera's optics / sensor / codec realism (`camera_realism`) buys: CIFAR-10 test crops shrunk
 with OpenCV INTER_AREA, then given sensor noise and / or JPEG as a real camera would, through the
-exported bundles of cifar10_robust.py's runs that differ in realism (same net, start and budget).
+exported bundles of experiments/cifar10_robust.toml's runs that differ in realism (same net, start and budget).
 
 Conditions (on the uint8 LR crop, as `Camera` applies them in training, but fixed, not drawn):
 clean; Gaussian read noise sigma 8 (of 255) + shot noise (variance 0.3 x value); JPEG quality 40;
-both. Seeded. Needs the runs of cifar10_robust.py (their bundles are exported when missing).
+both. Seeded. Needs the runs of experiments/cifar10_robust.toml (their bundles are exported when missing).
 
     python benchmarks/cifar10_sensor.py [--runs-dir benchmarks/runs/cifar10_robust]
 Writes benchmarks/results/cifar10_sensor.json and a table in docs/benchmarks.md.
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from docs_table import write_block
 from results_io import bundle_weights, finished, write_json
+from tables import sensor as table
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_sensor.json"
@@ -71,7 +72,7 @@ def main() -> None:
     for name in RUNS:
         run = args.runs_dir / name
         if not finished(run, 1):
-            print(f"skip {name}: no checkpoint in {run} (train it with benchmarks/cifar10_robust.py --only {name})")
+            print(f"skip {name}: no checkpoint in {run} (train it with python -m benchmarks.run benchmarks/experiments/cifar10_robust.toml --only {name})")
             continue
         meta = load_checkpoint(run)[1]
         bundle = args.runs_dir / "bundles" / name
@@ -82,14 +83,7 @@ def main() -> None:
                      "top1": measure(bundle, list(test.images), test.labels)})
         print(rows[-1], flush=True)
     write_json(RESULTS, rows)
-    head = "| run | realism | " + " | ".join(f"{c} {res} px" for res in RESOLUTIONS for c in CONDITIONS) + " |"
-    lines = ["CIFAR-10 test (10k), shrunk with OpenCV INTER_AREA to the size, then sensor noise (Gaussian sigma 8 + shot "
-             "noise) and / or JPEG quality 40 on the small crop; top-1 % through each run's bundle "
-             "(`python benchmarks/cifar10_sensor.py`).", "", head, "|---" * (2 + len(RESOLUTIONS) * len(CONDITIONS)) + "|"]
-    for row in rows:
-        lines.append(f"| {row['run']} | {row['camera_realism']:g} | "
-                     + " | ".join(f"{row['top1'][f'{c}@{res}']:.1f}" for res in RESOLUTIONS for c in CONDITIONS) + " |")
-    write_block("cifar10_sensor", lines)
+    write_block("cifar10_sensor", table(rows))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Weight averaging ("model soup", Wortsman et al. 2022) of the 16 px CIFAR-10 nets of
-benchmarks/cifar10_robust.py that all start from the same HR run (`airbench32_hr`): if averaging their
+benchmarks/experiments/cifar10_robust.toml that all start from the same HR run (`airbench32_hr`): if averaging their
 weights kept their ensemble's gain, issue 13's 16 px student would get it at one net's FLOPs.
 
 Every subset of 2+ nets, their (EMA) weights averaged uniformly, with two BatchNorm statistics:
@@ -9,7 +9,7 @@ pil-bicubic) and mirrored at random. Each net alone is measured the same ways.
 
 Every figure: the full CIFAR-10 test split (10k) shrunk (square) to 16 px with the real OpenCV
 kernel named (export/kernel_eval.py `shrink`), run through the torch net; the torch nets give the
-bundles' figures of cifar10_robust.py (within 0.1 point; the bundle is that net plus its resize).
+bundles' figures of experiments/cifar10_robust.toml (within 0.1 point; the bundle is that net plus its resize).
 
 Writes benchmarks/results/cifar10_soup.json, a PNG and a table in docs/benchmarks.md (~8 min).
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cifar10_robust import nets_arguments
-from results_io import publish_report, save_figure
+from results_io import nets_arguments, publish_report, save_figure
+from tables import soup as summary
 from tqdm import tqdm
 
 from lowres_sdk.errors import InputError
@@ -73,19 +73,6 @@ def averaged(nets: list[torch.nn.Module], build) -> torch.nn.Module:
     return soup.eval()
 
 
-def summary(report: dict) -> list[str]:
-    lines = [f"Full CIFAR-10 test split ({report['images']} images) shrunk to {SIZE} px with the named OpenCV kernel, "
-             "through the torch net (= its bundle's figure). `stats averaged`: BatchNorm running statistics averaged "
-             "like the weights; `stats re-estimated`: from 10k training images at 16 px with a random real kernel. "
-             "Every net starts from `airbench32_hr`; `_more` and `_kd` continue `airbench16_kernels16`.", "",
-             "| nets | area, stats averaged | nearest, stats averaged | area, stats re-estimated | "
-             "nearest, stats re-estimated |", "|---|---|---|---|---|"]
-    for r in report["rows"]:
-        lines.append(f"| {' + '.join(r['nets'])} | " + " | ".join(f"{r[k]:.1f}" for k in
-                     ("area_averaged", "nearest_averaged", "area_reestimated", "nearest_reestimated")) + " |")
-    return lines
-
-
 def plot(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -121,7 +108,7 @@ def main() -> None:
     missing = [n for n in names if not (args.runs_dir / n / "checkpoint.json").exists()]
     if len(names) < 2 or missing:
         raise InputError(f"need >= 2 trained runs; not found under {args.runs_dir}: {missing} "
-                         "(train them with benchmarks/cifar10_robust.py --only ...)")
+                         "(train them with python -m benchmarks.run benchmarks/experiments/cifar10_robust.toml --only ...)")
     loaded = {n: load_model(args.runs_dir / n) for n in names}
     shapes = {(m["recipe"]["arch"], m["recipe"]["width"], spec.size) for _, spec, m in loaded.values()}
     if len(shapes) != 1:

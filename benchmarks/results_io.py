@@ -95,3 +95,44 @@ def bundle_weights(bundle: Path) -> str | None:
         return json.loads((bundle / "bundle.json").read_text())["provenance"]["checkpoint_sha256"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def init_chain(run: Path) -> list[Path]:
+    """``run`` and the runs it started from (``init``), recursively."""
+    from lowres_sdk.training.checkpoint import load_checkpoint
+
+    init = load_checkpoint(run)[1]["recipe"].get("init")
+    return [run, *(init_chain(Path(init)) if init else [])]
+
+
+def train_seconds(*runs: Path) -> float:
+    """Seconds of the training of ``runs`` and of the runs each started from (``init``), recursively; a
+    run that several of them started from (a shared start) counted once."""
+    from lowres_sdk.training.checkpoint import load_checkpoint
+
+    unique = {p.resolve(): p for r in runs for p in init_chain(r)}
+    return sum(h["seconds"] for p in unique.values() for h in load_checkpoint(p)[1]["history"])
+
+
+def bundle_of(name: str, run: Path, meta: dict, test, bundles: Path) -> Path:
+    """The run's exported FP32 bundle, ``bundles / name``; (re-)exported when missing or of other weights
+    than the run's (``meta``: its checkpoint metadata). ``test``: every tenth image checks the export."""
+    import numpy as np
+
+    from lowres_sdk.export.exporter import export_run
+
+    bundle = bundles / name
+    if bundle_weights(bundle) != meta["weights_sha256"]:
+        export_run(run, bundle, test_set=test.subset(np.arange(0, len(test), 10)), log=lambda *a: None, overwrite=True)
+    return bundle
+
+
+def nets_arguments(p, nets: tuple[str, ...] | None) -> None:
+    """--data, --runs-dir and (unless ``nets`` is None) --nets: the options of a script that measures nets
+    that experiments/cifar10_robust.toml trained."""
+    here = Path(__file__).resolve().parent
+    p.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "data" / "cifar10-jpg.tar.gz")
+    p.add_argument("--runs-dir", type=Path, default=here / "runs" / "cifar10_robust",
+                   help="where the runs of experiments/cifar10_robust.toml are (their bundles under bundles/)")
+    if nets is not None:
+        p.add_argument("--nets", default=",".join(nets), help="comma-separated runs of cifar10_robust (default: %(default)s)")

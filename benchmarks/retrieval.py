@@ -121,7 +121,7 @@ def main() -> None:
     p.add_argument("--orl", default=str(SHARED / "faces-orl-92x112.tar.gz"))
     p.add_argument("--cifar", default=str(SHARED / "cifar10-jpg.tar.gz"))
     p.add_argument("--cifar-teacher", default=str(HERE / "runs" / "cifar10_dfd" / "hr32"),
-                   help="a CIFAR-10 --method hr run (ResNet-20, 32 px; benchmarks/cifar10_dfd.py trains it); read only")
+                   help="a CIFAR-10 --method hr run (ResNet-20, 32 px; python -m benchmarks.run benchmarks/experiments/cifar10_dfd.toml trains it); read only")
     p.add_argument("--ps", type=lambda s: [float(v) for v in s.split(",")], default=[0.0, 0.1, 0.3, 0.5, 0.7, 1.0],
                    help="crossres down-sampling probabilities: paper 003's, plus 0 = the same fine-tuning budget "
                         "on HR images only (the control for the extra epochs)")
@@ -138,7 +138,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if not (Path(args.cifar_teacher) / "checkpoint.json").exists():  # every dataset starts from it
-        sys.exit(f"{args.cifar_teacher} missing: run benchmarks/cifar10_dfd.py first (it trains the HR ResNet-20)")
+        sys.exit(f"{args.cifar_teacher} missing: run python -m benchmarks.run benchmarks/experiments/cifar10_dfd.toml first (it trains the HR ResNet-20)")
     rows = []
     for name in args.datasets.split(","):
         path = {"reid": args.reid, "orl": args.orl, "classes": args.cifar}[name]
