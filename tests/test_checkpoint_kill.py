@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -60,23 +59,28 @@ def test_kill_at_each_step_leaves_old_or_new_whole(tmp_path, monkeypatch, instan
     assert not (run / "checkpoint.safetensors.next").exists()
 
 
-def test_sigkill_during_repeated_saves_never_loses_the_run(tmp_path):
+# The steps of a save, in order; the JSON's rename ("json committed") is the commit point.
+STEPS = ("weights written", "weights pending", "json written", "json committed")
+_SAVE_TWICE = """import os, signal, sys, torch
+from lowres_sdk.training import checkpoint as ckpt
+run, step = sys.argv[1:]
+ckpt.save_checkpoint(run, {"model.w": torch.full((200_000,), 1.0)}, {"recipe": {}, "epoch": 1})
+ckpt._reached = lambda at: os.kill(os.getpid(), signal.SIGKILL) if at == step else None
+ckpt.save_checkpoint(run, {"model.w": torch.full((200_000,), 2.0)}, {"recipe": {}, "epoch": 2})
+"""
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_at_each_step_of_a_save_never_loses_the_run(tmp_path, step):
+    # A real SIGKILL, at exactly that step: no except/finally of ours runs, temp files stay behind.
     run = tmp_path / "run"
-    code = (f"import torch; from lowres_sdk.training.checkpoint import save_checkpoint\n"
-            f"i = 0\n"
-            f"while True:\n"
-            f"    i += 1; save_checkpoint({str(run)!r}, {{'model.w': torch.full((200_000,), float(i))}}, "
-            f"{{'recipe': {{}}, 'epoch': i}})\n")
-    for delay in (0.05, 0.13, 0.21):
-        proc = subprocess.Popen([sys.executable, "-c", code])
-        deadline = time.time() + 120
-        while not (run / "checkpoint.json").exists() and time.time() < deadline:  # torch imported, saving
-            time.sleep(0.02)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        tensors, meta = load_checkpoint(run)  # raises if the pair were broken
-        assert float(tensors["model.w"][0]) == meta["epoch"] >= 1
+    p = subprocess.run([sys.executable, "-c", _SAVE_TWICE, str(run), step], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    tensors, meta = load_checkpoint(run)  # raises if the pair were broken
+    expected = 2 if STEPS.index(step) >= STEPS.index("json committed") else 1
+    assert meta["epoch"] == expected and float(tensors["model.w"][0]) == expected
+    save_checkpoint(run, _state(3.0), {"recipe": {}, "epoch": 3})  # and the next save goes through
+    assert load_checkpoint(run)[1]["epoch"] == 3 and not (run / "checkpoint.safetensors.next").exists()
 
 
 def test_run_killed_mid_checkpoint_resumes_to_the_uninterrupted_weights(tiny_data, tmp_path, monkeypatch):

@@ -26,11 +26,16 @@ WEIGHTS, META = "checkpoint.safetensors", "checkpoint.json"
 NEXT = ".next"  # suffix of weights written but not yet renamed into place
 
 
-def _atomic_write(path: Path, write) -> None:
+def _reached(step: str) -> None:
+    """Called at each step of `save_checkpoint`; a test replaces it to SIGKILL the process exactly there."""
+
+
+def _atomic_write(path: Path, write, step: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        _reached(step)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -47,10 +52,12 @@ def save_checkpoint(run_dir: str | os.PathLike, tensors: dict[str, torch.Tensor]
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     pending = run_dir / (WEIGHTS + NEXT)
-    _atomic_write(pending, lambda p: save_file(tensors, p))
+    _atomic_write(pending, lambda p: save_file(tensors, p), "weights written")
+    _reached("weights pending")
     digest = sha256_file(pending)
     meta = {"format": FORMAT, **meta, "weights_sha256": digest}
-    _atomic_write(run_dir / META, lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+    _atomic_write(run_dir / META, lambda p: Path(p).write_text(json.dumps(meta, indent=2)), "json written")
+    _reached("json committed")
     os.replace(pending, run_dir / WEIGHTS)
 
 
