@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lowres_sdk.errors import CheckpointError, InputError
 
+from .artifacts import write_run_artifacts
 from .backbones import Backbone, build_model, count_mflops, count_params
 from .checkpoint import existing_run, load_checkpoint, save_checkpoint
 from .data import ImageSet, fraction_per_class, load_splits, to_float
@@ -201,6 +202,7 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
             save_checkpoint(out_dir, tensors, {"recipe": recipe.to_dict(), "spec": spec.to_dict(),
                                                "classes": train_set.classes, "epoch": epoch + 1,
                                                "history": history, **info, **extra})
+            write_run_artifacts(out_dir, history, spec.resolution)  # results.csv + curves.png
         if world > 1:
             dist.barrier()
         if _stop_after is not None and epoch + 1 >= _stop_after:
