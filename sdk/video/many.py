@@ -82,19 +82,28 @@ class SharedClassifier:
         self._batcher.close()
 
 
+class _Stop(Exception):
+    """Raised through the reader by a `RateGate` whose stream is to stop (Ctrl-C, its ``seconds``)."""
+
+
 class RateGate:
     """Which frames a stream decodes (a `frames` ``keep``): at most ``spec.fps`` a second of the
     source's time, the rest grabbed; a realtime file paced to the wall clock; a live stream's frames
-    it could not keep up with dropped and counted (a file's never). Remembers when each kept frame was read."""
+    it could not keep up with dropped and counted (a file's never). Remembers when each kept frame was
+    read (a realtime file's: when it was due, so its latency includes any lag); stops the reader once
+    ``stop`` is set or ``ends_at`` (monotonic seconds) has passed, even while every frame is dropped."""
 
-    def __init__(self, spec: StreamSpec, max_lag: float):
-        self.fps, self.pace, self.live, self.max_lag = spec.fps, spec.realtime, spec.live, max_lag
-        self.last_slot, self.dropped, self.start = -1, 0, None
+    def __init__(self, spec: StreamSpec, max_lag: float, stop: threading.Event):
+        self.fps, self.pace, self.live, self.max_lag, self.stop = spec.fps, spec.realtime, spec.live, max_lag, stop
+        self.last_slot, self.dropped, self.start, self.ends_at = -1, 0, None, None
         self.index0, self.t0 = 0, 0.0   # where the current pass of a looping file starts
         self.source_fps: float | None = None
         self.read_at: dict[int, float] = {}
 
     def __call__(self, index: int, t: float) -> bool:
+        now = time.monotonic()
+        if self.stop.is_set() or (self.ends_at is not None and now >= self.ends_at):
+            raise _Stop
         index, t = index + self.index0, t + self.t0
         missed = 0
         if self.fps:
@@ -103,17 +112,16 @@ class RateGate:
                 return False
             missed = slot - self.last_slot - 1 if self.last_slot >= 0 else 0
             self.last_slot = slot
-        now = time.monotonic()
         if self.pace:
             if self.start is None:
                 self.start = now - t
-            ahead = self.start + t - now
-            if ahead > 0:
-                time.sleep(ahead)
-                now += ahead
-            elif -ahead > self.max_lag:
+            due = self.start + t
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > self.max_lag:
                 self.dropped += 1
                 return False
+            now = due
         elif self.live and missed and (self.source_fps is None or self.source_fps > self.fps):
             self.dropped += missed  # time slots that passed while this stream was busy
         self.read_at[index] = now
@@ -172,7 +180,7 @@ class StreamRunner:
         self.spec, self.classifier, self.out, self.options = spec, classifier, out, options
         self.stop, self.callback, self.log, self.resume = stop or threading.Event(), callback, log, resume
         self.provider = options.crops(spec) if options.crops else parse_crops(spec.crops, min_size=spec.min_size)
-        self.gate = RateGate(spec, options.max_lag)
+        self.gate = RateGate(spec, options.max_lag, self.stop)
         self.latency = Latency()
         self.counts: Counter = Counter()
         self.source: dict = {}
@@ -183,6 +191,8 @@ class StreamRunner:
 
     def run(self) -> dict:
         start = time.monotonic()
+        if self.spec.seconds is not None:
+            self.gate.ends_at = start + self.spec.seconds
         sinks = contextlib.ExitStack()
         try:
             with sinks:
@@ -192,7 +202,7 @@ class StreamRunner:
                     jsonl = AppendJsonl(self.out / "detections.jsonl", self.resume)
                     sinks.callback(jsonl.close)
                 while not self._ended:
-                    self._one_pass(jsonl, sinks, start)
+                    self._one_pass(jsonl, sinks)
         except Exception as e:  # noqa: BLE001 - one stream's failure is its own: the others carry on
             self.error = f"{type(e).__name__}: {e}"
             if self.log:
@@ -202,7 +212,7 @@ class StreamRunner:
             _write_json(self.out / "summary.json", self.summary())
         return self.summary()
 
-    def _one_pass(self, jsonl: AppendJsonl | None, sinks: contextlib.ExitStack, start: float) -> None:
+    def _one_pass(self, jsonl: AppendJsonl | None, sinks: contextlib.ExitStack) -> None:
         """The source once through (a looping realtime file: once more each call)."""
         spec, gate = self.spec, self.gate
         left = None if spec.max_frames is None else spec.max_frames - self.counts["frames_processed"]
@@ -210,17 +220,20 @@ class StreamRunner:
                       batch_frames=1, tracker=self.options.tracker, track=self.options.track,
                       ignore_labels=self.options.ignore_labels, threads=False, log=self.log,
                       timeout=self.options.timeout, reconnect_attempts=self.options.reconnects, keep=gate)
-        processed = last = 0
+        last = 0
         with results:
-            for result in results:
-                if gate.source_fps is None:
-                    gate.source_fps = results.stats.fps
-                if gate.index0:
-                    result = replace(result, index=result.index + gate.index0, t=result.t + gate.t0)
-                self._emit(result, jsonl, sinks, results.stats.fps)
-                processed, last = processed + 1, result.index - gate.index0
-                if self._should_stop(start):
-                    break
+            try:
+                for result in results:
+                    if gate.source_fps is None:
+                        gate.source_fps = results.stats.fps
+                    if gate.index0:
+                        result = replace(result, index=result.index + gate.index0, t=result.t + gate.t0)
+                    self._emit(result, jsonl, sinks, results.stats.fps)
+                    last = result.index - gate.index0
+                    if self._should_stop():
+                        break
+            except _Stop:
+                self._ended = True
         stats = results.stats
         for key in ("frames_read", "frames_skipped", "frames_failed", "reconnects"):
             self.counts[key] += getattr(stats, key)
@@ -230,16 +243,16 @@ class StreamRunner:
         if stats.kind != "file" and not self._ended and not self.stop.is_set():
             raise SourceError(f"{spec.source}: the stream was lost ({stats.reconnects} reconnects, then "
                               f"{self.options.reconnects} failed attempts)")
-        loops = spec.loop and stats.kind == "file" and processed > 0 and not self._ended
+        loops = spec.loop and stats.kind == "file" and stats.frames_read + stats.frames_skipped > 0 and not self._ended
         if loops:  # the next pass goes on in the source's time and frame numbers, tracked afresh
             frames = stats.frame_count or last + 1
             gate.index0 += frames
             gate.t0 += frames / stats.fps if stats.fps else 0.0
         self._ended = self._ended or not loops
 
-    def _should_stop(self, start: float) -> bool:
-        spec = self.spec
-        self._ended = (self.stop.is_set() or (spec.seconds is not None and time.monotonic() - start >= spec.seconds)
+    def _should_stop(self) -> bool:
+        spec, ends_at = self.spec, self.gate.ends_at
+        self._ended = (self.stop.is_set() or (ends_at is not None and time.monotonic() >= ends_at)
                        or (spec.max_frames is not None and self.counts["frames_processed"] >= spec.max_frames))
         return self._ended
 
