@@ -170,13 +170,16 @@ def most_streams(rows: list[dict], mode: str) -> int:
 def table(report: dict) -> list[str]:
     cores, fps = report["cores"], report["fps"]
     lines = [f"Measured {report['date']} on a {cores}-core {report['machine']} machine, `--fps {fps}`, "
-             f"{report['seconds']} s a run, `--no-video`, the shipped default model; command: `{report['command']}`.", "",
-             "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | RSS (MB) | keeps up |",
+             f"{report['seconds']} s a run, `--no-video`, the shipped default model; "
+             f"command: `{report['command']}`.", "",
+             "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | RSS (MB) "
+             "| keeps up |",
              "|---|---|---|---|---|---|---|---|"]
     for clip, rows in report["clips"].items():
         lines += [f"| {clip} | {LABELS[r['mode']]} | {r['streams']} | {r['min_fps']:.2f} | {r['max_p95_ms']:.0f} | "
                   f"{r['cpu_share']} | {r['rss_mb']:.0f} | {'yes' if r['keeps_up'] else 'no'} |" for r in rows]
-    lines += ["", "| clip | way | most streams kept up | per core | boxes of this kind for 100 cameras |", "|---|---|---|---|---|"]
+    lines += ["", "| clip | way | most streams kept up | per core | boxes of this kind for 100 cameras |",
+              "|---|---|---|---|---|"]
     for clip, rows in report["clips"].items():
         for mode in report["modes"]:
             n = most_streams(rows, mode)
@@ -185,7 +188,8 @@ def table(report: dict) -> list[str]:
     check = report.get("ray_check")
     if check:
         lines += ["", f"Ray vs one process, {check['streams']} copies of the 720p clip as files at `--fps {fps}` "
-                  f"({check['frames']} frames): {check['streams_identical']} of {check['streams']} streams' JSONL identical."]
+                  f"({check['frames']} frames): {check['streams_identical']} of {check['streams']} streams' JSONL "
+                  "identical."]
     return lines
 
 
@@ -201,7 +205,8 @@ def main() -> None:
     args = p.parse_args()
     modes = args.modes.split(",")
     report = {"date": time.strftime("%Y-%m-%d"), "machine": args.machine, "cores": os.cpu_count(), "fps": args.fps,
-              "seconds": args.seconds, "modes": modes, "command": "python benchmarks/streams.py " + " ".join(sys.argv[1:]),
+              "seconds": args.seconds, "modes": modes,
+              "command": "python benchmarks/streams.py " + " ".join(sys.argv[1:]),
               "clips": {}}
     for clip in args.clips.split(","):
         report["clips"][clip] = [row for mode in modes for row in capacity(mode, CLIPS[clip], args)]

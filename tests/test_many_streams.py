@@ -227,8 +227,9 @@ class RtspServer:
 
     def start(self) -> "RtspServer":
         script = Path(__file__).with_name("rtsp_server.py")
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(script), str(self.port), *(f"{n}={HIGHWAY}" for n in self.names)],
-                                     stdout=subprocess.PIPE, text=True)
+        mounts = [f"{n}={HIGHWAY}" for n in self.names]
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(script), str(self.port), *mounts], stdout=subprocess.PIPE,
+                                     text=True)
         assert self.proc.stdout.readline().strip() == "ready"
         return self
 

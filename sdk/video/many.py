@@ -44,7 +44,8 @@ class ManyOptions:
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_wait_ms < 0 or self.deadline <= 0 or self.timeout <= 0 or self.max_lag <= 0:
-            raise InputError(f"need batch_size >= 1, max_wait_ms >= 0 and positive deadline, timeout, max_lag; got {self}")
+            raise InputError("need batch_size >= 1, max_wait_ms >= 0 and positive deadline, timeout, max_lag; "
+                             f"got {self}")
 
 
 @dataclass
@@ -296,7 +297,8 @@ class StreamRunner:
                 "fps": round(c["frames_processed"] / wall, 2) if wall > 0 else None,
                 "latency_ms": {"p50": p50, "p95": p95}, "wall_seconds": round(wall, 3),
                 "error": self.error, "finished": self.error is None and not self.stop.is_set(),
-                "outputs": {"detections": "detections.jsonl", **({"video": "annotated.mkv"} if hasattr(self, "_writer") else {})}}
+                "outputs": {"detections": "detections.jsonl",
+                            **({"video": "annotated.mkv"} if hasattr(self, "_writer") else {})}}
 
 
 def process_many(sources, classifier, out_dir=None, *, options: ManyOptions | None = None,

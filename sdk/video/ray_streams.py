@@ -151,7 +151,8 @@ class RayStreams:
         counts = ray.get([c.counts.remote() for c in self.classifiers])
         summary = combined_summary(streams, time.monotonic() - self._start, sum(b for b, _ in counts),
                                    sum(n for _, n in counts))
-        summary["ray"] = {"classifiers": len(self.classifiers), "restarts": sum(s.get("restarted", False) for s in streams),
+        summary["ray"] = {"classifiers": len(self.classifiers),
+                          "restarts": sum(s.get("restarted", False) for s in streams),
                           "classifier_retries": sum(s.get("classifier_retries", 0) for s in streams)}
         if self.out_dir is not None:
             from .outputs import _write_json

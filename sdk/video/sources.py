@@ -154,7 +154,8 @@ def _with_defaults(spec: StreamSpec, line: str, defaults: dict) -> StreamSpec:
 
 
 def specs_from(sources, **defaults) -> list[StreamSpec]:
-    """`StreamSpec` s from paths / URLs / specs as given (a sources-file line each); ``defaults`` as in `read_sources`."""
+    """`StreamSpec` s from paths / URLs / specs as given (a sources-file line each); ``defaults`` as in
+    `read_sources`."""
     specs, where = [], []
     for n, source in enumerate(sources, 1):
         if isinstance(source, StreamSpec):
