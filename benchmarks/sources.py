@@ -171,6 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="built sources [default: ~/.cache/lowres_sdk/sources]")
     ap.add_argument("--out", default=str(HERE / "results" / "sources.json"))
     ap.add_argument("--doc", default=str(HERE.parent / "docs" / "sources.md"))
+    ap.add_argument("--block", default="sources-scorecard", help="the marked block of --doc to rewrite")
     ap.add_argument("--limit", type=int, default=MAX_PER_SOURCE, help="crops per source at most (evenly spaced)")
     args = ap.parse_args(argv)
 
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     write_json(out, report)
     plot(report, out.with_suffix(".png"))
-    write_block("sources-scorecard", table(report), doc=Path(args.doc))
+    write_block(args.block, table(report), doc=Path(args.doc))
     return 0
 
 

@@ -37,5 +37,6 @@ def crops(snapshot: Path) -> Iterator[Crop]:
 PENN_FUDAN = Source(
     "penn-fudan", "github:gmguarino/PennFudan", "4d34ade817620786f55ef379ac51534d4d6ea218",
     "no licence file; the authors' notice: copyright retained, copies must respect it (research use)",
-    ("person",), "every annotated person (345 + those labelled later) cut by its box from 170 street photos; group = photo",
+    ("person",),
+    "every annotated person (345 + those labelled later) cut by its box from 170 street photos; group = photo",
     json.loads((Path(__file__).parent / "pins" / "penn-fudan.json").read_text()), crops)
