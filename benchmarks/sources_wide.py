@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default=str(HERE / "runs"))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--fraction", type=float, default=1.0, help="of each class's training crops (a shorter epoch)")
     args = ap.parse_args(argv)
 
     from lowres_sdk.export.exporter import export_run
@@ -61,7 +62,8 @@ def main(argv=None) -> int:
     start = json.loads((INIT / "checkpoint.json").read_text())["recipe"]
     data = "fixedcam+clipbg+sources:" + ",".join(e.name for e in extra_list)
     recipe = Recipe.from_dict({**start, "init": str(INIT.relative_to(HERE.parent)), "epochs": args.epochs,
-                               "lr": args.lr, "warmup_epochs": 0, "data": data})
+                               "lr": args.lr, "warmup_epochs": 0, "data": data,
+                               "train_fraction": args.fraction})
     run = Path(args.runs) / NAME
     train(recipe, run, resume=(run / "checkpoint.json").exists(), data=(train_set, test_set))
     meta = load_checkpoint(run)[1]

@@ -246,3 +246,13 @@ def test_extra_training_crops_leave_their_held_out_groups_out(tmp_path):
     assert len(joined) == 11 and list(joined.classes) == list(fixedcam.FINE)
     with pytest.raises(DataError, match="not built"):
         wide.extra_set([wide.Extra("absent")], cache)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "sequences" / "tud-campus-640x480.mp4").is_file(),
+                    reason=f"no annotated sequences under {SHARED_DATA}")
+def test_tud_campus_builds_from_the_shared_sequences(tmp_path):
+    out = base.build(SOURCES["tud-campus"], SHARED_DATA, tmp_path)
+    info = base.read_manifest(out)
+    assert info["crops"] == {"person": 116} and info["groups"] == {"person": 8}  # 8 people, <= 16 boxes each
+    shapes = [cv2.imread(str(p)).shape for _, _, p in base.read_crops(out)]
+    assert np.median([h / w for h, w, _ in shapes]) > 1.8  # standing people: tall crops
