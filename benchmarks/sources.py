@@ -164,6 +164,12 @@ def plot(report: dict, png: Path) -> None:
     save_figure(fig, png)
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the repository when inside it: results name no machine's folders."""
+    p = Path(path).resolve()
+    return p.relative_to(HERE.parent).as_posix() if p.is_relative_to(HERE.parent) else p.name
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", default=None, help="bundle folder [default: the shipped default]")
@@ -187,7 +193,7 @@ def main(argv=None) -> int:
         print(f"no built sources under {cache_root(args.cache)}: run `lowres sources build NAME --from DIR`")
         return 1
     clf = Classifier(args.bundle, threads=2)
-    report = {"bundle": args.bundle or manifest["model"], "manifest": Path(args.manifest).name, "kernel": KERNEL,
+    report = {"bundle": _shown(args.bundle) if args.bundle else manifest["model"], "manifest": Path(args.manifest).name, "kernel": KERNEL,
               "widths": list(WIDTHS), "labels": clf.labels, "sources": {}}
     for folder in folders:
         report["sources"][folder.name] = col = score_source(clf, folder, manifest, limit=args.limit)

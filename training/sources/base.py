@@ -18,8 +18,6 @@ import numpy as np
 from lowres_sdk.bundle import sha256_file
 from lowres_sdk.errors import DataError
 
-from ..data import default_cache_dir
-
 MANIFEST = "manifest.json"
 # The labels a source may give its crops: the street camera's classes, CIFAR's, and `background`
 # (a window with no object of interest). Sources name "car", never CIFAR's "automobile".
@@ -76,6 +74,8 @@ def verify(source: Source, snapshot: Path) -> None:
 
 
 def cache_root(cache: str | os.PathLike | None = None) -> Path:
+    from ..data import default_cache_dir  # there, not at the top: training/data.py imports torch
+
     return Path(cache) if cache else default_cache_dir() / "sources"
 
 
