@@ -79,8 +79,19 @@ def tally(clf, images: list[np.ndarray], truths: list[set[str]]) -> dict:
     wrong_as = Counter(lab for lab, ok, k in zip(pred.labels, truths, pred.known) if k and lab not in ok)
     n = len(images)
     pct = lambda v: round(100.0 * v / n, 1)  # noqa: E731
+    hits = np.array([clf.labels[i] in ok for i, ok in zip(pred.indices, truths)])
     return {"n": n, "right": pct(right), "unknown": pct(unknown), "wrong": pct(n - right - unknown),
-            "right_argmax": pct(argmax), "wrong_as": dict(wrong_as.most_common(4))}
+            "right_argmax": pct(argmax), "ece": ece(np.asarray(pred.scores, float), hits),
+            "wrong_as": dict(wrong_as.most_common(4))}
+
+
+def ece(confidence: np.ndarray, hit: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top probability (equal-width bins): how far, on average over
+    the crops, the model's confidence is from how often it is right."""
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(hit[which == b].mean() - confidence[which == b].mean()) * (which == b).sum()
+            for b in range(bins) if (which == b).any()]
+    return round(float(sum(gaps) / len(hit)), 3)
 
 
 def score_source(clf, folder: Path, manifest: dict, widths=WIDTHS, limit: int = MAX_PER_SOURCE) -> dict:
@@ -121,11 +132,19 @@ def table(report: dict) -> list[str]:
         seen = "**unseen**" if col["status"] == "unseen" else f"seen ({col['scored_part']})"
         labels = ", ".join(col["labels"])
         lines.append(f"| {name} | {seen} | {labels} | " + " | ".join(cells) + " |")
-    lines += ["", "The same crops with the `unknown` threshold off (argmax), right %:", "",
-              "| source | seen by the model? | " + " | ".join(f"{w} px" for w in widths) + " |",
-              "|---|---|" + "---|" * len(widths)]
+    lines += _per_width(report, "right_argmax", "The same crops with the `unknown` threshold off (argmax), right %:")
+    lines += _per_width(report, "ece", "Expected calibration error of the top probability (15 bins; 0 = confidence "
+                                       "matches accuracy):")
+    return lines
+
+
+def _per_width(report: dict, key: str, title: str) -> list[str]:
+    """A smaller table: one figure ``key`` per source and width."""
+    widths = report["widths"]
+    lines = ["", title, "", "| source | seen by the model? | " + " | ".join(f"{w} px" for w in widths) + " |",
+             "|---|---|" + "---|" * len(widths)]
     for name, col in _columns(report):
-        cells = [str(col["by_width"][str(w)].get("right_argmax", "--")) for w in widths]
+        cells = [str(col["by_width"][str(w)].get(key, "--")) for w in widths]
         lines.append(f"| {name} | {col['status']} | " + " | ".join(cells) + " |")
     return lines
 

@@ -196,6 +196,13 @@ def test_what_counts_as_right():
     assert scorecard.shrink(np.zeros((20, 10, 3), np.uint8), 12) is None  # never enlarged
 
 
+def test_calibration_error_is_the_gap_between_confidence_and_accuracy():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.2, 1.0, 20000)
+    assert scorecard.ece(conf, rng.uniform(size=conf.size) < conf) < 0.02      # right as often as it is sure
+    assert scorecard.ece(conf, rng.uniform(size=conf.size) < conf / 2) > 0.25  # sure twice as often as right
+
+
 def test_a_seen_source_is_scored_on_its_held_out_groups_only(tmp_path):
     snap, cache = tmp_path / "snap", tmp_path / "cache"
     snap.mkdir()
@@ -203,14 +210,15 @@ def test_a_seen_source_is_scored_on_its_held_out_groups_only(tmp_path):
 
     def classify(images):  # a fake model: "person" for the darkest crops, "bird" for the rest, never unsure
         idx = np.array([0 if img.mean() < 20 else 1 for img in images])
-        return SimpleNamespace(labels=[["person", "bird"][i] for i in idx], known=np.ones(len(idx), bool), indices=idx)
+        return SimpleNamespace(labels=[["person", "bird"][i] for i in idx], known=np.ones(len(idx), bool), indices=idx,
+                               scores=np.full(len(idx), 0.9))
 
     clf = type("Fake", (), {"labels": ["person", "bird", "car", "other"], "__call__": lambda self, x: classify(x)})()
     seen = {"seen": {"tiny": {"held_out_groups": ["a"]}}}
     col = scorecard.score_source(clf, folder, seen, widths=(4, 8))
     assert col["status"] == "seen" and col["labels"] == {"person": 2}
     assert col["by_width"]["4"] == {"n": 2, "right": 50.0, "unknown": 0.0, "wrong": 50.0, "right_argmax": 50.0,
-                                    "wrong_as": {"bird": 1}}
+                                    "ece": 0.4, "wrong_as": {"bird": 1}}  # 90 % sure, half right
     assert col["by_width"]["8"] == {"n": 0}  # 6 px wide crops are never enlarged
     col = scorecard.score_source(clf, folder, {"seen": {}}, widths=(4,))
     assert col["status"] == "unseen" and col["labels"] == {"car": 2, "person": 3}
