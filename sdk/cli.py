@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
     "sources": ("lowres_sdk.training.sources.cli", "sources_group",
                 "Public data sources, pinned by sha256, rebuilt as labelled crops.", "train"),
+    "build-default": ("lowres_sdk.training.pipelines.cli", "build_default_command",
+                      "Build the shipped default bundle: route, calibration, export, model card.", "train"),
     "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
 }
 
