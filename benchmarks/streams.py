@@ -32,8 +32,9 @@ LOWRES = [sys.executable, "-m", "lowres_sdk.cli", "video", "--no-video"]
 TICK, PAGE = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_usage(root: int) -> tuple[float, float]:
-    """CPU seconds and RSS (MB) of ``root`` and all its descendants, read from /proc."""
+def tree_usage(roots: list[int], seen: dict[int, float]) -> tuple[float, float]:
+    """CPU seconds and RSS (MB) of ``roots`` and all their descendants, read from /proc. ``seen`` keeps
+    each process's last CPU time, so one that exits (Ray recycles workers) still counts what it used."""
     parents, usage = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -45,22 +46,22 @@ def tree_usage(root: int) -> tuple[float, float]:
             continue  # exited meanwhile
         parents[int(entry)] = int(fields[1])
         usage[int(entry)] = ((int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE / 2 ** 20)
-    tree, grew = {root}, True
+    tree, grew = set(roots), True
     while grew:
         more = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(usage[p][0] for p in tree if p in usage), sum(usage[p][1] for p in tree if p in usage)
+    seen.update({p: usage[p][0] for p in tree if p in usage})
+    return sum(seen.values()), sum(usage[p][1] for p in tree if p in usage)
 
 
 def watch(procs: list[subprocess.Popen], started: Path) -> dict:
     """Wait for ``procs``; CPU share (of all cores) and peak RSS of their trees from the moment a
     stream's first JSONL line exists under ``started`` (Ray's start-up is not the streams' cost)."""
     t0 = cpu0 = None
-    peak_rss, last = 0.0, (0.0, 0.0)
+    peak_rss, last, seen = 0.0, (0.0, 0.0), {}
     while any(p.poll() is None for p in procs):
-        now = [tree_usage(p.pid) for p in procs if p.poll() is None]
-        cpu, rss = sum(c for c, _ in now), sum(r for _, r in now)
+        cpu, rss = tree_usage([p.pid for p in procs], seen)
         if t0 is None and any(started.glob("**/detections.jsonl")):
             t0, cpu0 = time.monotonic(), cpu
         if t0 is not None:

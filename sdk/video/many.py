@@ -303,17 +303,17 @@ class StreamRunner:
 
 def process_many(sources, classifier, out_dir=None, *, options: ManyOptions | None = None,
                  callback: Callable[[str, FrameResult], None] | None = None, log: Callable[[str], None] | None = None,
-                 **stream_defaults) -> dict:
+                 fps: float | None = None, max_frames: int | None = None) -> dict:
     """Run every stream of ``sources`` (paths, URLs, camera indices or `StreamSpec` s) at once, each in a
     thread of its own, their crops classified together by ``classifier``; write ``out_dir``/NAME/
     {detections.jsonl, summary.json[, annotated.mkv]} per stream and ``out_dir``/summary.json over them
     all (nothing when ``out_dir`` is None); returns that summary, each stream's under ``streams``.
 
-    ``stream_defaults`` (fps, max_frames, crops, min_size, realtime, loop, seconds) apply to the
-    streams that do not set them (`StreamSpec`). ``callback(name, FrameResult)`` is called from the
+    ``fps`` and ``max_frames`` apply to the sources given as paths or URLs (a `StreamSpec`, as
+    `read_sources` makes, carries its own). ``callback(name, FrameResult)`` is called from the
     stream's thread. A stream that fails is reported in its summary (``error``); the others carry on.
     Ctrl-C stops every stream after its current frame (``interrupted: true``)."""
-    specs = specs_from(sources, **stream_defaults)
+    specs = specs_from(sources, fps=fps, max_frames=max_frames)
     options = options or ManyOptions()
     out_dir = Path(out_dir) if out_dir is not None else None
     shared = SharedClassifier(classifier, max_batch=options.batch_size, max_wait_ms=options.max_wait_ms,

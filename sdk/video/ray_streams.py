@@ -109,8 +109,8 @@ class RayStreams:
     the run's summary (as `process_many`'s, each stream's with ``restarted``)."""
 
     def __init__(self, sources, make_classifier: Callable, out_dir=None, *, classifiers: int = 2,
-                 options: ManyOptions | None = None, max_restarts: int = 3, **stream_defaults):
-        self.specs = specs_from(sources, **stream_defaults)
+                 options: ManyOptions | None = None, max_restarts: int = 3):
+        self.specs = specs_from(sources)
         self.make_classifier, self.n_classifiers, self.max_restarts = make_classifier, classifiers, max_restarts
         self.options = options or ManyOptions()
         self.out_dir = Path(out_dir).resolve() if out_dir is not None else None
@@ -163,7 +163,7 @@ class RayStreams:
 
 def process_many_ray(sources, bundle=None, out_dir=None, *, address: str | None = None, classifiers: int = 2,
                      options: ManyOptions | None = None, precision: str = "auto",
-                     log: Callable[[str], None] | None = None, **stream_defaults) -> dict:
+                     log: Callable[[str], None] | None = None) -> dict:
     """`process_many` on Ray: on the cluster at ``address`` (None: a local one started here and
     stopped after), ``classifiers`` actors loading ``bundle``; returns the run's summary."""
     ray = _ray()
@@ -173,7 +173,7 @@ def process_many_ray(sources, bundle=None, out_dir=None, *, address: str | None 
         ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     try:
         run = RayStreams(sources, BundleClassifier(bundle, precision, options.batch_size), out_dir,
-                         classifiers=classifiers, options=options, **stream_defaults).start()
+                         classifiers=classifiers, options=options).start()
         if log:
             log(f"ray: {len(run.streams)} reader actors, {classifiers} classifier actors on "
                 f"{len(ray.nodes())} node(s)")
