@@ -143,7 +143,7 @@ def test_camera_kernels_recipe_field_sets_the_draw():
 
     assert copied_share("nearest") == 1.0
     assert copied_share("") < 0.5
-    assert Recipe(camera_kernels="area, nearest,nearest").camera_kernel_list == ("area", "nearest", "nearest")
+    assert Recipe(camera_kernels="area, nearest,nearest").camera.kernel_list == ("area", "nearest", "nearest")
     with pytest.raises(InputError, match="camera_kernels: unknown kernel"):
         Recipe(camera_kernels="area,bogus")
 

@@ -11,7 +11,7 @@ from lowres_sdk.training.methods import METHODS
 from conftest import tiny_recipe
 
 EXTRA = {  # what each method needs on the tiny data; "T" stands for the shared teacher run
-    "lr": {}, "hr": {}, "mixed": {}, "dfd": {"teacher": "T"}, "kd": {"teacher": "T"}, "staged": {"teacher": "T"},
+    "baseline": {}, "highres": {}, "mixed": {}, "dfd": {"teacher": "T"}, "kd": {"teacher": "T"}, "staged": {"teacher": "T"},
     "sr": {"teacher": "T", "input_mode": "native"},
     "transfer": {"teacher": "T", "clusters": 4, "transfer_hidden": 8},
     "crossres": {"init": "T", "query_min": 4, "query_max": 8},

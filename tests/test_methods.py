@@ -384,4 +384,4 @@ def test_lowres_kd_targets_writes_the_flip_averaged_logits_a_kd_run_trains_on(ti
         top1 = 100 * float(((net(x) + net(x.flip(-1))).argmax(1).numpy() == test_set.labels).mean())
     assert f"on the test split {top1:.2f} %" in r.output
     meta = train(tiny_recipe(tiny_data, method="kd", kd_targets=str(out), epochs=1), tmp_path / "student", progress=False)
-    assert meta["epoch"] == 1 and meta["recipe"]["kd_targets"] == str(out)
+    assert meta["epoch"] == 1 and meta["recipe"]["kd"]["targets"] == str(out)

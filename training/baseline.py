@@ -1,4 +1,4 @@
-"""`lr`: the low-resolution baseline -- train on degraded inputs with cross-entropy only."""
+"""`baseline`: the low-resolution baseline -- train on degraded inputs with cross-entropy only."""
 from .task import Student, Task
 
 

@@ -113,15 +113,16 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Backbone, InputSpec, dict]:
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{run_dir}: weights do not fit {recipe['arch']} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{run_dir}: weights do not fit {recipe['arch']} (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]})")
     return model.eval(), spec, meta
 
 
 def load_teacher(recipe, needs: str, role: str = "teacher") -> tuple[Backbone, InputSpec, dict]:
-    """The run a method builds on (``recipe.teacher``, usually an ``hr`` run), via `load_role`:
+    """The run a method builds on (``recipe.teacher``, usually a ``highres`` run), via `load_role`:
     InputError when none is given (saying what the method ``needs`` it for)."""
     if not recipe.teacher:
-        raise InputError(f"{recipe.method} needs {needs}: pass --teacher RUN (a '--method hr' run)")
+        raise InputError(f"{recipe.method} needs {needs}: pass --teacher RUN (a '--method highres' run)")
     return load_role(recipe.teacher, role)
 
 

@@ -20,34 +20,51 @@ def _resolutions(ctx, param, value: str) -> list[int]:
 
 
 def _recipe_options(command):
-    """One click option per `Recipe` field: its name, type, default and help come from the field,
-    so a setting has one name (``--ema-decay`` sets ``ema_decay``) and is written in one place."""
-    import dataclasses
-    import typing
-
-    from .recipe import Recipe
-
-    hints = typing.get_type_hints(Recipe)
-    for f in reversed(dataclasses.fields(Recipe)):
-        if f.name == "method":
-            continue
-        name, meta = f.name.replace("_", "-"), f.metadata
-        kind = typing.get_args(hints[f.name])[0] if typing.get_args(hints[f.name]) else hints[f.name]
+    """One click option per recipe setting: the core fields of `Recipe`, the camera's and every method's
+    option group; its name, type, default and help come from the field, so a setting has one name
+    (``--ema-decay`` sets ``ema_decay``, ``--kd-alpha`` the kd group's ``alpha``) and is written in one place."""
+    for name, (f, kind, owners) in reversed(list(_settings().items())):
+        meta = f.metadata
         extra = {"default": None}
         if kind is bool:
-            decl = [f"--{name}/--no-{name}"]
+            decl = [f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"]
         else:
-            decl = [f"--{name}"]
+            decl = [f"--{name.replace('_', '-')}"]
             extra["type"] = click.Choice(meta["choices"]) if meta.get("choices") else kind
-        help = f"{meta.get('help', '')} [default: {f.default!r}]" if f.name != "data" else meta.get("help", "") + " [required]"
-        command = click.option(*decl, f.name, help=help, **extra)(command)
+        tail = " [required]" if name == "data" else f" [default: {f.default!r}]"
+        command = click.option(*decl, name, help=owners + meta.get("help", "") + tail, **extra)(command)
     return command
 
 
-def _method_help() -> str:
-    from .methods import METHODS
+def _settings() -> dict:
+    """Flat name -> (field, its type, 'owner: ' for a group's setting), core settings first."""
+    import typing
 
-    return "; ".join(f"{name}: {m.help}" for name, m in METHODS.items()) + "."
+    from .methods import METHODS
+    from .options import CameraOptions
+    from .recipe import Recipe, core_fields
+
+    def kind(cls, f):
+        hint = typing.get_type_hints(cls)[f.name]
+        return typing.get_args(hint)[0] if typing.get_args(hint) else hint
+
+    out = {f.name: (f, kind(Recipe, f), "") for f in core_fields() if f.name != "method"}
+    groups = [("camera", CameraOptions)] + [(name, m.options) for name, m in METHODS.items()]
+    for owner, group in groups:
+        for name, f in group.flat_fields().items():
+            if name in out:  # a group several methods share (query sizes): one option, each owner named
+                first, k, owners = out[name]
+                out[name] = (first, k, owners[:-2] + f"/{owner}: ")
+            else:
+                out[name] = (f, kind(group, f), f"{owner}: ")
+    return out
+
+
+def _method_help() -> str:
+    from .methods import ALIASES, METHODS
+
+    old = ", ".join(f"{alias} for {name}" for alias, name in ALIASES.items())
+    return "; ".join(f"{name}: {m.help}" for name, m in METHODS.items()) + f" (old names accepted: {old})."
 
 
 class _TrainCommand(click.Command):
@@ -63,7 +80,8 @@ class _TrainCommand(click.Command):
 @click.option("--recipe", "recipe_file", type=click.Path(dir_okay=True), default=None,
               help="Start from a saved recipe: a JSON file of one, or a run folder (its checkpoint.json); "
                    "options given on the command line override its fields.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoint written every epoch).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder (checkpoint written every epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @_recipe_options
 def train_command(method, recipe_file, out, resume, **fields):
@@ -75,18 +93,18 @@ def train_command(method, recipe_file, out, resume, **fields):
     from .methods import METHODS
     from .recipe import Recipe
 
-    base = {}
-    if recipe_file:
-        base = _read_recipe(recipe_file)
     given = {k: v for k, v in fields.items() if v is not None}
     if method is not None:
         given["method"] = method
-    merged = {**base, **given}
-    if "method" not in merged:
+    base = _read_recipe(recipe_file) if recipe_file else {}
+    name = given.get("method", base.get("method"))
+    if name is None:
         raise InputError(f"--method is required (one of {', '.join(METHODS)}), or a --recipe that names one")
-    if not merged.get("data"):
+    if not given.get("data", base.get("data")):
         raise InputError("--data is required (a dataset folder or .tar.gz), or a --recipe that names one")
-    recipe = Recipe.from_dict(merged)
+    if base:  # the file's settings for the method chosen (a file may hold another method's)
+        base = Recipe.from_dict({**base, "method": name}).to_dict()
+    recipe = Recipe(**{**base, **given})  # a setting of another method given here is an error
     meta = train(recipe, out, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
@@ -142,7 +160,7 @@ def viz_tsne(run, out, resolution, per_class, data):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
 @click.option("--images", type=click.IntRange(1, 32), default=4, show_default=True, help="Test images (rows).")
 @click.option("--resolution", type=int, default=None,
-              help="Input resolution for every run (default: each run's own, e.g. HR for an hr run).")
+              help="Input resolution for every run (default: each run's own, e.g. HR for a highres run).")
 @click.option("--patch", type=click.FloatRange(0, 1, min_open=True), default=0.25, show_default=True,
               help="Gray patch side as a fraction of the model's input side.")
 @click.option("--data", default=None, help="Dataset to draw from (default: the first run's own).")
@@ -190,10 +208,12 @@ def _numbers(kind):
                    "native size]. The native (HR) query is always added.")
 @click.option("--factors", callback=_numbers(float), default=None,
               help="Downscale factors instead (paper 004's protocol), e.g. 2,4,8: query side = native side / factor.")
-@click.option("--k", "ks", callback=_numbers(int), default="1,5,10", show_default=True, help="Cut-offs for precision@k and recall@k.")
+@click.option("--k", "ks", callback=_numbers(int), default="1,5,10", show_default=True,
+              help="Cut-offs for precision@k and recall@k.")
 @click.option("--per-class", type=click.IntRange(min=1), default=100, show_default=True,
               help="classes: at most N queries and N gallery images per class.")
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="Where retrieval.json/.png go (default: RUN).")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Where retrieval.json/.png go (default: RUN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def eval_retrieval_command(run, dataset, data, resolutions, factors, ks, per_class, out, as_json):
     """Cross-resolution retrieval of RUN: low-res queries against a full-resolution gallery, mAP,
@@ -209,8 +229,8 @@ def eval_retrieval_command(run, dataset, data, resolutions, factors, ks, per_cla
     click.echo(f"{run} ({report['method']}) on {report['dataset']}: {report['queries']} queries vs "
                f"{report['gallery']} gallery images")
     for r in report["rows"]:
-        click.echo(f"  {r['variant']:>5} {r['query_resolution']:>3} px (/{r['downscale_factor']:g})  mAP {r['map']:.4f}  "
-                   f"P@{k} {r[f'p_at_{k}']:.4f}  R@{k} {r[f'r_at_{k}']:.4f}")
+        click.echo(f"  {r['variant']:>5} {r['query_resolution']:>3} px (/{r['downscale_factor']:g})  mAP "
+                   f"{r['map']:.4f}  P@{k} {r[f'p_at_{k}']:.4f}  R@{k} {r[f'r_at_{k}']:.4f}")
     click.echo(f"wrote {out or run}/retrieval.json and retrieval.png")
 
 
@@ -240,5 +260,5 @@ def kd_targets_command(runs, out, data, size, kernels, no_flip, test_top1, overw
                          flip=not no_flip, overwrite=overwrite, test_top1=test_top1)
     test = f", on the test split {about['test_top1']:.2f} %" if test_top1 else ""
     click.echo(f"wrote {out}: {len(runs)} teacher(s) at {about['size']} px, {', '.join(about['kernels'])}"
-               f"{'' if no_flip else ' + mirror'}; the ensemble's top-1 on the training split {about['train_top1']:.2f} %"
-               f"{test} ({about['seconds']} s)")
+               f"{'' if no_flip else ' + mirror'}; the ensemble's top-1 on the training split "
+               f"{about['train_top1']:.2f} %{test} ({about['seconds']} s)")

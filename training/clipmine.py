@@ -45,12 +45,14 @@ def mine(path: str | os.PathLike, first: int, last: int, *, min_hits: int = 5, p
     if read == 0:
         raise DataError(f"no frames read from {path}")
     kept = [c for c in crops.values() if len(c) >= min_hits]
-    out = [c[i] for c in kept for i in np.unique(np.linspace(0, len(c) - 1, min(per_track, len(c))).round().astype(int))]
+    out = [c[i] for c in kept
+           for i in np.unique(np.linspace(0, len(c) - 1, min(per_track, len(c))).round().astype(int))]
     return out, {"frames": [first, last], "tracks": len(kept), "crops": len(out)}
 
 
 def background(path: str | os.PathLike, first: int, last: int, *, count: int = 300, every: int = 4,
-               min_side: int = 12, max_side: int = 64, margin: float = 0.25, seed: int = 0) -> tuple[list[np.ndarray], dict]:
+               min_side: int = 12, max_side: int = 64, margin: float = 0.25,
+               seed: int = 0) -> tuple[list[np.ndarray], dict]:
     """About ``count`` RGB crops of the clip's scene where nothing moves, from every ``every``-th frame
     of [first, last): boxes of random size (long side log-uniform in ``min_side``..``max_side`` px) and
     aspect (1:2.5 to 2.5:1), kept only when clear of every motion box of that frame grown by ``margin``

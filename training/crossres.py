@@ -1,18 +1,28 @@
 """`crossres`: cross-resolution fine-tuning (paper 003). Each training image is downsampled with
-probability ``crossres_p`` to a random resolution in [``query_min``, ``query_max``] px, then put
+probability ``p`` (``--crossres-p``) to a random resolution in [``query_min``, ``query_max``] px, then put
 through the model's own pre-processing (which resizes it back to the input size), else kept at HR;
 the loss is the identity/class softmax, and the embedding is the pooled features.
 
-The paper fine-tunes a pre-trained HR network: pass ``init`` (``--init RUN``), e.g. an ``hr`` run.
+The paper fine-tunes a pre-trained HR network: pass ``init`` (``--init RUN``), e.g. a ``highres`` run.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
-from lowres_sdk.errors import InputError
 
 from .degrade import ModelInput, resize
+from .options import QuerySizes, option
 from .task import Student, Task
+
+
+@dataclass
+class CrossResOptions(QuerySizes):
+    prefix: ClassVar[str] = "crossres"
+    p: float = option(0.5, "probability that a training image is downsampled (paper 003 tries 0.1-1.0).",
+                      within=(0.0, 1.0))
 
 
 def sample_resolutions(n: int, p: float, low: int, high: int, generator: torch.Generator) -> torch.Tensor:
@@ -29,8 +39,8 @@ class CrossResTask(Task):
         self.model_input = ModelInput(recipe.spec)
 
     def student_input(self, hr: torch.Tensor, generator: torch.Generator, index=None) -> torch.Tensor:
-        r = self.recipe
-        res = sample_resolutions(len(hr), r.crossres_p, r.query_min, r.query_max, generator)
+        r, o = self.recipe, self.recipe.options
+        res = sample_resolutions(len(hr), o.p, o.query_min, o.query_max, generator)
         out = self.model_input(hr)
         for size in res.unique().tolist():
             if size == 0:
@@ -41,9 +51,5 @@ class CrossResTask(Task):
 
 
 def make_task(recipe, backbone, train_set) -> Task:
-    if not 0.0 <= recipe.crossres_p <= 1.0:
-        raise InputError(f"crossres_p must be in [0, 1], got {recipe.crossres_p}")
-    if not 1 <= recipe.query_min <= recipe.query_max <= recipe.image_size:
-        raise InputError(f"crossres needs 1 <= query_min <= query_max <= image_size, got {recipe.query_min}, "
-                         f"{recipe.query_max}, {recipe.image_size}")
+    recipe.options.check_sizes("crossres", recipe.image_size)
     return CrossResTask(recipe, Student(backbone))

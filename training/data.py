@@ -68,7 +68,8 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     digest = sha256_file(archive)
     expected = KNOWN_ARCHIVES.get(archive.name)
     if expected and digest != expected:
-        raise DataError(f"{archive} has sha256 {digest[:16]}..., expected {expected[:16]}... (corrupt or different file)")
+        raise DataError(f"{archive} has sha256 {digest[:16]}..., expected {expected[:16]}... (corrupt or different "
+                        f"file)")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     target = cache / "datasets" / f"{archive.name.split('.')[0]}-{digest[:12]}"
     manifest = target / ".lowres_manifest.json"
@@ -145,7 +146,8 @@ def read_image_folder(root: str | os.PathLike, image_size: int | None = 32,
                 img = letterbox(img)
             if image_size is not None and img.shape[:2] != (image_size, image_size):
                 shrink = image_size < min(img.shape[:2])
-                img = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+                img = cv2.resize(img, (image_size, image_size),
+                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
             images.append(img)
             labels.append(label)
     if len({im.shape for im in images}) > 1:

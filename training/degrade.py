@@ -187,7 +187,7 @@ def _pil_resize(img: np.ndarray, size: tuple[int, int], method: int) -> np.ndarr
 
 
 def _aa_bilinear(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    # Our own training kernel of issue 3 (antialiased bilinear, = PIL's BILINEAR), through torch.
+    # Our own training kernel (antialiased bilinear, = PIL's BILINEAR), through torch.
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
     y = F.interpolate(x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False)
     return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -232,7 +232,8 @@ class Camera:
 
     def __post_init__(self):
         if not 1 <= self.min_size <= self.max_size:
-            raise InputError(f"camera sizes must satisfy 1 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
+            raise InputError(f"camera sizes must satisfy 1 <= min_size <= max_size, got {self.min_size}, "
+                             f"{self.max_size}")
         bad = [k for k in self.kernels if k not in KERNELS]
         if bad or not self.kernels:
             raise InputError(f"unknown camera kernels {bad}; expected some of {', '.join(KERNELS)}")
@@ -284,7 +285,8 @@ class Camera:
         kernel = self.kernels[rng.integers(len(self.kernels))]
         out = camera_resize(np.ascontiguousarray(crop), size, kernel)
         if rng.random() < self.noise_p:
-            out = sensor_noise(out, rng.uniform(0, 6), rng.uniform(0, 0.6), rng)  # read sigma, then shot, then the noise
+            # Read-noise sigma, then shot-noise gain, then the generator.
+            out = sensor_noise(out, rng.uniform(0, 6), rng.uniform(0, 0.6), rng)
         if rng.random() < self.jpeg_p:
             out = jpeg_roundtrip(out, int(rng.integers(30, 96)))
         return out
@@ -318,7 +320,8 @@ class CameraInput(nn.Module):
         smalls = [self.camera(img, float(a), rng) for img, a in zip(images, aspects)]
         spec = self.model_input.spec
         if spec.down != "bilinear":  # the graph's first resize is another kernel: torch, per sample
-            return torch.cat([self.model_input(torch.from_numpy(s).permute(2, 0, 1)[None].float().div_(255.0)) for s in smalls])
+            return torch.cat([self.model_input(torch.from_numpy(s).permute(2, 0, 1)[None].float().div_(255.0))
+                              for s in smalls])
         x = torch.from_numpy(np.stack([to_resolution(s, spec) for s in smalls])).permute(0, 3, 1, 2).div_(255.0)
         if spec.size != spec.resolution:
             x = resize(x, spec.size, spec.down, spec.up)

@@ -52,7 +52,8 @@ def _files(root: Path, pattern: str) -> list[Path]:
     return files
 
 
-def people(reid_archive: str | os.PathLike, mit_archive: str | os.PathLike) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+def people(reid_archive: str | os.PathLike,
+           mit_archive: str | os.PathLike) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     """(training crops, held-out crops, split info): re-ID split by identity, MIT by image."""
     reid, mit = extract_archive(reid_archive), extract_archive(mit_archive)
     ids = sorted(p.name for p in reid.iterdir() if p.is_dir())
@@ -117,7 +118,8 @@ def clip_frames(path: str | os.PathLike) -> tuple[int, int]:
     return int(n * CLIP_TRAIN_FRACTION), n
 
 
-def load(data_dir: str | os.PathLike, clips: bool = True, clip_background: bool = False) -> tuple[ImageSet, ImageSet, dict]:
+def load(data_dir: str | os.PathLike, clips: bool = True,
+         clip_background: bool = False) -> tuple[ImageSet, ImageSet, dict]:
     """Train and test sets of the 12 fine classes from the archives in ``data_dir`` (the project's
     shared data folder). Test = CIFAR-10 test + held-out people + held-out street windows.
     ``clips``: also train on the moving objects of the first half of each clip in `CLIPS`;
@@ -129,8 +131,9 @@ def load(data_dir: str | os.PathLike, clips: bool = True, clip_background: bool 
     p_train, p_test, p_info = people(d / "person-reid-48x128.tar.gz", d / "pedestrians-mit-64x128.tar.gz")
     b_train, b_test, b_info = backgrounds(d / "street-background-64x128.tar.gz")
     groups = [(p_train, "person", PERSON_REPEAT), (b_train, "background", 1)]
-    info = {**p_info, **b_info, "person_train": len(p_train), "person_test": len(p_test), "person_repeat": PERSON_REPEAT,
-            "background_train_crops": len(b_train), "background_test_windows": len(b_test), "clips": {}}
+    info = {**p_info, **b_info, "person_train": len(p_train), "person_test": len(p_test),
+            "person_repeat": PERSON_REPEAT, "background_train_crops": len(b_train),
+            "background_test_windows": len(b_test), "clips": {}}
     for name, (label, repeat) in CLIPS.items() if clips else ():
         from .clipmine import background, mine
 

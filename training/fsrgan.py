@@ -1,13 +1,13 @@
 """`fsrgan`: feature super-resolution GAN (paper 004). A frozen feature extractor (``teacher``, e.g.
-an ``hr`` run) gives pairs (f(LR), f(HR)); a generator G maps LR features towards HR ones, trained
+a ``highres`` run) gives pairs (f(LR), f(HR)); a generator G maps LR features towards HR ones, trained
 against a WGAN critic D:
 
     L(G) = -mean D(G(f_LR)) + mean ||G(f_LR) - f_HR||^2      (eq. 9 with the paper's best r = 2)
     L(D) =  mean D(G(f_LR)) - mean D(f_HR)                     (eq. 7)
 
-The critic's Lipschitz constraint is WGAN's weight clipping to [-fsr_clip, fsr_clip] (Arjovsky et
-al., whom the paper follows), with ``fsr_critic_steps`` critic updates per generator update; both
-use Adam at ``fsr_lr`` (paper: 0.0008). Features are extracted once, so this is its own short
+The critic's Lipschitz constraint is WGAN's weight clipping to [-clip, clip] (Arjovsky et
+al., whom the paper follows), with ``critic_steps`` critic updates per generator update; both
+use Adam at ``lr`` (``--fsr-lr``, paper: 0.0008). Features are extracted once, so this is its own short
 procedure rather than the image loop; the checkpoint holds ``Chained(extractor, neck=G)``, which
 exports as one graph: LR crop -> the extractor's pre-processing -> backbone -> G -> L2.
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
+from typing import ClassVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,20 @@ from .crossres import sample_resolutions
 from .data import ImageSet, load_splits, to_float
 from .degrade import ModelInput, resize
 from .distributed import world as process_world
+from .options import QuerySizes, option
+
+
+@dataclass
+class FSRGANOptions(QuerySizes):
+    prefix: ClassVar[str] = "fsr"
+    lr: float = option(8e-4, "Adam learning rate of G and D (paper 004).")
+    critic_steps: int = option(5, "WGAN critic updates per generator update.")
+    clip: float = option(0.01, "the critic's weights are clipped to [-c, c] (WGAN's Lipschitz constraint).")
+    views: int = option(4, "LR views (random resolutions in --query-min..--query-max) per training image.")
+
+    def check(self) -> None:
+        if self.critic_steps < 1 or self.views < 1 or self.clip <= 0:
+            raise InputError("fsr_critic_steps and fsr_views must be >= 1 and fsr_clip > 0")
 
 
 class FSRCritic(nn.Module):
@@ -113,8 +128,8 @@ def _evaluate(chain: Chained, lr_f: torch.Tensor, hr_f: torch.Tensor, labels: np
     chain.eval()
     sr = chain.neck(lr_f)
     top1 = lambda f: float((chain.forward_head(f).argmax(1).numpy() == labels).mean())  # noqa: E731
-    return {"test_mse_raw": float((lr_f - hr_f).pow(2).sum(1).mean()), "test_mse": float((sr - hr_f).pow(2).sum(1).mean()),
-            "test_top1_raw": top1(lr_f), "test_top1": top1(sr)}
+    return {"test_mse_raw": float((lr_f - hr_f).pow(2).sum(1).mean()),
+            "test_mse": float((sr - hr_f).pow(2).sum(1).mean()), "test_top1_raw": top1(lr_f), "test_top1": top1(sr)}
 
 
 def fit(recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
@@ -134,11 +149,8 @@ def fit(recipe, out_dir: str | os.PathLike, resume: bool = False, progress: bool
 
 
 def _fit(recipe, out_dir, resume, progress, data, stop_after) -> dict:
-    if not 1 <= recipe.query_min <= recipe.query_max <= recipe.image_size:
-        raise InputError(f"fsrgan needs 1 <= query_min <= query_max <= image_size, got {recipe.query_min}, "
-                         f"{recipe.query_max}, {recipe.image_size}")
-    if recipe.fsr_critic_steps < 1 or recipe.fsr_views < 1 or recipe.fsr_clip <= 0:
-        raise InputError("fsr_critic_steps and fsr_views must be >= 1 and fsr_clip > 0")
+    o = recipe.options
+    o.check_sizes("fsrgan", recipe.image_size)
     extractor, spec, tmeta = _load_extractor(recipe)
     train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size,
                                                                     recipe.limit_per_class, fit=recipe.fit)
@@ -148,76 +160,96 @@ def _fit(recipe, out_dir, resume, progress, data, stop_after) -> dict:
     existing_run(out_dir, recipe, resume)  # refuse a wrong --out before the long feature extraction
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
-    lr_f, hr_f = feature_pairs(extractor, spec, train_set.images, recipe.fsr_views, recipe.query_min,
-                               recipe.query_max, gen, progress)
-    test_lr, test_hr = feature_pairs(extractor, spec, test_set.images, 1, 0, 0, gen, progress, fixed=recipe.query_min)
+    train_f = feature_pairs(extractor, spec, train_set.images, o.views, o.query_min, o.query_max, gen, progress)
+    test_f = feature_pairs(extractor, spec, test_set.images, 1, 0, 0, gen, progress, fixed=o.query_min)
     dim = extractor.num_features
     chain = chain_around(extractor, tmeta["recipe"]["arch"], tmeta["recipe"]["width"], neck=stage("fsr", dim=dim))
-    g_net, critic = chain.neck, FSRCritic(chain.neck.side, dim)
-    g_params, d_params = list(g_net.parameters()), list(critic.parameters())
-    opt_g = torch.optim.Adam(g_params, lr=recipe.fsr_lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(d_params, lr=recipe.fsr_lr, betas=(0.5, 0.9))
+    gan = _GAN(chain, FSRCritic(chain.neck.side, dim), o.lr)
     start_epoch, history = 0, []
     if existing_run(out_dir, recipe, resume) is not None:
         tensors, meta = load_checkpoint(out_dir)
-        chain.load_state_dict({k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")})
-        critic.load_state_dict({k[len("critic."):]: v for k, v in tensors.items() if k.startswith("critic.")})
-        _load_optim("optim_g", opt_g, g_params, tensors)
-        _load_optim("optim_d", opt_d, d_params, tensors)
+        gan.load(tensors)
         start_epoch, history = meta["epoch"], meta["history"]
     info = {"params": count_params(chain), "mflops": round(count_mflops(chain, spec.size), 2), "chain": chain.spec_json,
             "teacher_classes": len(tmeta["classes"]),
             # G maps LR features into the extractor's feature space: galleries indexed by the extractor's
             # own embedder can be searched with this one's vectors.
             "embedding_space": tmeta.get("embedding_space", tmeta["weights_sha256"])}
-    n = len(lr_f)
-    batch = min(recipe.batch_size, n)
-    steps = n // batch
     for epoch in range(start_epoch, recipe.epochs):
-        gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
-        torch.manual_seed(recipe.seed * 100_003 + epoch)  # G's dropout: a resumed run replays it too
-        order = torch.randperm(n, generator=gen)
-        g_net.train()
-        critic.train()
-        t0, sums = time.time(), {"loss_g": 0.0, "loss_d": 0.0, "mse": 0.0}
-        bar = tqdm(range(steps), desc=f"fsrgan epoch {epoch + 1}/{recipe.epochs}", disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        for step in bar:
-            for _ in range(recipe.fsr_critic_steps):
-                idx = torch.randint(0, n, (batch,), generator=gen)
-                with torch.no_grad():
-                    fake = g_net(lr_f[idx])
-                loss_d = critic_loss(critic, fake, hr_f[idx])
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                with torch.no_grad():
-                    for p in d_params:
-                        p.clamp_(-recipe.fsr_clip, recipe.fsr_clip)
-            idx = order[step * batch:(step + 1) * batch]
-            fake = g_net(lr_f[idx])
-            loss_g = generator_loss(critic, fake, hr_f[idx])
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            sums["loss_g"] += loss_g.item()
-            sums["loss_d"] += loss_d.item()
-            sums["mse"] += (fake.detach() - hr_f[idx]).pow(2).sum(1).mean().item()
-            bar.set_postfix(loss_g=f"{sums['loss_g'] / (step + 1):.3f}", mse=f"{sums['mse'] / (step + 1):.3f}")
-        row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()},
-               **_evaluate(chain, test_lr, test_hr, test_set.labels), "test_resolution": recipe.query_min,
+        t0 = time.time()
+        row = {"epoch": epoch + 1, **gan.epoch(recipe, epoch, *train_f, progress),
+               **_evaluate(chain, *test_f, test_set.labels), "test_resolution": o.query_min,
                "seconds": time.time() - t0}
         history.append(row)
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}: L(G) {row['loss_g']:.3f} L(D) {row['loss_d']:.4f} "
-                       f"test@{recipe.query_min}px ||f-f_HR||^2 {row['test_mse_raw']:.3f} -> {row['test_mse']:.3f}, "
+                       f"test@{o.query_min}px ||f-f_HR||^2 {row['test_mse_raw']:.3f} -> {row['test_mse']:.3f}, "
                        f"top-1 {row['test_top1_raw']:.4f} -> {row['test_top1']:.4f}")
-        tensors = {f"model.backbone.{k}": v for k, v in chain.state_dict().items()}
-        tensors.update({f"critic.{k}": v for k, v in critic.state_dict().items()})
-        tensors.update(_optim_tensors("optim_g", opt_g, g_params))
-        tensors.update(_optim_tensors("optim_d", opt_d, d_params))
-        save_checkpoint(out_dir, tensors, {"recipe": asdict(recipe), "spec": spec.to_dict(), "classes": train_set.classes,
-                                           "epoch": epoch + 1, "history": history, **info})
+        save_checkpoint(out_dir, gan.tensors(), {"recipe": recipe.to_dict(), "spec": spec.to_dict(),
+                                                 "classes": train_set.classes, "epoch": epoch + 1,
+                                                 "history": history, **info})
         if stop_after is not None and epoch + 1 >= stop_after:
             break
     return load_checkpoint(out_dir)[1]
+
+
+class _GAN:
+    """G (the chain's neck) and the critic D with their Adam optimizers: one epoch of training, and
+    the tensors a checkpoint keeps of them."""
+
+    def __init__(self, chain: Chained, critic: FSRCritic, lr: float):
+        self.chain, self.g_net, self.critic = chain, chain.neck, critic
+        self.g_params, self.d_params = list(self.g_net.parameters()), list(critic.parameters())
+        self.opt_g = torch.optim.Adam(self.g_params, lr=lr, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(self.d_params, lr=lr, betas=(0.5, 0.9))
+
+    def tensors(self) -> dict:
+        tensors = {f"model.backbone.{k}": v for k, v in self.chain.state_dict().items()}
+        tensors.update({f"critic.{k}": v for k, v in self.critic.state_dict().items()})
+        tensors.update(_optim_tensors("optim_g", self.opt_g, self.g_params))
+        tensors.update(_optim_tensors("optim_d", self.opt_d, self.d_params))
+        return tensors
+
+    def load(self, tensors: dict) -> None:
+        self.chain.load_state_dict({k[len("model.backbone."):]: v for k, v in tensors.items()
+                                    if k.startswith("model.backbone.")})
+        self.critic.load_state_dict({k[len("critic."):]: v for k, v in tensors.items() if k.startswith("critic.")})
+        _load_optim("optim_g", self.opt_g, self.g_params, tensors)
+        _load_optim("optim_d", self.opt_d, self.d_params, tensors)
+
+    def epoch(self, recipe, epoch: int, lr_f: torch.Tensor, hr_f: torch.Tensor, progress: bool) -> dict:
+        """One epoch over the feature pairs; the mean losses and ||G(f_LR) - f_HR||^2."""
+        o, n = recipe.options, len(lr_f)
+        batch = min(recipe.batch_size, n)
+        steps = n // batch
+        gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+        torch.manual_seed(recipe.seed * 100_003 + epoch)  # G's dropout: a resumed run replays it too
+        order = torch.randperm(n, generator=gen)
+        self.g_net.train()
+        self.critic.train()
+        sums = {"loss_g": 0.0, "loss_d": 0.0, "mse": 0.0}
+        bar = tqdm(range(steps), desc=f"fsrgan epoch {epoch + 1}/{recipe.epochs}", disable=not progress,
+                   leave=False, dynamic_ncols=True)
+        for step in bar:
+            for _ in range(o.critic_steps):
+                idx = torch.randint(0, n, (batch,), generator=gen)
+                with torch.no_grad():
+                    fake = self.g_net(lr_f[idx])
+                loss_d = critic_loss(self.critic, fake, hr_f[idx])
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self.opt_d.step()
+                with torch.no_grad():
+                    for p in self.d_params:
+                        p.clamp_(-o.clip, o.clip)
+            idx = order[step * batch:(step + 1) * batch]
+            fake = self.g_net(lr_f[idx])
+            loss_g = generator_loss(self.critic, fake, hr_f[idx])
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            sums["loss_g"] += loss_g.item()
+            sums["loss_d"] += loss_d.item()
+            sums["mse"] += (fake.detach() - hr_f[idx]).pow(2).sum(1).mean().item()
+            bar.set_postfix(loss_g=f"{sums['loss_g'] / (step + 1):.3f}", mse=f"{sums['mse'] / (step + 1):.3f}")
+        return {k: v / steps for k, v in sums.items()}

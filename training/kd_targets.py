@@ -27,7 +27,8 @@ from .degrade import ModelInput, camera_resize
 
 @torch.no_grad()
 def ensemble_logits(teachers: Sequence[tuple[torch.nn.Module, object]], images: np.ndarray, size: int,
-                    kernels: Sequence[str] = ("area",), flip: bool = True, batch: int = 500, progress: bool = True) -> np.ndarray:
+                    kernels: Sequence[str] = ("area",), flip: bool = True, batch: int = 500,
+                    progress: bool = True) -> np.ndarray:
     """Mean logits over ``teachers`` ((net in eval mode, its InputSpec) pairs) x ``kernels`` x (the crop and, with
     ``flip``, its mirror) for each of ``images`` (uint8 N x H x W x 3 RGB): every image shrunk to ``size`` px
     square with the real OpenCV / Pillow kernel named, then through each net's own input (resize to its input
@@ -49,13 +50,15 @@ def ensemble_logits(teachers: Sequence[tuple[torch.nn.Module, object]], images: 
     return (out / (len(teachers) * len(kernels))).astype(np.float32)
 
 
-def save_targets(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray, classes: list[str], about: dict) -> None:
+def save_targets(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray, classes: list[str],
+                 about: dict) -> None:
     """Write the targets atomically (temp file, then rename)."""
     from safetensors.torch import save_file
 
     logits, labels = np.asarray(logits, np.float32), np.asarray(labels, np.int64)
     if logits.ndim != 2 or logits.shape != (len(labels), len(classes)):
-        raise InputError(f"targets need logits of shape (N, {len(classes)}) for N = {len(labels)} labels, got {logits.shape}")
+        raise InputError(f"targets need logits of shape (N, {len(classes)}) for N = {len(labels)} labels, got "
+                         f"{logits.shape}")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file({"logits": torch.from_numpy(logits), "labels": torch.from_numpy(labels)}, str(tmp),
@@ -81,16 +84,18 @@ def load_targets(path: str | os.PathLike, labels: np.ndarray, classes: list[str]
     if saved_classes != list(classes):
         raise CheckpointError(f"kd_targets: {path} was made for classes {saved_classes}, the data has {list(classes)}")
     if len(saved) != len(labels) or not np.array_equal(saved.numpy(), np.asarray(labels)):
-        raise CheckpointError(f"kd_targets: {path} was made for another training split ({len(saved)} images whose labels "
-                              f"differ from this split's {len(labels)}: another order, subset or --train-fraction)")
+        raise CheckpointError(f"kd_targets: {path} was made for another training split ({len(saved)} images whose "
+                              f"labels differ from this split's {len(labels)}: another order, subset or "
+                              f"--train-fraction)")
     if logits.shape != (len(labels), len(classes)):
-        raise CheckpointError(f"kd_targets: {path} holds logits of shape {tuple(logits.shape)}, expected {(len(labels), len(classes))}")
+        raise CheckpointError(f"kd_targets: {path} holds logits of shape {tuple(logits.shape)}, expected "
+                              f"{(len(labels), len(classes))}")
     return logits.float()
 
 
-def make_targets(runs: Sequence[str | os.PathLike], out: str | os.PathLike, data: str | None = None, size: int | None = None,
-                 kernels: Sequence[str] = ("area",), flip: bool = True, overwrite: bool = False, progress: bool = True,
-                 test_top1: bool = False) -> dict:
+def make_targets(runs: Sequence[str | os.PathLike], out: str | os.PathLike, data: str | None = None,
+                 size: int | None = None, kernels: Sequence[str] = ("area",), flip: bool = True,
+                 overwrite: bool = False, progress: bool = True, test_top1: bool = False) -> dict:
     """`ensemble_logits` of the trained ``runs`` on the whole training split of ``data`` (default: the first
     run's), at ``size`` px (default: the first run's input size), written to ``out``. Returns what the file's
     ``about`` says: the ensemble's top-1 on that split, the seconds its logits took and, with ``test_top1``, its
@@ -105,17 +110,20 @@ def make_targets(runs: Sequence[str | os.PathLike], out: str | os.PathLike, data
         raise InputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     unknown = [k for k in kernels if k not in KERNELS]
     if unknown or not kernels:
-        raise InputError(f"kernels: unknown {', '.join(unknown) or '(none given)'}; expected some of {', '.join(KERNELS)}")
+        raise InputError(f"kernels: unknown {', '.join(unknown) or '(none given)'}; expected some of "
+                         f"{', '.join(KERNELS)}")
     if not runs:
         raise InputError("kd targets need at least one trained run")
     loaded = [load_role(run, "kd-targets teacher") for run in runs]
     classes = loaded[0][2]["classes"]
     other = [str(r) for r, (_, _, m) in zip(runs, loaded) if m["classes"] != classes]
     if other:
-        raise CheckpointError(f"the teachers must share their classes; {', '.join(other)} differ from {runs[0]}'s {classes}")
+        raise CheckpointError(f"the teachers must share their classes; {', '.join(other)} differ from {runs[0]}'s "
+                              f"{classes}")
     recipe = loaded[0][2]["recipe"]
     size = size or loaded[0][1].size
-    train_set, test_set = load_splits(data or recipe["data"], recipe.get("image_size", 32), fit=recipe.get("fit", "stretch"))
+    train_set, test_set = load_splits(data or recipe["data"], recipe.get("image_size", 32),
+                                      fit=recipe.get("fit", "stretch"))
     if train_set.classes != classes:
         raise CheckpointError(f"the teachers were trained on classes {classes}, the data has {train_set.classes}")
     teachers = [(net.to(memory_format=torch.channels_last), spec) for net, spec, _ in loaded]

@@ -78,8 +78,9 @@ def param_groups(module: nn.Module, recipe: Recipe) -> list[dict]:
     norm = {id(p) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
             for p in m.parameters(recurse=False)} if scale != 1.0 else set()
     trainable = [p for p in module.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if id(p) not in norm], "lr_scale": 1.0, "weight_decay": recipe.weight_decay},
-              {"params": [p for p in trainable if id(p) in norm], "lr_scale": scale, "weight_decay": recipe.weight_decay / scale}]
+    decay = recipe.weight_decay
+    groups = [{"params": [p for p in trainable if id(p) not in norm], "lr_scale": 1.0, "weight_decay": decay},
+              {"params": [p for p in trainable if id(p) in norm], "lr_scale": scale, "weight_decay": decay / scale}]
     return [g for g in groups if g["params"]]
 
 
@@ -96,7 +97,8 @@ def init_from_run(backbone: Backbone, run_dir: str | os.PathLike) -> list[str]:
     """Copy every weight of ``run_dir`` whose name and shape fit ``backbone``; returns those left as
     initialised (e.g. the classifier head when the number of classes differs)."""
     tensors, meta = load_checkpoint(run_dir)
-    prefix = "ema.backbone." if any(k.startswith("ema.backbone.") for k in tensors) else "model.backbone."  # as load_model
+    # The EMA's weights when the run kept one, as `load_model` reads a run.
+    prefix = "ema.backbone." if any(k.startswith("ema.backbone.") for k in tensors) else "model.backbone."
     source = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = backbone.state_dict()
     fitting = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
@@ -119,92 +121,121 @@ def train(recipe: Recipe, out_dir: str | os.PathLike, resume: bool = False, prog
     rank, world = process_world()
     out_dir = Path(out_dir)
     torch.manual_seed(recipe.seed)
-    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size, recipe.limit_per_class, fit=recipe.fit)
+    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size,
+                                                                    recipe.limit_per_class, fit=recipe.fit)
     if recipe.train_fraction < 1.0:
         train_set = fraction_per_class(train_set, recipe.train_fraction)
     task = build_task(recipe, train_set)
-    student = task.student.to(memory_format=torch.channels_last)
-    groups = param_groups(student, recipe)
-    params = [p for g in groups for p in g["params"]]
-    opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
+    state = TrainState(recipe, task.student.to(memory_format=torch.channels_last))
     start_epoch, history = 0, []
-    ema = EMA(student, recipe.ema_decay) if recipe.ema_decay > 0 else None
     if existing_run(out_dir, recipe, resume) is not None:  # every rank raises alike: none is left waiting
-        tensors, meta = load_checkpoint(out_dir)
-        start_epoch, history = meta["epoch"], meta["history"]
-        live = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        if live or start_epoch < recipe.epochs:  # a finished run's copy may keep its EMA only (`save_finished_copy`)
-            student.load_state_dict(live)
-        if start_epoch < recipe.epochs:  # a finished run's copy may lack the optimizer (`save_finished_copy`)
-            if "optim.0.momentum_buffer" not in tensors:
-                raise CheckpointError(f"{out_dir} holds a finished run's copy without optimizer state; it cannot "
-                                      f"continue training (train into a new --out with --init {out_dir})")
-            for i, p in enumerate(params):
-                opt.state[p]["momentum_buffer"] = tensors[f"optim.{i}.momentum_buffer"].clone()
-        if ema is not None:
-            ema.load({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}, meta["ema_updates"])
-    net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
-
-    n = len(train_set)
-    batch = min(recipe.batch_size, n)
+        start_epoch, history = state.restore(out_dir)
+    net = nn.parallel.DistributedDataParallel(state.student) if world > 1 else state.student
+    batch = min(recipe.batch_size, len(train_set))
     if batch % world:
         raise InputError(f"batch size {batch} must be divisible by the number of processes {world}")
-    steps = n // batch
-    total = steps * recipe.epochs
     spec = recipe.spec
-    info = {"params": count_params(student.backbone), "mflops": round(count_mflops(student.backbone, spec.size), 2)}
-    if getattr(student.backbone, "spec_json", None):
-        info["chain"] = student.backbone.spec_json
+    backbone = state.student.backbone
+    info = {"params": count_params(backbone), "mflops": round(count_mflops(backbone, spec.size), 2)}
+    if getattr(backbone, "spec_json", None):
+        info["chain"] = backbone.spec_json
     for epoch in range(start_epoch, recipe.epochs):
-        gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen)
-        task.train()  # methods may keep parts frozen (teacher, stage-1 layers) in eval mode
-        t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
-        bar = tqdm(range(steps), desc=f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}", disable=not progress or rank != 0,
-                   leave=False, dynamic_ncols=True)
-        for step in bar:
-            index = order[step * batch:(step + 1) * batch]
-            x = to_float(train_set.images[index.numpy()])
-            if recipe.augment:
-                x = augment(x, gen)
-            if recipe.cutout:
-                x = cutout(x, gen, recipe.cutout, recipe.spec.mean)
-            y = torch.from_numpy(train_set.labels[index.numpy()])
-            # Every rank built the same global batch (same generator); each keeps its slice.
-            x, y, index = x[rank::world], y[rank::world], index[rank::world]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(recipe, epoch * steps + step, total, steps) * g["lr_scale"]
-            loss, logits = task.loss(net, x, y, index, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                ema.update(student)
-            seen += len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        evaluated = ema.model.backbone if ema is not None else student.backbone
-        logits = predict(evaluated, spec, test_set.images)
-        top1 = float((logits.argmax(1) == test_set.labels).mean())
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                        "test_top1": top1, "seconds": time.time() - t0})
+        t0 = time.time()
+        loss, acc = train_epoch(task, net, state, train_set, epoch, batch, progress and rank == 0)
+        evaluated = state.ema.model.backbone if state.ema is not None else backbone
+        top1 = float((predict(evaluated, spec, test_set.images).argmax(1) == test_set.labels).mean())
+        history.append({"epoch": epoch + 1, "train_loss": loss, "train_acc": acc, "test_top1": top1,
+                        "seconds": time.time() - t0})
         if rank == 0:
             if progress:
-                tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss_sum / seen:.3f} train {correct / seen:.3f} "
+                tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}: loss {loss:.3f} train {acc:.3f} "
                            f"test@{spec.resolution}px {top1:.4f} ({time.time() - t0:.0f}s)")
-            tensors = {f"model.{k}": v for k, v in student.state_dict().items()}
-            tensors.update({f"optim.{i}.momentum_buffer": opt.state[p]["momentum_buffer"] for i, p in enumerate(params)})
-            extra = {}
-            if ema is not None:  # the EMA weights are what evaluation and export use
-                tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
-                extra["ema_updates"] = ema.updates
-            save_checkpoint(out_dir, tensors, {"recipe": recipe.to_dict(), "spec": spec.to_dict(),
-                                               "classes": train_set.classes, "epoch": epoch + 1,
-                                               "history": history, **info, **extra})
+            save_checkpoint(out_dir, state.tensors(), {"recipe": recipe.to_dict(), "spec": spec.to_dict(),
+                                                       "classes": train_set.classes, "epoch": epoch + 1,
+                                                       "history": history, **info, **state.extra()})
             write_run_artifacts(out_dir, history, spec.resolution)  # results.csv + curves.png
         if world > 1:
             dist.barrier()
         if _stop_after is not None and epoch + 1 >= _stop_after:
             break
     return load_checkpoint(out_dir)[1]
+
+
+class TrainState:
+    """The trained network, its SGD optimizer and its EMA: what a checkpoint keeps and a resume restores."""
+
+    def __init__(self, recipe: Recipe, student: nn.Module):
+        self.recipe, self.student = recipe, student
+        groups = param_groups(student, recipe)
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
+        self.ema = EMA(student, recipe.ema_decay) if recipe.ema_decay > 0 else None
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.student)
+
+    def tensors(self) -> dict:
+        tensors = {f"model.{k}": v for k, v in self.student.state_dict().items()}
+        tensors.update({f"optim.{i}.momentum_buffer": self.opt.state[p]["momentum_buffer"]
+                        for i, p in enumerate(self.params)})
+        if self.ema is not None:  # the EMA weights are what evaluation and export use
+            tensors.update({f"ema.{k}": v for k, v in self.ema.model.state_dict().items()})
+        return tensors
+
+    def extra(self) -> dict:
+        return {"ema_updates": self.ema.updates} if self.ema is not None else {}
+
+    def restore(self, out_dir: Path) -> tuple[int, list]:
+        """Load the run in ``out_dir``; returns (epochs done, history)."""
+        tensors, meta = load_checkpoint(out_dir)
+        done, epochs = meta["epoch"], self.recipe.epochs
+        live = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        if live or done < epochs:  # a finished run's copy may keep its EMA only (`save_finished_copy`)
+            self.student.load_state_dict(live)
+        if done < epochs:  # a finished run's copy may lack the optimizer (`save_finished_copy`)
+            if "optim.0.momentum_buffer" not in tensors:
+                raise CheckpointError(f"{out_dir} holds a finished run's copy without optimizer state; it cannot "
+                                      f"continue training (train into a new --out with --init {out_dir})")
+            for i, p in enumerate(self.params):
+                self.opt.state[p]["momentum_buffer"] = tensors[f"optim.{i}.momentum_buffer"].clone()
+        if self.ema is not None:
+            self.ema.load({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}, meta["ema_updates"])
+        return done, meta["history"]
+
+
+def train_epoch(task: Task, net: nn.Module, state: TrainState, train_set: ImageSet, epoch: int, batch: int,
+                progress: bool) -> tuple[float, float]:
+    """One epoch of SGD over ``train_set`` in the order the (seed, epoch) generator draws; returns the
+    mean training loss and accuracy of this rank's samples."""
+    recipe, (rank, world) = task.recipe, process_world()
+    n = len(train_set)
+    steps = n // batch
+    gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    task.train()  # methods may keep parts frozen (teacher, stage-1 layers) in eval mode
+    seen, correct, loss_sum = 0, 0, 0.0
+    bar = tqdm(range(steps), desc=f"{recipe.method} epoch {epoch + 1}/{recipe.epochs}", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    for step in bar:
+        index = order[step * batch:(step + 1) * batch]
+        x = to_float(train_set.images[index.numpy()])
+        if recipe.augment:
+            x = augment(x, gen)
+        if recipe.cutout:
+            x = cutout(x, gen, recipe.cutout, recipe.spec.mean)
+        y = torch.from_numpy(train_set.labels[index.numpy()])
+        # Every rank built the same global batch (same generator); each keeps its slice.
+        x, y, index = x[rank::world], y[rank::world], index[rank::world]
+        for g in state.opt.param_groups:
+            g["lr"] = lr_at(recipe, epoch * steps + step, steps * recipe.epochs, steps) * g["lr_scale"]
+        loss, logits = task.loss(net, x, y, index, gen)
+        state.step(loss)
+        seen += len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        loss_sum += loss.item() * len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return loss_sum / seen, correct / seen

@@ -1,4 +1,4 @@
-"""Retrieval metrics (issue 7, papers 003/004): mAP, precision@k and recall@k of queries against a
+"""Retrieval metrics (papers 003/004): mAP, precision@k and recall@k of queries against a
 gallery, relevance = same label. AP comes from scikit-learn; the ranking is exact cosine."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The retrieval datasets of issue 7 and their fixed, documented splits: each gives a training set
+"""The retrieval datasets and their fixed, documented splits: each gives a training set
 (square images for the loop), held-out images of the training classes, and an evaluation side of
 queries + gallery at their native size (the queries are degraded later, per query resolution).
 
@@ -47,7 +47,8 @@ def to_square(images: list[np.ndarray], image_size: int, fit: str) -> np.ndarray
         if fit == "letterbox":
             img = letterbox(img)
         shrink = image_size < min(img.shape[:2])
-        out.append(cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC))
+        out.append(cv2.resize(img, (image_size, image_size),
+                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC))
     return np.stack(out)
 
 
@@ -86,8 +87,9 @@ def _split_by_identity(name, ids, n_train, train_views, test_views, query_views,
 
     train, test = pick(train_ids, train_views), pick(train_ids, test_views)
     queries, gallery = pick(eval_ids, query_views), pick(eval_ids, gallery_views)
-    return RetrievalSet(name, _image_set(train, train_ids, image_size, fit), _image_set(test, train_ids, image_size, fit),
-                        _image_set(queries, eval_ids, None, fit), _image_set(gallery, eval_ids, None, fit), split)
+    return RetrievalSet(name, _image_set(train, train_ids, image_size, fit),
+                        _image_set(test, train_ids, image_size, fit), _image_set(queries, eval_ids, None, fit),
+                        _image_set(gallery, eval_ids, None, fit), split)
 
 
 def load_retrieval(name: str, path: str | os.PathLike, image_size: int = 32, fit: str = "stretch",

@@ -1,4 +1,4 @@
-"""Cross-resolution retrieval of a run (issue 7): low-res queries against a full-resolution gallery,
+"""Cross-resolution retrieval of a run: low-res queries against a full-resolution gallery,
 by query resolution (paper 003) and by downscale factor (paper 004); mAP, P@k and R@k per query
 resolution (`retrieval_metrics`), as JSON + a PNG of the curves.
 
@@ -93,8 +93,8 @@ def retrieval_report(run_dir: str | os.PathLike, dataset: RetrievalSet, resoluti
 
 
 def evaluate_retrieval(run_dir: str | os.PathLike, dataset: str, data: str | None = None, resolutions=None,
-                       factors=None, ks=(1, 5, 10), per_class: int | None = 100, out_dir: str | os.PathLike | None = None,
-                       progress: bool = True) -> dict:
+                       factors=None, ks=(1, 5, 10), per_class: int | None = 100,
+                       out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """`retrieval_report` on a named dataset; writes ``out_dir``/retrieval.json and retrieval.png
     (``out_dir`` defaults to the run folder)."""
     _, spec, meta = load_model(run_dir)

@@ -8,6 +8,9 @@ upsampling at scale 1. Either way the exported graph is LR pre-processing -> SR 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +19,14 @@ from lowres_sdk.errors import CheckpointError
 from .chain import chain_around, stage
 from .checkpoint import load_teacher
 from .degrade import ModelInput
+from .options import OptionGroup, option
 from .task import Student, Task
+
+
+@dataclass
+class SROptions(OptionGroup):
+    prefix: ClassVar[str] = "sr"
+    width: int = option(64, "channels of the ESPCN SR net.")
 
 
 class SRStudent(Student):
@@ -50,12 +60,13 @@ class SRTask(Task):
 def make_task(recipe, backbone, train_set) -> Task:
     classifier, hr_spec, meta = load_teacher(recipe, "the HR classifier it feeds")
     if meta["classes"] != train_set.classes:
-        raise CheckpointError(f"teacher {recipe.teacher} has classes {meta['classes']}, the data has {train_set.classes}")
+        raise CheckpointError(f"teacher {recipe.teacher} has classes {meta['classes']}, the data has "
+                              f"{train_set.classes}")
     spec = recipe.spec
     if hr_spec.size % spec.size or (hr_spec.mean, hr_spec.std) != (spec.mean, spec.std):
         raise CheckpointError(f"teacher {recipe.teacher} takes {hr_spec.size} px input, which is not a multiple of "
                               f"this recipe's {spec.size} px input (or normalises differently)")
     classifier.requires_grad_(False)
     model = chain_around(classifier, meta["recipe"]["arch"], meta["recipe"]["width"],
-                         pre=stage("espcn", scale=hr_spec.size // spec.size, width=recipe.sr_width))
+                         pre=stage("espcn", scale=hr_spec.size // spec.size, width=recipe.options.width))
     return SRTask(recipe, SRStudent(model), hr_spec)

@@ -41,12 +41,13 @@ class Task(nn.Module):
         self.normalize = Normalize(spec.mean, spec.std)
         self.camera = None
         if recipe.degradation == "camera":
-            self.camera = CameraInput(Camera.scaled(recipe.camera_realism, min_size=recipe.camera_min, max_size=recipe.camera_max,
-                                                    box_jitter=recipe.camera_box_jitter, aspect_range=recipe.camera_aspect,
-                                                    kernels=recipe.camera_kernel_list), spec)
+            c = recipe.camera
+            self.camera = CameraInput(Camera.scaled(c.realism, min_size=c.min, max_size=c.max, box_jitter=c.box_jitter,
+                                                    aspect_range=c.aspect, kernels=c.kernel_list), spec)
         self.aspects: np.ndarray | None = None  # width / height of each training object (camera), set by build_task
 
-    def student_input(self, hr: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None) -> torch.Tensor:
+    def student_input(self, hr: torch.Tensor, generator: torch.Generator,
+                      index: torch.Tensor | None = None) -> torch.Tensor:
         if self.camera is not None:
             aspects = np.ones(len(hr)) if self.aspects is None or index is None else self.aspects[index.numpy()]
             return self.camera(hr, aspects, generator)

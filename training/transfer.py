@@ -2,9 +2,9 @@
 
 1. a frozen HR model (``--teacher``) extracts features of the training images at HR and at LR;
 2. scikit-learn k-means on the HR features; each LR feature gets the label of its nearest HR
-   centroid (a pseudo-label: no ground truth is used here). ``transfer_labels="paired"`` (our
+   centroid (a pseudo-label: no ground truth is used here). ``labels="paired"`` (our
    variant, still without class labels) gives it instead the cluster of its own HR image;
-3. a 2-layer FC transfer network (feature dim -> ``transfer_hidden`` -> ``clusters``) learns the
+3. a 2-layer FC transfer network (feature dim -> ``hidden`` -> ``clusters``) learns the
    pseudo-labels from LR features with cross-entropy; its k outputs are the transferred features;
 4. a linear SVM (scikit-learn, on standardised features) is trained on the transferred LR features.
 
@@ -16,7 +16,8 @@ probabilities. The paper's widths (2048 -> 4096 -> 100 for 20 classes) scale her
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from typing import ClassVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,16 @@ from .checkpoint import existing_run, load_checkpoint, load_teacher, save_checkp
 from .data import ImageSet
 from .degrade import Degrade, ModelInput
 from .data import to_float
+from .options import OptionGroup, option
+
+
+@dataclass
+class TransferOptions(OptionGroup):
+    prefix: ClassVar[str] = "transfer"
+    clusters: int = option(50, "k-means clusters = pseudo-classes = transferred feature dim.", flat="clusters")
+    hidden: int = option(256, "hidden width of the 2-layer transfer net.")
+    labels: str = option("nearest", "an LR feature's pseudo-label: its nearest HR centroid (paper 000), or the "
+                                    "cluster of its own HR image (paired).", ("nearest", "paired"))
 
 
 @torch.no_grad()
@@ -95,7 +106,8 @@ def linear_svm(train_x: np.ndarray, train_y: np.ndarray, seed: int):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    pipe = make_pipeline(StandardScaler(), LinearSVC(C=1.0, dual="auto", max_iter=5000, random_state=seed)).fit(train_x, train_y)
+    svc = LinearSVC(C=1.0, dual="auto", max_iter=5000, random_state=seed)
+    pipe = make_pipeline(StandardScaler(), svc).fit(train_x, train_y)
     scaler, svm = pipe[0], pipe[1]
     w = svm.coef_ / scaler.scale_
     b = svm.intercept_ - w @ scaler.mean_
@@ -105,7 +117,6 @@ def linear_svm(train_x: np.ndarray, train_y: np.ndarray, seed: int):
 def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         data: tuple[ImageSet, ImageSet] | None = None, _stop_after: int | None = None) -> dict:
     """The whole procedure; writes a checkpoint of the chained model to ``out_dir``."""
-    from .data import fraction_per_class, load_splits
     from .distributed import world as process_world
 
     out_dir = Path(out_dir)
@@ -116,22 +127,8 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     if rank != 0:  # feature-level work is small: rank 0 does it, the others wait and read the result
         dist.barrier()
         return load_checkpoint(out_dir)[1]
-    if recipe.input_mode != "upsampled":
-        raise InputError("transfer reuses the HR network on LR images: use --input-mode upsampled")
-    backbone, teacher_spec, tmeta = load_teacher(recipe, "a frozen HR feature extractor")
-    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size,
-                                                                    recipe.limit_per_class, fit=recipe.fit)
-    if recipe.train_fraction < 1.0:
-        train_set = fraction_per_class(train_set, recipe.train_fraction)
-    if tmeta["classes"] != train_set.classes:
-        raise CheckpointError(f"teacher {recipe.teacher} has classes {tmeta['classes']}, the data has {train_set.classes}")
-    if recipe.transfer_labels not in ("nearest", "paired"):
-        raise InputError(f"transfer_labels must be 'nearest' or 'paired', got {recipe.transfer_labels!r}")
-    if recipe.clusters < 2 or recipe.clusters > len(train_set):
-        raise InputError(f"clusters must be between 2 and the number of training images ({len(train_set)}), got {recipe.clusters}")
-    spec = recipe.spec
-    if teacher_spec.size != spec.size or (teacher_spec.mean, teacher_spec.std) != (spec.mean, spec.std):
-        raise CheckpointError(f"teacher {recipe.teacher} takes {teacher_spec.size} px input; this recipe {spec.size} px")
+    backbone, teacher_spec, tmeta, train_set, test_set = _inputs(recipe, data)
+    o, spec = recipe.options, recipe.spec
     t0 = time.time()
     r = recipe.resolution
     f_hr = features(backbone, teacher_spec, train_set.images, None, progress=progress, desc="HR features")
@@ -139,12 +136,12 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     f_lr = features(backbone, spec, train_set.images, r, progress=progress, desc=f"{r} px features")
     test_hr = features(backbone, teacher_spec, test_set.images, None)
     test_lr = features(backbone, spec, test_set.images, r)
-    labels, kmeans = pseudo_labels(f_hr, f_lr, recipe.clusters, recipe.seed)
+    labels, kmeans = pseudo_labels(f_hr, f_lr, o.clusters, recipe.seed)
     hr_clusters = kmeans.predict(f_hr)
-    if recipe.transfer_labels == "paired":  # our variant: the cluster of the LR image's own HR version
+    if o.labels == "paired":  # our variant: the cluster of the LR image's own HR version
         labels = hr_clusters
     net, net_json, history = train_transfer_net(
-        f_lr, labels, recipe.clusters, recipe.transfer_hidden, recipe.epochs, recipe.batch_size, recipe.lr,
+        f_lr, labels, o.clusters, o.hidden, recipe.epochs, recipe.batch_size, recipe.lr,
         recipe.weight_decay, recipe.momentum, recipe.seed, progress)
     with torch.no_grad():
         t_train = net(torch.from_numpy(f_lr)).numpy()
@@ -152,7 +149,8 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
     w, b, svm = linear_svm(t_train, train_set.labels, recipe.seed)
 
     def svm_top1(train_x, test_x):
-        return round(100 * float(linear_svm(train_x, train_set.labels, recipe.seed)[2].score(test_x, test_set.labels)), 2)
+        svm = linear_svm(train_x, train_set.labels, recipe.seed)[2]
+        return round(100 * float(svm.score(test_x, test_set.labels)), 2)
 
     metrics = {
         "svm_transfer_top1": round(100 * float(svm.score(t_test, test_set.labels)), 2),
@@ -161,14 +159,14 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         # How often the paper's pseudo-label (nearest HR centroid) is the LR image's own HR cluster.
         "pseudo_label_agreement": round(float((kmeans.predict(f_lr) == hr_clusters).mean()), 4),
     }
-    head, head_json = stage("linear", in_features=recipe.clusters, out_features=len(train_set.classes))
+    head, head_json = stage("linear", in_features=o.clusters, out_features=len(train_set.classes))
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(w))
         head.bias.copy_(torch.from_numpy(b))
     model = chain_around(backbone, tmeta["recipe"]["arch"], tmeta["recipe"]["width"],
                          neck=(net, net_json), head=(head, head_json)).eval()
     history[-1].update({"test_top1": metrics["svm_transfer_top1"] / 100, "seconds": time.time() - t0})
-    meta = {"recipe": asdict(recipe), "spec": spec.to_dict(), "classes": train_set.classes, "epoch": recipe.epochs,
+    meta = {"recipe": recipe.to_dict(), "spec": spec.to_dict(), "classes": train_set.classes, "epoch": recipe.epochs,
             "history": history, "params": count_params(model), "mflops": round(count_mflops(model, spec.size), 2),
             "chain": model.spec_json, "metrics": metrics}
     save_checkpoint(out_dir, {f"model.backbone.{k}": v for k, v in model.state_dict().items()}, meta)
@@ -176,5 +174,31 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         dist.barrier()
     if progress:
         print(f"transfer: SVM top-1 at {r} px {metrics['svm_transfer_top1']} % with transfer, "
-              f"{metrics['svm_lr_features_top1']} % on raw LR features, {metrics['svm_hr_features_top1']} % HR upper bound")
+              f"{metrics['svm_lr_features_top1']} % on raw LR features, {metrics['svm_hr_features_top1']} % HR upper "
+              f"bound")
     return load_checkpoint(out_dir)[1]
+
+
+def _inputs(recipe, data):
+    """The frozen teacher (backbone, spec, metadata) and the (train, test) images, checked to fit each other."""
+    from .data import fraction_per_class, load_splits
+
+    if recipe.input_mode != "upsampled":
+        raise InputError("transfer reuses the HR network on LR images: use --input-mode upsampled")
+    backbone, teacher_spec, tmeta = load_teacher(recipe, "a frozen HR feature extractor")
+    train_set, test_set = data if data is not None else load_splits(recipe.data, recipe.image_size,
+                                                                    recipe.limit_per_class, fit=recipe.fit)
+    if recipe.train_fraction < 1.0:
+        train_set = fraction_per_class(train_set, recipe.train_fraction)
+    if tmeta["classes"] != train_set.classes:
+        raise CheckpointError(f"teacher {recipe.teacher} has classes {tmeta['classes']}, the data has "
+                              f"{train_set.classes}")
+    clusters = recipe.options.clusters
+    if clusters < 2 or clusters > len(train_set):
+        raise InputError(f"clusters must be between 2 and the number of training images ({len(train_set)}), "
+                         f"got {clusters}")
+    spec = recipe.spec
+    if teacher_spec.size != spec.size or (teacher_spec.mean, teacher_spec.std) != (spec.mean, spec.std):
+        raise CheckpointError(f"teacher {recipe.teacher} takes {teacher_spec.size} px input; this recipe "
+                              f"{spec.size} px")
+    return backbone, teacher_spec, tmeta, train_set, test_set
