@@ -280,7 +280,8 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="Play files at their own speed, as cameras would (frames dropped and counted when behind).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run the streams on a Ray cluster (ADDRESS, or a local one): a reader actor per stream, "
-                   "a pool of classifier actors. Needs pip install 'lowres_sdk[ray]'.")
+                   "a pool of classifier actors (a word after --ray is its ADDRESS: give SOURCES first). "
+                   "Needs pip install 'lowres_sdk[ray]'.")
 @click.option("--classifiers", type=click.IntRange(min=1), default=2, show_default=True,
               help="With --ray: classifier actors in the pool.")
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
