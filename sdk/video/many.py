@@ -43,9 +43,10 @@ class ManyOptions:
     crops: Callable[[StreamSpec], Callable] | None = None  # spec -> its crops provider; None: its ``crops`` spec
 
     def __post_init__(self):
-        if self.batch_size < 1 or self.max_wait_ms < 0 or self.deadline <= 0 or self.timeout <= 0 or self.max_lag <= 0:
-            raise InputError("need batch_size >= 1, max_wait_ms >= 0 and positive deadline, timeout, max_lag; "
-                             f"got {self}")
+        if (self.batch_size < 1 or self.max_wait_ms < 0 or self.reconnects < 0 or self.deadline <= 0
+                or self.timeout <= 0 or self.max_lag <= 0):
+            raise InputError("need batch_size >= 1, max_wait_ms >= 0, reconnects >= 0 and positive deadline, timeout, "
+                             f"max_lag; got {self}")
 
 
 @dataclass
@@ -269,6 +270,8 @@ class StreamRunner:
         read_at = self.gate.read_at.pop(result.index, None)
         if read_at is not None:
             self.latency.add(time.monotonic() - read_at)
+        for stale in [i for i in self.gate.read_at if i < result.index]:  # kept, then failed to decode
+            del self.gate.read_at[stale]
         for d in result.objects:
             self.track_labels[d.track][d.label] += 1
         self.counts["frames_processed"] += 1
