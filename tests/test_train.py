@@ -78,7 +78,8 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
     single = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", *args, "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+    # --standalone: the rendezvous takes a free port (a fixed one fails when another run holds it)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "lowres_sdk.cli", *args, "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
