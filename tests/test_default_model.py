@@ -12,7 +12,7 @@ from lowres_sdk.bundle import DEFAULT_BUNDLE
 from conftest import CIFAR_ARCHIVE, SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_BUNDLE / "bundle.json").is_file(),
-                                reason=f"no default bundle shipped at {DEFAULT_BUNDLE} (benchmarks/default_model.py writes it)")
+                                reason=f"no default bundle shipped at {DEFAULT_BUNDLE} (`lowres build-default` builds it)")
 PERSON_ARCHIVE = SHARED_DATA / "person-reid-48x128.tar.gz"
 WINDOWS_ARCHIVE = SHARED_DATA / "street-background-64x128.tar.gz"
 KEPT_CIFAR = {"automobile": "car", "truck": "truck", "bird": "bird", "cat": "cat", "dog": "dog", "horse": "horse"}  # CIFAR class -> shipped label
