@@ -59,3 +59,26 @@ def test_viz_commands_write_their_pictures(runs, tmp_path):
     assert r.exit_code == 0, r.output
     _png(tmp_path / "r.png")
     assert not list(tmp_path.glob(".*"))  # no temp files left
+
+
+def test_viz_makes_missing_folders_and_never_writes_another_commands_file(runs, tmp_path):
+    before = sorted(p.name for p in (runs / "hr").iterdir())
+    r = CliRunner().invoke(cli, ["viz", "resolution", str(runs / "hr"), "--resolutions", "8",
+                                 "--out", str(tmp_path / "new" / "deeper" / "r.png")])
+    assert r.exit_code == 0, r.output
+    _png(tmp_path / "new" / "deeper" / "r.png")
+    assert sorted(p.name for p in (runs / "hr").iterdir()) == before  # no eval.json written beside the run
+    for taken in ("eval.json", "eval_resolution.png", "curves.png", "notes.txt"):
+        r = CliRunner().invoke(cli, ["viz", "resolution", str(runs / "hr"), "--resolutions", "8",
+                                     "--out", str(runs / "hr" / taken)])
+        assert r.exit_code != 0 and not (runs / "hr" / taken).exists() or taken == "curves.png"
+    assert (runs / "hr" / "curves.png").read_bytes()[:4] == b"\x89PNG"  # the run's own, untouched
+
+
+def test_eval_writes_a_confusion_matrix_png(runs):
+    from lowres_sdk.training.evaluate import evaluate
+
+    report = evaluate(runs / "dfd", [4, 8])
+    assert set(report["resolutions"]) == {"4", "8"}
+    img = _png(runs / "dfd" / "eval_confusion.png")
+    assert img.shape[1] > 1.5 * img.shape[0]  # two matrices side by side

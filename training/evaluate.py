@@ -1,5 +1,5 @@
 """Evaluate a run on its test split at several input resolutions: top-1, per-class accuracy and
-the confusion matrix as JSON, plus an accuracy-vs-resolution PNG."""
+the confusion matrix as JSON, plus PNGs of accuracy vs resolution and of the confusion matrices."""
 from __future__ import annotations
 
 import json
@@ -47,8 +47,9 @@ def accuracy_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str
 
 
 def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | None = None,
-             limit_per_class: int | None = None) -> dict:
-    """Evaluate ``run_dir`` at each resolution; writes RUN/eval.json and RUN/eval_resolution.png."""
+             limit_per_class: int | None = None, write: bool = True, log=None) -> dict:
+    """Evaluate ``run_dir`` at each resolution; with ``write``, writes RUN/eval.json,
+    RUN/eval_resolution.png and RUN/eval_confusion.png. ``log(line)`` hears each resolution's result."""
     run_dir = Path(run_dir)
     model, spec, meta = load_model(run_dir)
     recipe = meta["recipe"]
@@ -64,9 +65,55 @@ def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | Non
     for r in resolutions:
         predicted = predict(model, spec, test.images, resolution=r).argmax(1)
         report["resolutions"][str(r)] = accuracy_report(test.labels, predicted, meta["classes"])
-    atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2))
-    plot_accuracy_vs_resolution({run_dir.name: report}, run_dir / "eval_resolution.png")
+        if log is not None:
+            log(f"{run_dir.name} @{r} px: top-1 {100 * report['resolutions'][str(r)]['top1']:.2f} % "
+                f"on {len(test)} test images")
+    if write:
+        atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2))
+        plot_accuracy_vs_resolution({run_dir.name: report}, run_dir / "eval_resolution.png")
+        plot_confusion(report, run_dir / "eval_confusion.png")
     return report
+
+
+def _save_figure(fig, path: str | os.PathLike) -> None:
+    """``fig`` as a PNG at ``path`` (its folder made if missing), replaced atomically."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_confusion(report: dict, path: str | os.PathLike, most: int = 4) -> None:
+    """Row-normalised confusion matrices (true class by row) at up to ``most`` of the report's
+    resolutions, the smallest first: where low resolution sends each class."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = report["classes"]
+    shown = sorted(report["resolutions"], key=int)[:most]
+    side = 1.2 + 0.45 * len(classes)
+    fig, axes = plt.subplots(1, len(shown), figsize=(side * len(shown), side), squeeze=False)
+    for ax, r in zip(axes[0], shown):
+        m = np.array(report["resolutions"][r]["confusion"], dtype=float)
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        for i, j in np.ndindex(m.shape):
+            if m[i, j] >= 0.005:
+                ax.text(j, i, f"{100 * m[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if m[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_title(f"@{r} px: top-1 {100 * report['resolutions'][r]['top1']:.1f} %", fontsize=8)
+        ax.set_xlabel("predicted", fontsize=7)
+    axes[0][0].set_ylabel("true (% of its row)", fontsize=7)
+    fig.suptitle(f"{Path(report['run']).name} on {report['test_images']} test images", fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path)
 
 
 def plot_accuracy_vs_resolution(reports: dict[str, dict], path: str | os.PathLike) -> None:
@@ -84,7 +131,4 @@ def plot_accuracy_vs_resolution(reports: dict[str, dict], path: str | os.PathLik
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = Path(path).with_name("." + Path(path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_figure(fig, path)

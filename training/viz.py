@@ -25,14 +25,29 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def check_figure_path(path: str | os.PathLike) -> Path:
+    """``path`` for a viz PNG, or OutputError when it names another command's file (a run's
+    checkpoint, results or eval outputs) or is not a .png: viz never writes over those."""
+    from lowres_sdk.errors import OutputError
+
+    from .artifacts import RUN_FILES
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    _pyplot().close(fig)
-    os.replace(tmp, path)
+    if path.suffix.lower() != ".png":
+        raise OutputError(f"--out {path}: a viz figure is a .png file")
+    if path.name in RUN_FILES:
+        raise OutputError(f"--out {path}: {path.name} is written by another command (train / eval); "
+                          f"choose another name")
+    if path.is_dir():
+        raise OutputError(f"--out {path} is a folder; give the .png file to write")
     return path
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    from .evaluate import _save_figure
+
+    _save_figure(fig, path)
+    return Path(path)
 
 
 def _test_images(meta: dict, data: str | None, per_class: int):
@@ -74,11 +89,13 @@ def tsne_figure(run: str | os.PathLike, out: str | os.PathLike, data: str | None
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
+    out = check_figure_path(out)
     panels, labels, classes = tsne_panels(run, data, per_class, resolution)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for ax, (title, f) in zip(axes[0], panels.items()):
+        _log(f"t-SNE of {len(f)} features: {title}")
         # OpenMP inside t-SNE takes every core unless told; stay within torch's thread budget.
         with threadpool_limits(torch.get_num_threads()):
             xy = TSNE(n_components=2, perplexity=min(30.0, (len(f) - 1) / 3), init="pca",
@@ -128,12 +145,14 @@ def occlusion_figure(runs: list[str], out: str | os.PathLike, data: str | None =
     """One row per test image: for every run, its input image and its heat map side by side."""
     if not runs:
         raise InputError("give at least one run")
+    out = check_figure_path(out)
     loaded = [(Path(r).name, *load_model(r)) for r in runs]
     test = _test_images(loaded[0][3], data, -(-images // len(loaded[0][3]["classes"])))
     pick = np.linspace(0, len(test) - 1, images).round().astype(int)
     plt = _pyplot()
     fig, axes = plt.subplots(len(pick), 2 * len(loaded), figsize=(2.2 * 2 * len(loaded), 2.3 * len(pick)), squeeze=False)
     for row, idx in enumerate(pick):
+        _log(f"occlusion maps: image {row + 1} of {len(pick)}")
         for col, (name, model, spec, meta) in enumerate(loaded):
             r = resolution or spec.resolution
             heat, shown = occlusion_map(model, spec, test.images[idx], r, patch)
@@ -157,6 +176,15 @@ def resolution_figure(runs: list[str], out: str | os.PathLike, resolutions: list
 
     if not runs:
         raise InputError("give at least one run")
-    reports = {Path(r).name: evaluate(r, resolutions, data, limit_per_class) for r in runs}
+    out = check_figure_path(out)
+    # write=False: eval.json and its PNGs belong to `lowres eval`, not to a figure of several runs
+    reports = {Path(r).name: evaluate(r, resolutions, data, limit_per_class, write=False, log=_log) for r in runs}
     plot_accuracy_vs_resolution(reports, out)
-    return Path(out)
+    return out
+
+
+def _log(line: str) -> None:
+    """A long step's progress on stderr (stdout is the command's result)."""
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
