@@ -1,4 +1,4 @@
-"""What the camera-robust CIFAR-10 nets of benchmarks/experiments/cifar10_robust.toml reach *together* (issue 13's
+"""What the camera-robust CIFAR-10 nets of benchmarks/experiments/cifar10_robust.toml reach *together* (the
 16 px question): every subset of 2+ of them, their softmax outputs averaged, and each one with
 horizontal-flip averaging. An ensemble of k nets costs k times the FLOPs, so it is not a candidate
 for the <= 111 MFLOP student; it bounds what distilling those nets into one (the issue's "teacher
@@ -56,7 +56,7 @@ def plot(report: dict, path: Path) -> None:
         ks = [1] + [int(k) for k in c["best_of_size"]]
         ys = [max(s["top1"] for s in c["single"].values())] + [v["top1"] for v in c["best_of_size"].values()]
         ax.plot(ks, ys, marker="o", label=f"{c['resolution']} px {c['kernel']}")
-    ax.axhline(86, color="grey", ls="--", lw=0.8, label="issue 13: 86 % at 16 px area")
+    ax.axhline(86, color="grey", ls="--", lw=0.8, label="target: 86 % at 16 px area")
     ax.set_xlabel("nets averaged (best subset)")
     ax.set_ylabel("CIFAR-10 top-1 %")
     ax.grid(alpha=0.3)

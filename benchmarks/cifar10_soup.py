@@ -1,6 +1,6 @@
 """Weight averaging ("model soup", Wortsman et al. 2022) of the 16 px CIFAR-10 nets of
 benchmarks/experiments/cifar10_robust.toml that all start from the same HR run (`airbench32_hr`): if averaging their
-weights kept their ensemble's gain, issue 13's 16 px student would get it at one net's FLOPs.
+weights kept their ensemble's gain, a 16 px student would get it at one net's FLOPs.
 
 Every subset of 2+ nets, their (EMA) weights averaged uniformly, with two BatchNorm statistics:
 the nets' running statistics averaged like the weights, and statistics re-estimated by one pass over
@@ -32,7 +32,7 @@ from lowres_sdk.errors import InputError
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cifar10_soup.json"
 NETS = ("airbench16_kernels16", "airbench16_kernels16_more", "airbench16_kernels16_kd", "airbench16_kernels16_cutout")
-KERNELS = ("area", "nearest")  # test kernels: issue 13's, and the worst at 16 px of the nets above
+KERNELS = ("area", "nearest")  # test kernels: the target's, and the worst at 16 px of the nets above
 BN_KERNELS = ("area", "linear", "cubic", "nearest", "lanczos", "pil-bicubic")
 SIZE = 16
 
@@ -84,7 +84,7 @@ def plot(report: dict, path: Path) -> None:
     ax.barh(y - 0.2, [r["area_averaged"] for r in rows], 0.4, label="stats averaged")
     ax.barh(y + 0.2, [r["area_reestimated"] for r in rows], 0.4, label="stats re-estimated")
     ax.set_yticks(y, [" + ".join(n.replace("airbench16_", "") for n in r["nets"]) for r in rows], fontsize=7)
-    ax.axvline(86, color="grey", ls="--", lw=0.8, label="issue 13: 86 %")
+    ax.axvline(86, color="grey", ls="--", lw=0.8, label="target: 86 %")
     lo = min(min(r["area_averaged"], r["area_reestimated"]) for r in rows)
     ax.set_xlim(lo - 1, 87)
     ax.set_xlabel(f"CIFAR-10 top-1 % at {SIZE} px, OpenCV area")

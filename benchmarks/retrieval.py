@@ -1,4 +1,4 @@
-"""Cross-resolution retrieval benchmark of issue 7: low-res queries against a full-res gallery on
+"""Cross-resolution retrieval benchmark: low-res queries against a full-res gallery on
 person re-ID, ORL faces and CIFAR-10, for the HR-trained baseline, cross-resolution fine-tuning
 (paper 003) at several p, and FSR-GAN (paper 004) on top of the baseline.
 
