@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
     "sources": ("lowres_sdk.training.sources.cli", "sources_group",
                 "Public data sources, pinned by sha256, rebuilt as labelled crops.", "train"),
+    "train-detector": ("lowres_sdk.training.detector_build", "train_detector_command",
+                       "Train the region detector of `video --regions detector` on annotated sequences.", "train"),
     "build-default": ("lowres_sdk.training.pipelines.cli", "build_default_command",
                       "Build the shipped default bundle: route, calibration, export, model card.", "train"),
     "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
@@ -73,6 +75,10 @@ def read_images(paths) -> list:
     return [read_image(p) for p in paths]
 
 
+PRECISION_HELP = ("auto: the bundle's INT8 model when it ships one (the export ships INT8 only within 1 point of "
+                  "FP32 top-1 and faster), else FP32.")
+
+
 def quiet_option(f):
     return click.option("--quiet", "-q", is_flag=True,
                         help="No progress output (errors and results still print).")(f)
@@ -82,8 +88,8 @@ def quiet_option(f):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k most probable classes.")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
-              help="Which of the bundle's models runs (int8: only bundles that ship one).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
+              help=PRECISION_HELP)
 @click.option("--unknown-below", type=click.FloatRange(0, 1), default=None,
               help="Report 'unknown' when the best probability is below this, whatever the label (default: the bundle's "
                    "calibrated threshold of each label; 0 disables).")
@@ -234,7 +240,8 @@ def inspect_command(bundle):
 @click.option("--size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Side of the synthetic square crops (px).")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True, max=3600), default=3.0, show_default=True,
               help="Time per batch size.")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
+              help=PRECISION_HELP)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
 def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     """Crops/s and latency percentiles of BUNDLE at several batch sizes."""
@@ -254,7 +261,7 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     b = load_bundle(bundle)
     model = (Classifier if b.task == "classify" else Embedder)(b, precision=precision, threads=threads)
     rng = np.random.default_rng(0)
-    click.echo(f"{b.path} [{precision}] on {', '.join(model.providers)}, {size}x{size} crops")
+    click.echo(f"{b.path} [{model.precision}] on {', '.join(model.providers)}, {size}x{size} crops")
     for bs in sizes:
         crops = rng.integers(0, 256, (bs, size, size, 3), dtype=np.uint8)
         model.batch_size = bs
@@ -309,8 +316,7 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="Write the annotated video at this fraction of the source resolution (cheaper to encode).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI build of OpenCV; q quits).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
-              help="auto: the bundle's INT8 model when it ships one (the export only ships INT8 within 1 point of "
-                   "FP32 top-1 and faster), else FP32.")
+              help=PRECISION_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --out (else refused).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json's content instead of the one-line summary.")
 @quiet_option
@@ -424,7 +430,7 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Gallery folder to write: new, empty, or a gallery (replaced atomically).")
 @click.option("--overwrite", is_flag=True, help="Also replace a gallery folder that holds other files (deleting them).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per inference call.")
 def index_command(images_dir, bundle, out, overwrite, batch_size):
     """Embed every image under IMAGES_DIR into a gallery (id = path relative to IMAGES_DIR,
     metadata = path and parent folder as 'class')."""
@@ -457,7 +463,8 @@ def index_command(images_dir, bundle, out, overwrite, batch_size):
 @click.argument("queries", nargs=-1, required=True, type=click.Path())
 @click.option("--gallery", required=True, type=click.Path(), help="A folder written by `lowres index`.")
 @click.option("--bundle", default=None, type=click.Path(), help="Embed bundle (default: the one the gallery was built with).")
-@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Show the k most similar gallery images.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
 def search_command(queries, gallery, bundle, top_k, as_json):
     """Find the gallery images most similar to each QUERY image (cosine similarity)."""

@@ -143,7 +143,8 @@ def viz_group():
 @click.argument("run", type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG to write (default RUN/tsne.png).")
 @click.option("--resolution", type=int, default=None, help="LR input resolution (default: the run's own).")
-@click.option("--per-class", type=click.IntRange(2), default=100, show_default=True, help="Test images per class.")
+@click.option("--limit-per-class", "--per-class", "per_class", type=click.IntRange(2), default=100, show_default=True,
+              help="Use at most N test images per class (t-SNE's time grows with their square).")
 @click.option("--data", default=None, help="Dataset to draw from (default: the run's own).")
 def viz_tsne(run, out, resolution, per_class, data):
     """t-SNE (scikit-learn) of the test images' pooled features, coloured by class: the HR model on
@@ -175,11 +176,13 @@ def viz_occlusion(runs, out, images, resolution, patch, data):
 @viz_group.command("resolution")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
-@click.option("--resolutions", callback=_resolutions, default="8,12,16,24,32", show_default=True)
+@click.option("--resolutions", callback=_resolutions, default="8,12,16,24,32", show_default=True,
+              help="Comma-separated input resolutions (px) to measure at.")
 @click.option("--data", default=None, help="Dataset to test on (default: each run's own).")
 @click.option("--limit-per-class", type=int, default=None, help="Use at most N test images per class.")
 def viz_resolution(runs, out, resolutions, data, limit_per_class):
-    """Top-1 accuracy vs input resolution, one curve per run (each also gets RUN/eval.json)."""
+    """Top-1 accuracy vs input resolution, one curve per run (each run's eval.json is left as it is:
+    `lowres eval RUN` writes that)."""
     from .viz import resolution_figure
 
     click.echo(f"wrote {resolution_figure(list(runs), out, resolutions, data, limit_per_class)}")

@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
+from ..cli import PRECISION_HELP
 from .batcher import MicroBatcher, QueueFull
 from ..errors import InputError
 from ..runtime import Predictions
@@ -367,8 +368,8 @@ def check_port_free(host: str, port: int) -> None:
 @click.option("--max-pixels", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Pixels per image.")
 @click.option("--max-side", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Pixels per image side (memory in the model grows with its square).")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
-              help="Which of the bundle's models runs (int8: only bundles that ship one).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
+              help=PRECISION_HELP)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (uvicorn's access log).")
@@ -388,7 +389,7 @@ def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, timeout_s=timeout_s,
                          limits=limits)
     check_port_free(host, port)
-    click.echo(f"serving {b.path} ({b.task}, {precision}, {', '.join(model.providers)}) on http://{host}:{port}; "
+    click.echo(f"serving {b.path} ({b.task}, {model.precision}, {', '.join(model.providers)}) on http://{host}:{port}; "
                f"max batch {max_batch}, max wait {max_wait_ms:g} ms; API docs at /docs", err=True)
     uvicorn.run(create_app(model, config), host=host, port=port, log_level="info", access_log=access_log,
                 timeout_graceful_shutdown=int(timeout_s) + 5)
