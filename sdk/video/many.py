@@ -96,7 +96,8 @@ class RateGate:
     ``stop`` is set or ``ends_at`` (monotonic seconds) has passed, even while every frame is dropped."""
 
     def __init__(self, spec: StreamSpec, max_lag: float, stop: threading.Event):
-        self.fps, self.pace, self.live, self.max_lag, self.stop = spec.fps, spec.realtime, spec.live, max_lag, stop
+        self.fps, self.live, self.max_lag, self.stop = spec.fps, spec.live, max_lag, stop
+        self.pace = spec.realtime and spec.is_file  # a camera paces itself
         self.last_slot, self.dropped, self.start, self.ends_at = -1, 0, None, None
         self.index0, self.t0 = 0, 0.0   # where the current pass of a looping file starts
         self.source_fps: float | None = None

@@ -27,9 +27,13 @@ class StreamSpec:
     seconds: float | None = None    # stop after this long (wall clock)
 
     @property
+    def is_file(self) -> bool:
+        return not (self.source.isdigit() or self.source.lower().startswith(STREAM_PREFIXES))
+
+    @property
     def live(self) -> bool:
         """Whether frames arrive in real time: such a stream drops the frames it cannot keep up with."""
-        return self.realtime or self.source.isdigit() or self.source.lower().startswith(STREAM_PREFIXES)
+        return self.realtime or not self.is_file
 
 
 OPTIONS = {f.name: f.type for f in fields(StreamSpec) if f.name not in ("source", "name")}
