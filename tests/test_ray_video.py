@@ -22,13 +22,13 @@ FRAMES = 120
 
 
 class SlowMotion:
-    """The squares' motion crops, 30 ms a frame: a stream lasts long enough to be killed mid-file."""
+    """The squares' motion crops, 50 ms a frame: a stream lasts long enough to be killed mid-file."""
 
     def __init__(self):
         self.inner = squares_motion()
 
     def __call__(self, frame, index):
-        time.sleep(0.03)
+        time.sleep(0.05)
         return self.inner(frame, index)
 
 
