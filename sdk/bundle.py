@@ -482,7 +482,9 @@ def _read_meta(folder: Path):
         if not f.is_file():
             if os.path.lexists(f):
                 raise BundleError(f"{f} is not a file")
-            raise BundleError(f"{folder} is not a bundle: no {META_FILE}")
+            hint = (f"; it is a training run: export it first: lowres export {folder} --out BUNDLE"
+                    if (folder / "checkpoint.json").is_file() else "")
+            raise BundleError(f"{folder} is not a bundle: no {META_FILE}{hint}")
         if f.stat().st_size > MAX_META_BYTES:
             raise BundleError(f"{f} is {f.stat().st_size} bytes; a bundle.json is at most {MAX_META_BYTES}")
         return read_json(f, "a bundle description")

@@ -177,7 +177,9 @@ def _trained_at(b) -> str:
 
 @cli.command("inspect")
 @click.argument("bundle", required=False, type=click.Path())
-def inspect_command(bundle):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print bundle.json (verified), its models and the providers here as one JSON object.")
+def inspect_command(bundle, as_json):
     """Print a bundle's contract, labels, metrics, parity and the providers available here."""
     from .bundle import load_bundle
     from .runtime import available_providers, open_session
@@ -186,6 +188,10 @@ def inspect_command(bundle):
     d = b.description
     for precision in b.variants:  # the graphs' signatures and embedded metadata, not only the hashes
         open_session(b, precision, ["CPUExecutionProvider"])
+    if as_json:
+        click.echo(json.dumps({"bundle": str(b.path), "verified": True, "models": b.variants,
+                               "providers": available_providers(), "description": b.meta}))
+        return
     click.echo(f"bundle   {b.path}  (schema {d.schema_version}, verified: sha256 of {len(d.files)} files, "
                f"graph signatures)")
     click.echo(f"task     {d.task} -> {d.output.name} {list(d.output.shape)}")
@@ -466,7 +472,10 @@ def index_command(images_dir, bundle, out, overwrite, batch_size):
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Show the k most similar gallery images.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
-def search_command(queries, gallery, bundle, top_k, as_json):
+@click.option("--unverified-ok", is_flag=True,
+              help="Search a gallery that records no model fingerprint anyway (its scores mean nothing if another "
+                   "model made its vectors).")
+def search_command(queries, gallery, bundle, top_k, as_json, unverified_ok):
     """Find the gallery images most similar to each QUERY image (cosine similarity)."""
     from .gallery import Gallery
     from .runtime import Embedder
@@ -476,7 +485,13 @@ def search_command(queries, gallery, bundle, top_k, as_json):
     if not bundle:
         raise click.ClickException(f"{gallery} does not record its bundle; pass --bundle")
     emb = Embedder(bundle)
-    g.check_embedder(emb)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g.check_embedder(emb, unverified_ok)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     res = g.search(emb(read_images(queries)), top_k=top_k)
     for q, ids, scores, idx in zip(queries, res.ids, res.scores, res.indices):
         if as_json:

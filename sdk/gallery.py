@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ from .errors import BundleError, InputError
 FORMAT = "lowres_sdk.gallery/1"
 FILES = ("gallery.json", "vectors.npy")
 UNIT_TOLERANCE = 1e-3  # |norm - 1| a saved vector may have (float32 round-off is ~1e-7)
+
+
+class UnverifiedGalleryWarning(UserWarning):
+    """A gallery without a model fingerprint was searched anyway."""
 
 
 @dataclass
@@ -50,10 +55,20 @@ class Gallery:
     def for_embedder(cls, embedder, backend: str = "numpy") -> "Gallery":
         return cls(embedder.dim, embedder.bundle.embedding_space, backend, str(Path(embedder.bundle.path).resolve()))
 
-    def check_embedder(self, embedder) -> None:
-        """BundleError unless ``embedder`` makes vectors this gallery can be searched with."""
+    def check_embedder(self, embedder, unverified_ok: bool = False) -> None:
+        """BundleError unless ``embedder`` makes vectors this gallery can be searched with. A gallery
+        that records no model fingerprint cannot show that, and is refused unless ``unverified_ok``
+        (then a `UnverifiedGalleryWarning` says so)."""
         if embedder.dim != self.dim:
             raise BundleError(f"the gallery holds {self.dim}-d embeddings; this embedder makes {embedder.dim}-d ones")
+        if not self.fingerprint:
+            message = (f"the gallery records no model fingerprint, so nothing shows its vectors come from "
+                       f"{embedder.bundle.path}'s model")
+            if not unverified_ok:
+                raise BundleError(f"{message}; re-index it with `lowres index --bundle {embedder.bundle.path}` "
+                                  f"(or accept the risk: unverified_ok=True, `lowres search --unverified-ok`)")
+            warnings.warn(f"{message}: scores are meaningless if it was another model", UnverifiedGalleryWarning,
+                          stacklevel=2)
         # An embedder of the same feature space is fine (e.g. an FSR embedder for low-res queries
         # against a gallery indexed by its HR extractor); any other model's vectors are not comparable.
         if self.fingerprint and self.fingerprint not in (embedder.bundle.embedding_space, embedder.bundle.fingerprint):
@@ -152,8 +167,10 @@ class Gallery:
             (tmp / "gallery.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, embedder=None, backend: str = "numpy") -> "Gallery":
-        """Read a saved gallery; BundleError (naming the fault) unless every part verifies."""
+    def load(cls, path: str | os.PathLike, embedder=None, backend: str = "numpy",
+             unverified_ok: bool = False) -> "Gallery":
+        """Read a saved gallery; BundleError (naming the fault) unless every part verifies, and, given
+        ``embedder``, unless it fits (`check_embedder`)."""
         path = Path(path)
         meta = _read_gallery_json(path)
         where = path / "gallery.json"
@@ -196,7 +213,7 @@ class Gallery:
         g = cls(dim, meta["fingerprint"], backend, meta.get("bundle"))
         g.vectors, g.ids, g.metadata = np.ascontiguousarray(vectors), list(ids), [dict(m) for m in metadata]
         if embedder is not None:
-            g.check_embedder(embedder)
+            g.check_embedder(embedder, unverified_ok)
         return g
 
 

@@ -98,3 +98,28 @@ def test_index_and_search_cli(embed_bundle, tiny_data, tmp_path):
     hits = json.loads(p.stdout.splitlines()[0])["hits"]
     assert len(hits) == 5 and hits[0]["score"] >= hits[-1]["score"]
     assert all(set(h) == {"id", "score", "metadata"} for h in hits)
+
+
+def test_a_gallery_without_a_fingerprint_is_refused_or_searched_with_a_warning(tmp_path):
+    import cv2
+
+    from lowres_sdk.gallery import UnverifiedGalleryWarning
+    from tiny_bundles import make_bundle
+
+    emb = Embedder(make_bundle(tmp_path / "emb", task="embed"))
+    g = Gallery(emb.dim)
+    g.add(np.eye(emb.dim)[:2], ["a", "b"])
+    g.save(tmp_path / "bare")
+    with pytest.raises(BundleError, match="no model fingerprint.*re-index"):
+        Gallery.load(tmp_path / "bare", embedder=emb)
+    with pytest.warns(UnverifiedGalleryWarning, match="no model fingerprint"):
+        assert len(Gallery.load(tmp_path / "bare", embedder=emb, unverified_ok=True)) == 2
+    img = tmp_path / "q.png"
+    cv2.imwrite(str(img), np.full((8, 8, 3), 200, np.uint8))
+    cmd = [sys.executable, "-m", "lowres_sdk.cli", "search", str(img), "--gallery", str(tmp_path / "bare"),
+           "--bundle", str(emb.bundle.path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr.startswith("error: the gallery records no model fingerprint")
+    p = subprocess.run([*cmd, "--unverified-ok"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr.startswith("warning: the gallery records no model fingerprint")
+    assert p.stdout.splitlines()[0] == f"{img}:"

@@ -102,3 +102,44 @@ def test_signature_is_explicit_and_typed():
     import lowres_sdk
 
     assert (Path(lowres_sdk.__file__).parent / "py.typed").is_file()
+
+
+def test_cli_server_and_video_jsonl_print_the_same_record(clf, tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("fastapi", reason="the server needs the serve extra")
+    pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+    from fastapi.testclient import TestClient
+
+    from lowres_sdk.serve import create_app
+    from lowres_sdk.video import process
+    from test_video import make_clip, squares_motion
+
+    path = tmp_path / "red.png"
+    cv2.imwrite(str(path), RED)
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "classify", str(path), "--bundle", str(clf.bundle.path),
+                        "--json", "--probs", "--top-k", "2"], capture_output=True, text=True, timeout=120)
+    cli_record = json.loads(p.stdout)
+    assert cli_record.pop("image") == str(path)
+    with TestClient(create_app(clf)) as client:
+        served = client.post("/v1/classify", content=path.read_bytes(), headers={"Content-Type": "image/png"},
+                             params={"top_k": 2}).json()["results"][0]
+    assert cli_record == served == clf(path).to_dict(top_k=2, probs=True)[0]
+    make_clip(tmp_path / "clip.avi", n=40)
+    process(tmp_path / "clip.avi", clf, tmp_path / "out", squares_motion(), progress=False, write_video=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    objects = [o for r in rows for key in ("objects", "tentative", "background") for o in r[key]]
+    assert objects and all(list(o)[3:3 + len(RECORD_KEYS)] == list(RECORD_KEYS) for o in objects)
+    assert all(list(o)[:3] == ["box", "xyxy", "track"] for o in objects)
+
+
+def test_inspect_json_is_the_verified_description(clf):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "inspect", str(clf.bundle.path), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    doc = json.loads(p.stdout)
+    assert p.returncode == 0 and doc["verified"] is True and doc["models"] == {"fp32": "model.onnx"}
+    assert doc["description"]["labels"] == clf.labels == ["blue", "green", "red"]
