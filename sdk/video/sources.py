@@ -2,6 +2,7 @@
 file (one source a line, an optional name and ``key=value`` options), checked before any stream starts."""
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from dataclasses import dataclass, fields, replace
@@ -26,6 +27,12 @@ class StreamSpec:
     loop: bool = False              # a realtime file starts again at its end (benchmarks: runs longer than the clip)
     seconds: float | None = None    # stop after this long (wall clock)
 
+    def __post_init__(self):
+        for key in ("fps", "max_frames", "min_size", "seconds"):
+            value = getattr(self, key)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{key} must be a finite number > 0, got {value!r}")
+
     @property
     def is_file(self) -> bool:
         return not (self.source.isdigit() or self.source.lower().startswith(STREAM_PREFIXES))
@@ -47,10 +54,7 @@ def _value(key: str, text: str):
             raise ValueError(f"{key} must be true or false")
         return text.lower() in ("1", "true", "yes")
     if "float" in kind or "int" in kind:
-        number = (float if "float" in kind else int)(text)
-        if not number > 0:
-            raise ValueError(f"{key} must be > 0")
-        return number
+        return (float if "float" in kind else int)(text)  # the spec checks its range
     return text
 
 
