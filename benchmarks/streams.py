@@ -170,25 +170,44 @@ def most_streams(rows: list[dict], mode: str) -> tuple[int, bool]:
     return max([r["streams"] for r in mine if r["keeps_up"]], default=0), all(r["keeps_up"] for r in mine)
 
 
+def cpu_ms_per_frame(row: dict, cores: int) -> float | None:
+    """CPU milliseconds the run spent per processed frame (all its processes): less at the mercy of other
+    jobs on a shared machine than frames/s is, though contention inflates it too."""
+    frames_per_s = sum(row["achieved_fps"])
+    return 1000 * row["cpu_share"] * cores / frames_per_s if row["cpu_share"] and frames_per_s else None
+
+
+def estimate(rows: list[dict], mode: str, cores: int, fps: float) -> int | None:
+    """Streams at ``fps`` that 80 % of ``cores`` would carry at the CPU cost per frame of ``mode``'s
+    largest run: arithmetic, not a measurement."""
+    costs = [cpu_ms_per_frame(r, cores) for r in rows if r["mode"] == mode]
+    if not costs or costs[-1] is None:
+        return None
+    return int(0.8 * cores * 1000 / (fps * costs[-1]))
+
+
 def table(report: dict) -> list[str]:
     cores, fps = report["cores"], report["fps"]
     lines = [f"Measured {report['date']} on a {cores}-core {report['machine']} machine, `--fps {fps}`, "
              f"{report['seconds']} s a run, `--no-video`, the shipped default model; "
              f"command: `{report['command']}`.", "",
-             "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | RSS (MB) "
-             "| keeps up |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | CPU ms a frame "
+             "| RSS (MB) | keeps up |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for clip, rows in report["clips"].items():
         lines += [f"| {clip} | {LABELS[r['mode']]} | {r['streams']} | {r['min_fps']:.2f} | {r['max_p95_ms']:.0f} | "
-                  f"{r['cpu_share']} | {r['rss_mb']:.0f} | {'yes' if r['keeps_up'] else 'no'} |" for r in rows]
-    lines += ["", "| clip | way | most streams kept up | per core | boxes of this kind for 100 cameras |",
-              "|---|---|---|---|---|"]
+                  f"{r['cpu_share']} | {cpu_ms_per_frame(r, cores) or 0:.1f} | {r['rss_mb']:.0f} | "
+                  f"{'yes' if r['keeps_up'] else 'no'} |" for r in rows]
+    lines += ["", "| clip | way | most streams kept up | per core | boxes of this kind for 100 cameras "
+              "| estimate from CPU ms a frame (80 % of the cores) |", "|---|---|---|---|---|---|"]
     for clip, rows in report["clips"].items():
         for mode in report["modes"]:
             n, all_kept = most_streams(rows, mode)
             at_least = ">= " if all_kept else ""  # it never fell behind: more were not tried
             boxes = f"{'<= ' if all_kept else ''}{-(-100 // n)}" if n else "-"
-            lines.append(f"| {clip} | {LABELS[mode]} | {at_least}{n} | {at_least}{n / cores:.1f} | {boxes} |")
+            guess = estimate(rows, mode, cores, fps)
+            lines.append(f"| {clip} | {LABELS[mode]} | {at_least}{n} | {at_least}{n / cores:.1f} | {boxes} | "
+                         f"{guess if guess is not None else '-'} streams |")
     check = report.get("ray_check")
     if check:
         lines += ["", f"Ray vs one process, {check['streams']} copies of the 720p clip as files at `--fps {fps}` "
