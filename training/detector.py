@@ -14,7 +14,7 @@ from torch import nn
 
 from lowres_sdk.errors import DataError
 
-from .detector_data import CATEGORIES, STRIDE, Sequence, sample
+from .detector_data import CATEGORIES, STRIDE, PersonBank, Sequence, sample
 
 
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -61,11 +61,12 @@ def loss_of(model: CenterNet, batch: dict[str, torch.Tensor]) -> dict[str, torch
     return losses
 
 
-def batch_of(seqs: list[Sequence], rng: np.random.Generator, size: int, n: int) -> dict[str, torch.Tensor]:
+def batch_of(seqs: list[Sequence], rng: np.random.Generator, size: int, n: int,
+             people: PersonBank | None = None) -> dict[str, torch.Tensor]:
     """``n`` patches, each category drawn equally often, then a sequence of it uniformly."""
     by_category = [[s for s in seqs if s.category == c] for c in range(len(CATEGORIES))]
     by_category = [group for group in by_category if group]
-    items = [sample(group[rng.integers(len(group))], rng, size) for group in
+    items = [sample(group[rng.integers(len(group))], rng, size, people=people) for group in
              (by_category[rng.integers(len(by_category))] for _ in range(n))]
     out = {"x": torch.from_numpy(np.stack([x for x, _ in items])).float()}
     for key in items[0][1]:
@@ -74,7 +75,7 @@ def batch_of(seqs: list[Sequence], rng: np.random.Generator, size: int, n: int) 
 
 
 def train(seqs: list[Sequence], out_dir: str | Path, *, steps: int = 1500, batch: int = 24, size: int = 160,
-          lr: float = 2e-3, width: int = 32, seed: int = 0, log=print) -> CenterNet:
+          lr: float = 2e-3, width: int = 32, seed: int = 0, people: PersonBank | None = None, log=print) -> CenterNet:
     """Train (resuming from ``out_dir``/detector.pt if present) with AdamW and a cosine schedule;
     ``out_dir`` gets the checkpoint every 100 steps and ``history.json``."""
     if not seqs:
@@ -94,7 +95,7 @@ def train(seqs: list[Sequence], out_dir: str | Path, *, steps: int = 1500, batch
     start = time.perf_counter()
     while step < steps:
         rng = np.random.default_rng([seed, step])  # per-step generator: a resumed run draws the same patches
-        losses = loss_of(model, batch_of(seqs, rng, size, batch))
+        losses = loss_of(model, batch_of(seqs, rng, size, batch, people))
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()

@@ -24,7 +24,7 @@ class Sequence:
     name: str
     category: int                  # index into CATEGORIES
     inputs: np.ndarray             # [frames, h, w, 4] uint8 at the detector's scale
-    boxes: list[np.ndarray]        # per frame: [n, 5] x, y, w, h, ignore (detector-scale px)
+    boxes: list[np.ndarray]        # per frame: [n, 6] x, y, w, h, ignore, category (detector-scale px)
 
 
 def load_sequence(video: str | Path, gt: str | Path, downscale: int = 2) -> Sequence:
@@ -40,9 +40,10 @@ def load_sequence(video: str | Path, gt: str | Path, downscale: int = 2) -> Sequ
             break
         inputs.append(make(frame))
     cap.release()
-    boxes = [np.array([[*(v / downscale for v in g.box), g.ignore] for g in frames.get(i, [])],
-                      dtype=np.float32).reshape(-1, 5) for i in range(len(inputs))]
-    return Sequence(Path(video).stem, CATEGORIES.index(category), np.stack(inputs), boxes)
+    c = CATEGORIES.index(category)
+    boxes = [np.array([[*(v / downscale for v in g.box), g.ignore, c] for g in frames.get(i, [])],
+                      dtype=np.float32).reshape(-1, 6) for i in range(len(inputs))]
+    return Sequence(Path(video).stem, c, np.stack(inputs), boxes)
 
 
 def _gaussian(heat: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> None:
@@ -57,14 +58,14 @@ def _gaussian(heat: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> N
     np.maximum(heat[y0:y1, x0:x1], g, out=heat[y0:y1, x0:x1])
 
 
-def targets(boxes: np.ndarray, category: int, size: int) -> dict[str, np.ndarray]:
+def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
     """CenterNet targets of a ``size`` x ``size`` patch: per-category centre heat maps, log box size
     and sub-cell centre offset at each centre cell, and a weight map that is 0 over ignore regions."""
     n = size // STRIDE
     heat = np.zeros((len(CATEGORIES), n, n), np.float32)
     wh, off = np.zeros((2, n, n), np.float32), np.zeros((2, n, n), np.float32)
     mask, weight = np.zeros((1, n, n), np.float32), np.ones((1, n, n), np.float32)
-    for x, y, w, h, ignore in boxes:
+    for x, y, w, h, ignore, category in boxes:
         cx, cy = (x + w / 2) / STRIDE, (y + h / 2) / STRIDE
         if ignore:
             weight[0, max(0, int(y / STRIDE)):int(math.ceil((y + h) / STRIDE)),
@@ -72,7 +73,7 @@ def targets(boxes: np.ndarray, category: int, size: int) -> dict[str, np.ndarray
             continue
         if not (0 <= cx < n and 0 <= cy < n) or w < 2 or h < 2:
             continue
-        _gaussian(heat[category], cx, cy, max(0.5, w / STRIDE / 6), max(0.5, h / STRIDE / 6))
+        _gaussian(heat[int(category)], cx, cy, max(0.5, w / STRIDE / 6), max(0.5, h / STRIDE / 6))
         i, j = int(cy), int(cx)
         wh[:, i, j] = np.log(w), np.log(h)
         off[:, i, j] = cx - j, cy - i
@@ -80,10 +81,12 @@ def targets(boxes: np.ndarray, category: int, size: int) -> dict[str, np.ndarray
     return {"heat": heat, "wh": wh, "off": off, "mask": mask, "weight": weight}
 
 
-def sample(seq: Sequence, rng: np.random.Generator, size: int, scale_range=(0.6, 1.6)) -> tuple[np.ndarray, dict]:
+def sample(seq: Sequence, rng: np.random.Generator, size: int, scale_range=(0.5, 2.5),
+           people: "PersonBank | None" = None) -> tuple[np.ndarray, dict]:
     """A random ``size`` x ``size`` patch of a random frame of ``seq``: rescaled log-uniformly in
-    ``scale_range``, centred near an object most of the time, flipped half the time, with brightness
-    and contrast jitter on the colour channels; returns the [4, size, size] uint8 input and its targets."""
+    ``scale_range``, centred near an object most of the time, with people from ``people`` pasted in
+    half the time, flipped half the time, with brightness and contrast jitter on the colour channels;
+    returns the [4, size, size] uint8 input and its targets."""
     f = int(rng.integers(len(seq.inputs)))
     image, boxes = seq.inputs[f], seq.boxes[f].copy()
     s = math.exp(rng.uniform(*np.log(scale_range)))
@@ -93,7 +96,7 @@ def sample(seq: Sequence, rng: np.random.Generator, size: int, scale_range=(0.6,
     h, w = image.shape[:2]
     real = boxes[boxes[:, 4] == 0]
     if len(real) and rng.random() < 0.8:
-        x, y, bw, bh, _ = real[rng.integers(len(real))]
+        x, y, bw, bh = real[rng.integers(len(real)), :4]
         cx, cy = x + bw / 2 + rng.uniform(-size / 3, size / 3), y + bh / 2 + rng.uniform(-size / 3, size / 3)
     else:
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
@@ -103,9 +106,59 @@ def sample(seq: Sequence, rng: np.random.Generator, size: int, scale_range=(0.6,
     patch[:crop.shape[0], :crop.shape[1]] = crop
     boxes[:, 0] -= x0
     boxes[:, 1] -= y0
+    if people is not None and rng.random() < 0.5:
+        patch, boxes = people.paste(patch, boxes, rng)
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
         boxes[:, 0] = size - boxes[:, 0] - boxes[:, 2]
     color = patch[..., :3].astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
     patch = np.concatenate([np.clip(color, 0, 255).astype(np.uint8), patch[..., 3:]], axis=2)
-    return np.ascontiguousarray(patch.transpose(2, 0, 1)), targets(boxes, seq.category, size)
+    return np.ascontiguousarray(patch.transpose(2, 0, 1)), targets(boxes, size)
+
+
+class PersonBank:
+    """Pedestrian crops to paste into frames at any size: people seen from street level, where the
+    annotated sequences have one elevated camera of people. ``extent`` is where the person lies in
+    each crop (x, y, w, h as fractions); an elliptical, blurred alpha fades the crop's own background."""
+
+    def __init__(self, crops: list[np.ndarray], extent: list[tuple[float, float, float, float]]):
+        if not crops:
+            raise DataError("no person crops to paste")
+        self.crops, self.extent = crops, extent
+
+    @classmethod
+    def from_folders(cls, folders: dict[str | Path, tuple[float, float, float, float]]) -> "PersonBank":
+        crops, extent = [], []
+        for folder, box in folders.items():
+            for path in sorted(Path(folder).rglob("*.jpg")):
+                image = cv2.imread(str(path))
+                if image is not None:
+                    crops.append(image)
+                    extent.append(box)
+        return cls(crops, extent)
+
+    def paste(self, patch: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+              heights=(16, 150)) -> tuple[np.ndarray, np.ndarray]:
+        """1-3 people pasted at log-uniform heights; moving ones (half) also in the motion channel."""
+        patch, added = patch.copy(), []
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng.integers(len(self.crops)))
+            crop, (ex, ey, ew, eh) = self.crops[k], self.extent[k]
+            person_h = math.exp(rng.uniform(*np.log(heights)))
+            scale = person_h / (eh * crop.shape[0])
+            ch, cw = max(2, round(crop.shape[0] * scale)), max(2, round(crop.shape[1] * scale))
+            if ch >= patch.shape[0] or cw >= patch.shape[1]:
+                continue
+            crop = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            y, x = int(rng.integers(0, patch.shape[0] - ch)), int(rng.integers(0, patch.shape[1] - cw))
+            alpha = np.zeros((ch, cw), np.float32)
+            cv2.ellipse(alpha, (round((ex + ew / 2) * cw), round((ey + eh / 2) * ch)),
+                        (max(1, round(ew * cw * 0.6)), max(1, round(eh * ch * 0.55))), 0, 0, 360, 1.0, -1)
+            alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.08 * cw))[..., None]
+            region = patch[y:y + ch, x:x + cw]
+            region[..., :3] = (alpha * crop + (1 - alpha) * region[..., :3]).astype(np.uint8)
+            if rng.random() < 0.5:
+                moving = (alpha[..., 0] > 0.5) & (rng.random((ch, cw)) > 0.3)  # MOG2's masks are ragged
+                region[..., 3] = np.maximum(region[..., 3], moving * 255).astype(np.uint8)
+            added.append([x + ex * cw, y + ey * ch, ew * cw, eh * ch, 0, CATEGORIES.index("person")])
+        return patch, np.concatenate([boxes, np.array(added, np.float32).reshape(-1, 6)])

@@ -32,13 +32,19 @@ def read_meta(path: str | Path) -> dict:
     raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
 
 
+# tracker settings its boxes need: no travel (a parked car is an object), fewer sightings and a
+# distance gate (on 3 fps cameras a car moves past its own length between frames)
+TRACKER_DEFAULTS = {"min_hits": 2, "min_travel": 0.0, "gate": 2.0}
+
+
 class DetectorRegions:
     """People and vehicles found by the detector at ``threshold`` (peak heat), kept after
     class-agnostic NMS at ``nms_iou``; ``downscale`` is the factor the frame is shrunk by first
-    (the detector was trained at 2)."""
+    (the detector was trained at 2), and ``levels`` the pyramid levels it runs on (each halves the
+    last: people up close on a low camera are 2-4x the size of those it trained on)."""
 
     def __init__(self, model: str | Path | None = None, threshold: float = 0.3, nms_iou: float = 0.5,
-                 downscale: int = 2, min_size: int = 8, threads: int = 1):
+                 downscale: int = 2, levels: int = 2, min_size: int = 8, threads: int = 1):
         import onnxruntime as ort
 
         path = Path(model) if model is not None else DEFAULT_MODEL
@@ -54,18 +60,20 @@ class DetectorRegions:
             raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
         meta = json.loads(meta)
         self.categories, self.stride = tuple(meta["categories"]), int(meta["stride"])
-        self.threshold, self.nms_iou, self.min_size = threshold, nms_iou, min_size
+        self.threshold, self.nms_iou, self.min_size, self.levels = threshold, nms_iou, min_size, levels
         self.input = MotionInput(downscale)
+        self.tracker_defaults = dict(TRACKER_DEFAULTS)
         self.last_categories = np.zeros((0, len(self.categories)), np.float32)
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
         x = self.input(frame)
-        h, w = x.shape[:2]
-        ph, pw = -h % self.stride, -w % self.stride  # the trunk's strides need a multiple of them
-        x = np.pad(x, ((0, ph), (0, pw), (0, 0))) if ph or pw else x
-        heat, wh, off = self.session.run(None, {"input": x.transpose(2, 0, 1)[None].astype(np.float32)})
-        boxes, scores = self._decode(heat[0], wh[0], off[0])
-        boxes *= self.input.downscale
+        found = []
+        for level in range(self.levels):  # each level halves the input: large objects seen at a trained scale
+            if level:
+                x = cv2.resize(x, (x.shape[1] // 2, x.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            boxes, scores = self._detect(x)
+            found.append((boxes * self.input.downscale * 2 ** level, scores))
+        boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
         keep = (boxes[:, 2] >= self.min_size) | (boxes[:, 3] >= self.min_size)
         boxes, scores = boxes[keep], scores[keep]
         order = cv2.dnn.NMSBoxes(boxes.tolist(), scores.max(1).tolist(), self.threshold, self.nms_iou) \
@@ -73,6 +81,13 @@ class DetectorRegions:
         order = np.asarray(order, dtype=np.int64).reshape(-1)
         self.last_categories = scores[order]
         return np.round(boxes[order]).astype(np.int64).reshape(-1, 4)
+
+    def _detect(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = x.shape[:2]
+        ph, pw = -h % self.stride, -w % self.stride  # the trunk's strides need a multiple of them
+        x = np.pad(x, ((0, ph), (0, pw), (0, 0))) if ph or pw else x
+        heat, wh, off = self.session.run(None, {"input": x.transpose(2, 0, 1)[None].astype(np.float32)})
+        return self._decode(heat[0], wh[0], off[0])
 
     def _decode(self, heat: np.ndarray, wh: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Peaks of the heat maps (3x3 local maxima over all categories, >= threshold) -> boxes in

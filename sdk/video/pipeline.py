@@ -26,7 +26,7 @@ from .frames import Frame, frames
 from ..progress import Progress
 from .outputs import VIDEO_NAME, AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
-from .regions import MotionCrops, clip_boxes
+from .regions import MotionCrops, clip_keep
 from .tracking import IoUTracker, TrackerConfig
 
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
@@ -98,6 +98,7 @@ class VideoRun:
         self.ignore_labels = frozenset(ignore_labels)
         self.unknown_below = getattr(classifier, "unknown_below", None)  # a calibrated bundle's, if it has one
         self.thresholds = _thresholds(classifier)
+        self.category_labels = _category_labels(classifier.labels, getattr(self.crops, "categories", None))
         self.crops_seen = self.crops_classified = 0
         self.seconds: dict[str, float] = defaultdict(float)
         self._prefetchers: list[Prefetch] = []
@@ -133,11 +134,15 @@ class VideoRun:
         for frame in frames:
             h, w = frame.image.shape[:2]
             t0 = time.perf_counter()
-            boxes = clip_boxes(self.crops(frame.image, frame.index), w, h)
+            boxes, hints = self._regions(frame)
             t1 = time.perf_counter()
+            tracks = self.tracker.update(boxes)
+            if hints is not None:
+                for (tr, _), hint in zip(tracks, hints):
+                    IoUTracker.observe_category(tr, hint)
             # confirmed is read here, not when the result is built: this thread may be frames ahead by then
             items = [(tuple(int(v) for v in box), tr, due, self.config.confirmed(tr))
-                     for box, (tr, due) in zip(boxes, self.tracker.update(boxes))]
+                     for box, (tr, due) in zip(boxes, tracks)]
             t2 = time.perf_counter()
             due_crops = [frame.image[y:y + bh, x:x + bw] for (x, y, bw, bh), _, due, _ in items if due]
             self.seconds["motion"] += t1 - t0
@@ -152,6 +157,35 @@ class VideoRun:
                 pending, n_due = [], 0
         if pending:
             yield pending
+
+    def _regions(self, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """The provider's boxes clipped to the frame, and their category scores where it gives them
+        (a detector's ``last_categories``)."""
+        h, w = frame.image.shape[:2]
+        raw = self.crops(frame.image, frame.index)
+        boxes, keep = clip_keep(raw, w, h)
+        hints = getattr(self.crops, "last_categories", None)
+        return boxes, (hints[keep] if hints is not None and len(hints) == len(keep) else None)
+
+    def _name(self, p: np.ndarray, track) -> tuple[str, float, int]:
+        """A track's label, score and label column: the classifier's best label; for a track whose
+        boxes came with detector categories, its best label among its category's (a detector that
+        found a person whole decides that it is a person; the classifier names the vehicle type)."""
+        labels = self.classifier.labels
+        if track.category is not None and self.category_labels is not None:
+            c = int(np.argmax(track.category))
+            allowed = self.category_labels[c]
+            score = float(track.category[c] / max(1, track.category_hits))
+            if not allowed:
+                return self.crops.categories[c], score, -1
+            j = allowed[int(np.argmax(p[allowed]))]
+            return labels[j], score, j
+        j = int(np.argmax(p))
+        label, score = labels[j], float(p[j])
+        # an ignored (background) best label stays itself however unsure: no object is the best guess
+        if self.thresholds is not None and score < self.thresholds[j] and label not in self.ignore_labels:
+            label = UNKNOWN
+        return label, score, j
 
     def _results(self) -> Iterator[FrameResult]:
         source = self._frames()
@@ -188,17 +222,22 @@ class VideoRun:
                         p = IoUTracker.observe(tr, p, weight=math.sqrt(box[2] * box[3]))
                 else:
                     p = tr.probs
-                j = int(np.argmax(p))
-                label, score = labels[j], float(p[j])
-                # an ignored (background) best label stays itself however unsure: no object is the best guess
-                if self.thresholds is not None and score < self.thresholds[j] and label not in self.ignore_labels:
-                    label = UNKNOWN
+                label, score, j = self._name(p, tr)
                 status = ("tentative" if not confirmed
                           else "background" if label in self.ignore_labels else "object")
-                detections.append(Detection(box, tr.id, label, score, due, status, labels[j], j))
+                detections.append(Detection(box, tr.id, label, score, due, status, labels[j] if j >= 0 else label, j))
             out.append(FrameResult(frame.index, frame.t, frame.image, detections))
         self.seconds["evidence"] += time.perf_counter() - t1
         yield from out
+
+
+def _category_labels(labels, categories) -> list[list[int]] | None:
+    """Per detector category, the classifier's label columns it may be named with (None: no categories)."""
+    from .detector import CATEGORY_LABELS
+
+    if categories is None:
+        return None
+    return [[j for j, label in enumerate(labels) if label in CATEGORY_LABELS.get(c, (c,))] for c in categories]
 
 
 def _thresholds(classifier) -> np.ndarray | None:

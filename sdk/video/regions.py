@@ -207,14 +207,18 @@ def clip_keep(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> 
 
 
 def parse_crops(spec: str, min_size: int = 12):
-    """The CLI's ``--crops`` value -> a provider: motion | face | full | boxes:FILE. ``min_size``: the
-    smallest object side (px) worth classifying, which sets the motion mask's scale."""
+    """The CLI's ``--crops`` value -> a provider: motion | detector[:MODEL.onnx] | face | full | boxes:FILE.
+    ``min_size``: the smallest object side (px) worth classifying, which sets the motion mask's scale."""
     if spec == "motion":
         return MotionCrops(min_size=min_size)
+    if spec == "detector" or spec.startswith("detector:"):
+        from .detector import DetectorRegions
+
+        return DetectorRegions(spec[len("detector:"):] or None, min_size=min_size)
     if spec == "face":
         return FaceCrops()
     if spec == "full":
         return FullFrame()
     if spec.startswith("boxes:"):
         return BoxesFile(spec[len("boxes:"):])
-    raise InputError(f"--crops must be motion, face, full or boxes:FILE, got {spec!r}")
+    raise InputError(f"--crops must be motion, detector[:MODEL.onnx], face, full or boxes:FILE, got {spec!r}")

@@ -40,6 +40,7 @@ class Track:
     origin: np.ndarray | None = None     # box centre where the track was first seen
     travel: float = 0.0                  # farthest its centre got from there, in box sides (sqrt(w * h))
     probs: np.ndarray | None = None      # the class probabilities its evidence gives (set by `IoUTracker.observe`)
+    velocity: np.ndarray | None = None   # centre px per processed frame (kept only when gating by distance)
     category: np.ndarray | None = None   # sum of a detector's category scores over its boxes (None: no detector)
     category_hits: int = 0               # boxes summed there
 
@@ -54,6 +55,9 @@ class TrackerConfig:
     min_travel: float = 0.1   # ... and so is one whose centre never got this many box sides from where it was
                               # first seen: on a fixed camera, motion that never travels is flicker (leaves, light
                               # on a verge), not an object; 0: off
+    gate: float = 0.0         # boxes no track took by IoU join the nearest free track within this many box sides of
+                              # where its velocity puts it (similar size): at 3 fps a car moves past its own length
+                              # between frames, and IoU alone starts a new track each frame; 0: off
 
     def confirmed(self, track: "Track") -> bool:
         """Whether ``track`` is reported as an object (else tentative): seen on ``min_hits`` processed
@@ -76,17 +80,11 @@ class IoUTracker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         live = [t for t in self.tracks.values() if step - t.last_seen - 1 <= self.config.max_age]
         self.tracks = {t.id: t for t in live}
-        ious = iou_matrix(boxes, np.array([t.box for t in live]).reshape(-1, 4))
-        assigned: dict[int, Track] = {}
-        used = set()
-        for flat in np.argsort(-ious, axis=None, kind="stable").tolist():
-            i, j = divmod(flat, ious.shape[1])
-            if ious[i, j] < self.config.iou:
-                break
-            if i in assigned or j in used:
-                continue
-            assigned[i] = live[j]
-            used.add(j)
+        predicted = np.array([self._predict(t, step) for t in live]).reshape(-1, 4)
+        assigned = _greedy(iou_matrix(boxes, predicted), self.config.iou, {})
+        if self.config.gate > 0:
+            assigned = _greedy(_closeness(boxes, predicted, self.config.gate), 0.0, assigned)
+        assigned = {i: live[j] for i, j in assigned.items()}
         out = []
         for i, box in enumerate(boxes):
             track = assigned.get(i)
@@ -94,6 +92,9 @@ class IoUTracker:
                 track = Track(self._next, box, step)
                 self.tracks[track.id] = track
                 self._next += 1
+            elif self.config.gate > 0:
+                moved = (box[:2] + box[2:] / 2 - track.box[:2] - track.box[2:] / 2) / max(1, step - track.last_seen)
+                track.velocity = moved if track.velocity is None else 0.5 * (track.velocity + moved)
             track.box, track.last_seen, track.hits = box, step, track.hits + 1
             centre = box[:2] + box[2:] / 2
             if track.origin is None:
@@ -106,6 +107,13 @@ class IoUTracker:
                 track.classified_area, track.classified_frame = area, step
             out.append((track, due))
         return out
+
+    @staticmethod
+    def _predict(track: Track, step: int) -> np.ndarray:
+        """Where the track's box should be at ``step``: moved by its velocity, when it has one."""
+        if track.velocity is None:
+            return track.box
+        return np.concatenate([track.box[:2] + track.velocity * (step - track.last_seen), track.box[2:]])
 
     @staticmethod
     def observe_category(track: Track, scores: np.ndarray) -> None:
@@ -127,3 +135,30 @@ class IoUTracker:
         e = np.exp(z - z.max())
         track.probs = e / e.sum()
         return track.probs
+
+
+def _greedy(score: np.ndarray, floor: float, assigned: dict[int, int]) -> dict[int, int]:
+    """Pairs (row -> column) taken greedily by ``score`` (at least ``floor``, above 0), after those in ``assigned``."""
+    used = set(assigned.values())
+    out = dict(assigned)
+    for flat in np.argsort(-score, axis=None, kind="stable").tolist():
+        i, j = divmod(flat, score.shape[1])
+        if score[i, j] < floor or score[i, j] <= 0:
+            break
+        if i in out or j in used:
+            continue
+        out[i] = j
+        used.add(j)
+    return out
+
+
+def _closeness(boxes: np.ndarray, tracks: np.ndarray, gate: float) -> np.ndarray:
+    """1 - distance / gate between box and track centres, in box sides (sqrt of the track's area);
+    0 beyond the gate or where the areas differ more than 2x."""
+    if len(boxes) == 0 or len(tracks) == 0:
+        return np.zeros((len(boxes), len(tracks)))
+    cb, ct = boxes[:, :2] + boxes[:, 2:] / 2, tracks[:, :2] + tracks[:, 2:] / 2
+    side = np.sqrt(np.maximum(tracks[:, 2] * tracks[:, 3], 1.0))
+    dist = np.hypot(*(cb[:, None] - ct[None]).transpose(2, 0, 1)) / side[None]
+    ratio = (boxes[:, 2] * boxes[:, 3])[:, None] / np.maximum(tracks[:, 2] * tracks[:, 3], 1.0)[None]
+    return np.where((dist < gate) & (ratio < 2) & (ratio > 0.5), 1 - dist / gate, 0.0)

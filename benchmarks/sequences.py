@@ -1,0 +1,202 @@
+"""`lowres video` scored on the annotated fixed-camera sequences of ../shared/data/sequences, every
+figure on a camera its region stage did not see.
+
+The motion stage trains on nothing. The detector is scored on each sequence with a fold model that
+did not train on it: its ONNX metadata (``trained_on``) says what it saw, the row records it, and
+tests/test_sequences.py fails if a row's model trained on the sequence it scores.
+
+    python -m benchmarks.sequences [--regions motion,detector] [--data ../shared/data/sequences]
+
+writes benchmarks/results/sequences.json, one PNG per sequence and region stage (ground truth green,
+output red, on the middle frame) under benchmarks/results/sequences/, and the table in docs/video.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+
+from lowres_sdk import Classifier
+from lowres_sdk.video import process
+from lowres_sdk.video.detector import DetectorRegions, read_meta
+from lowres_sdk.video.regions import MotionCrops
+from lowres_sdk.video.scoring import read_jsonl, read_mot, score
+from lowres_sdk.video.tracking import TrackerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDS = ROOT / "benchmarks" / "checkpoints" / "detector"  # fold_*.onnx: detectors that each left sequences out
+RESULTS = ROOT / "benchmarks" / "results" / "sequences.json"
+SEQUENCES = ("pets09-s2l1-768x576", "tud-campus-640x480", "ngsim-us101-cam1-640x480", "ngsim-us101-cam2-640x480",
+             "ngsim-us101-cam3-640x480", "ngsim-us101-cam4-640x480", "gram-m30-hd-1200x720")
+
+
+def fold_model(sequence: str) -> tuple[Path, dict]:
+    """The first fold detector whose training did not include ``sequence``."""
+    for path in sorted(FOLDS.glob("fold_*.onnx")):
+        meta = read_meta(path)
+        if sequence not in meta["trained_on"]:
+            return path, meta
+    raise SystemExit(f"no fold detector under {FOLDS} left {sequence} out: train one (benchmarks/detector_folds.py)")
+
+
+def stage(kind: str, sequence: str) -> tuple[object, TrackerConfig, dict]:
+    """The region provider, tracker settings and provenance of region stage ``kind`` on ``sequence``."""
+    if kind == "motion":
+        return MotionCrops(), TrackerConfig(), {"trained_on": []}
+    path, meta = fold_model(sequence)
+    regions = DetectorRegions(path)
+    return regions, TrackerConfig(**regions.tracker_defaults), {"model": path.name, "trained_on": meta["trained_on"]}
+
+
+def run_one(sequence: str, kind: str, data: Path, work: Path, clf) -> dict:
+    crops, tracker, provenance = stage(kind, sequence)
+    out = work / kind / sequence
+    summary = process(data / f"{sequence}.mp4", clf, out, crops, tracker=tracker, write_video=False, progress=False)
+    gt, jsonl = data / f"{sequence}.gt.txt", out / "detections.jsonl"
+    return {"sequence": sequence, "regions": kind, **provenance, "seen": sequence in provenance["trained_on"],
+            "named_16": score(gt, jsonl), "named_all": score(gt, jsonl, min_width=0),
+            "any_label_all": score(gt, jsonl, min_width=0, named_only=False),
+            **wrong_category(jsonl), "fps": summary["fps"], "realtime_factor": summary["realtime_factor"],
+            "busy_ms_per_frame": summary["busy_ms_per_frame"], "jsonl": str(jsonl)}
+
+
+ANIMALS = frozenset({"bird", "cat", "dog", "horse"})
+CLIPS = {"pedestrians-480x360.avi": "person", "highway-cars-1280x720.mp4": "vehicle"}  # ../shared/data/video
+
+
+def track_labels(jsonl: Path) -> dict[int, str]:
+    """Each reported track's majority label."""
+    from collections import Counter, defaultdict
+
+    votes: dict[int, Counter] = defaultdict(Counter)
+    for frame in read_jsonl(jsonl).values():
+        for obj in frame:
+            votes[obj["track"]][obj["label"]] += 1
+    return {t: c.most_common(1)[0][0] for t, c in votes.items()}
+
+
+def wrong_category(jsonl: Path) -> dict:
+    labels = list(track_labels(jsonl).values())
+    animals = sum(label in ANIMALS for label in labels)
+    return {"tracks": len(labels), "animal_tracks": animals, "animal_share": round(animals / len(labels), 4) if labels else None}
+
+
+def decode_fps(path: Path) -> float:
+    """Frames per second of decoding alone, as the pipeline decodes (one FFmpeg thread)."""
+    from lowres_sdk.video import frames
+
+    start, n = time.perf_counter(), 0
+    for _ in frames(path, decode_threads=1):
+        n += 1
+    return round(n / (time.perf_counter() - start), 1)
+
+
+def run_clip(clip: str, kind: str, video_dir: Path, work: Path, clf) -> dict:
+    """A given clip (not annotated): track purity, animal tracks and speed against decoding alone."""
+    from lowres_sdk.video.detector import CATEGORY_LABELS, DEFAULT_MODEL
+
+    if kind == "motion":
+        crops, tracker, model = MotionCrops(), TrackerConfig(), None
+    else:
+        model = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else sorted(FOLDS.glob("fold_*.onnx"))[0]
+        crops = DetectorRegions(model)
+        tracker = TrackerConfig(**crops.tracker_defaults)
+    out = work / kind / Path(clip).stem
+    summary = process(video_dir / clip, clf, out, crops, tracker=tracker, write_video=False, progress=False)
+    labels = list(track_labels(out / "detections.jsonl").values())
+    right = sum(label in CATEGORY_LABELS[CLIPS[clip]] for label in labels)
+    decode = decode_fps(video_dir / clip)
+    return {"clip": clip, "regions": kind, "model": model.name if model else None,
+            "trained_on": read_meta(model)["trained_on"] if model else [],
+            "track_purity": round(right / len(labels), 4) if labels else None,
+            **wrong_category(out / "detections.jsonl"), "fps": summary["fps"],
+            "realtime_factor": summary["realtime_factor"], "decode_fps": decode,
+            "share_of_decode": round(summary["fps"] / decode, 3), "busy_ms_per_frame": summary["busy_ms_per_frame"]}
+
+
+def picture(row: dict, data: Path, png: Path) -> None:
+    """The middle annotated frame with ground truth (green, grey where ignored) and output boxes (red)."""
+    gt, _ = read_mot(data / f"{row['sequence']}.gt.txt")
+    pred = read_jsonl(row["jsonl"])
+    frame = sorted(gt)[len(gt) // 2]
+    cap = cv2.VideoCapture(str(data / f"{row['sequence']}.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+    ok, image = cap.read()
+    cap.release()
+    if not ok:
+        return
+    for g in gt[frame]:
+        x, y, w, h = map(round, g.box)
+        cv2.rectangle(image, (x, y), (x + w, y + h), (160, 160, 160) if g.ignore else (0, 200, 0), 1)
+    for p in pred.get(frame, []):
+        x, y, w, h = p["box"]
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 255), 1)
+        cv2.putText(image, p["label"], (x, max(8, y - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 255), 1, cv2.LINE_AA)
+    scale = min(1.0, 640 / image.shape[1])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(png), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+def table(rows: list[dict]) -> list[str]:
+    """The docs table: recall / precision of boxes named with the sequence's category, ground truth
+    >= 16 px wide, IoU >= 0.5; the share of matched boxes named right counts every reported box."""
+    lines = ["| sequence | regions | recall | precision | named right | recall, all widths | IDF1 | fps | detector |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s, idf1 = r["named_16"], r["named_16"]["idf1"]
+        lines.append(f"| {r['sequence']} | {r['regions']} | {_pct(s['recall'])} | {_pct(s['precision'])} | "
+                     f"{_pct(r['any_label_all']['named_right'])} | {_pct(r['named_all']['recall'])} | "
+                     f"{'—' if idf1 is None else f'{idf1:.2f}'} | {r['fps']} | {r.get('model', '—')} |")
+    return lines
+
+
+def clip_table(rows: list[dict]) -> list[str]:
+    lines = ["| given clip | regions | track purity | animal tracks | fps | x real time | share of decode-only fps |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['clip']} | {r['regions']} | {_pct(r['track_purity'])} | {r['animal_tracks']} of "
+                     f"{r['tracks']} | {r['fps']} | {r['realtime_factor']} | {_pct(r['share_of_decode'])} |")
+    return lines
+
+
+def main() -> None:
+    from benchmarks.docs_table import write_block
+    from lowres_sdk._io import atomic_write_text
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sequences")
+    p.add_argument("--regions", default="motion,detector", help="comma-separated region stages: motion, detector")
+    p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "lowres_sdk" / "sequences",
+                   help="where each run's detections.jsonl goes")
+    args = p.parse_args()
+    clf, rows, start = Classifier(), [], time.perf_counter()
+    for kind in args.regions.split(","):
+        for sequence in SEQUENCES:
+            row = run_one(sequence, kind, args.data, args.work, clf)
+            picture(row, args.data, RESULTS.parent / "sequences" / f"{sequence}-{kind}.png")
+            row["jsonl"] = f"{kind}/{sequence}/detections.jsonl"  # relative to --work: no machine path in results
+            rows.append(row)
+            print(table([row])[-1], flush=True)
+    clips = []
+    for kind in args.regions.split(","):
+        for clip in CLIPS:
+            clips.append(run_clip(clip, kind, args.data.parent / "video", args.work, clf))
+            print(clip_table(clips[-1:])[-1], flush=True)
+    report = {"about": "lowres video on annotated fixed-camera sequences, every row scored on a sequence its "
+                       "region stage did not train on (seen: false); IoU >= 0.5, ignore regions honoured",
+              "classifier": "shipped default", "seconds": round(time.perf_counter() - start, 1), "rows": rows,
+              "clips": clips}
+    atomic_write_text(RESULTS, json.dumps(report, indent=2))
+    write_block("sequences", table(rows) + [""] + clip_table(clips), ROOT / "docs" / "video.md")
+
+
+if __name__ == "__main__":
+    main()
