@@ -1,9 +1,12 @@
 """Streams on a real local Ray cluster (started and stopped here, nothing leaves the machine): a reader
 actor killed by its pid mid-file is restarted and resumes, and a killed classifier actor loses no
-crop; either way every frame is written exactly once and equals the single-process output."""
+crop; either way every frame is written exactly once and equals the single-process output. And
+`lowres video --ray` writes what one process writes."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +36,22 @@ class SlowMotion:
 
 
 OPTIONS = ManyOptions(crops=lambda spec: SlowMotion())
+
+
+def test_cli_ray_writes_what_one_process_writes(tmp_path):
+    """`lowres video --ray` (its own local cluster, started and stopped by the command) with the
+    shipped model: each stream's JSONL identical to the one-process run's."""
+    clips = [tmp_path / f"cam{seed}.avi" for seed in range(2)]
+    for seed, clip in enumerate(clips):
+        make_clip(clip, n=60, seed=seed)
+    video = [sys.executable, "-m", "lowres_sdk.cli", "video", *map(str, clips), "--fps", "5", "--no-video"]
+    for out, extra in (("one", []), ("ray", ["--ray"])):  # --ray last: a word after it is an address
+        p = subprocess.run([*video, "--out", str(tmp_path / out), *extra], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+    for clip in clips:
+        one, on_ray = ((tmp_path / out / clip.stem / "detections.jsonl").read_text() for out in ("one", "ray"))
+        assert len(one.splitlines()) == 30 and on_ray == one
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["ray"]["classifiers"] == 2
 
 
 @pytest.fixture(scope="module")
