@@ -116,6 +116,8 @@ def test_an_old_flat_recipe_loads_into_the_core_and_its_groups():
     assert (fsr.options.query_min, fsr.options.views, fsr.resolution) == (6, 2, fsr.image_size)
     assert fsr.flat()["query_min"] == 6 and fsr.flat()["fsr_views"] == 2
     assert kd.differences(Recipe.from_dict({**OLD_FLAT, "method": "kd"})) == ["kd_alpha: 0.7 != 0.9", "kd_tau: 2.0 != 4.0"]
+    later = {**kd.to_dict(), "kd": {**kd.to_dict()["kd"], "a_later_setting": 1}, "camera": {"min": 10, "later": 2}}
+    assert Recipe.from_dict(later) == Recipe.from_dict({**kd.to_dict(), "camera": {"min": 10}})
 
 
 def test_a_setting_of_another_method_is_refused_where_it_is_given():

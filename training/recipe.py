@@ -148,7 +148,11 @@ class Recipe:
         method = canonical(d.get("method", DEFAULT_METHOD))
         known = {f.name for f in core_fields()} | {"camera", method} | set(CameraOptions.flat_fields())
         known |= set(METHODS[method].options.flat_fields())
-        return cls(**{**{k: v for k, v in d.items() if k in known}, "method": method})
+        kept = {k: v for k, v in d.items() if k in known}
+        for key, group in (("camera", CameraOptions), (method, METHODS[method].options)):
+            if isinstance(kept.get(key), dict):  # a group's settings this version does not know are ignored too
+                kept[key] = {k: v for k, v in kept[key].items() if k in {f.name for f in fields(group)}}
+        return cls(**{**kept, "method": method})
 
     def differences(self, other: "Recipe") -> list[str]:
         """Setting-by-setting differences, for 'different recipe' errors that say what differs."""
