@@ -341,9 +341,10 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
     min_hits, min_travel, gate = _tracker_defaults(crops_spec, min_hits, min_travel)
     if len(sources) != 1 or sources_file or fps or realtime or ray_address:
         _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size,
-                    stride=stride, show=show, tracker_options=(min_hits, min_travel, no_track, ignore_labels),
+                    stride=stride, show=show, tracker_options=(min_hits, min_travel, gate, no_track, ignore_labels),
                     defaults=dict(fps=fps, realtime=realtime or None, max_frames=max_frames, crops=crops_spec,
-                                  min_size=min_size), video=(not no_video, video_scale))
+                                  min_size=min_size), video=(not no_video, video_scale), overwrite=overwrite,
+                    as_json=as_json)
         return
     source = sources[0]
     from .errors import OutputError
@@ -401,9 +402,11 @@ def _tracker_defaults(crops_spec: str, min_hits: int, min_travel: float) -> tupl
 
 
 def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size, *, stride, show,
-                tracker_options, defaults, video) -> None:
+                tracker_options, defaults, video, overwrite, as_json) -> None:
     """`lowres video` with several streams: one process (`process_many`), or Ray actors (``ray_address``)."""
+    from .errors import OutputError
     from .video.many import ManyOptions, process_many
+    from .video.outputs import stale_outputs
     from .video.sources import read_sources, specs_from
     from .video.tracking import TrackerConfig
 
@@ -413,9 +416,15 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
         raise click.UsageError("give SOURCES, or --sources FILE")
     specs = specs_from([*(read_sources(sources_file, **defaults) if sources_file else []),
                         *specs_from(sources, **defaults)]) if sources else read_sources(sources_file, **defaults)
-    min_hits, min_travel, no_track, ignore_labels = tracker_options
-    options = ManyOptions(batch_size=batch_size, tracker=TrackerConfig(min_hits=min_hits, min_travel=min_travel),
-                          track=not no_track, ignore_labels=tuple(x.strip() for x in ignore_labels.split(",") if x.strip()),
+    stale = [f"{spec.name}/{name}" for spec in specs for name in stale_outputs(os.path.join(out, spec.name))]
+    if not overwrite and (stale or os.path.exists(os.path.join(out, "summary.json"))):
+        raise OutputError(f"{out} holds an earlier run's {', '.join(stale[:3] or ['summary.json'])}"
+                          f"{' ...' if len(stale) > 3 else ''}; pass --overwrite to replace them, "
+                          "or choose another --out")
+    min_hits, min_travel, gate, no_track, ignore_labels = tracker_options
+    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, gate=gate)
+    ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
+    options = ManyOptions(batch_size=batch_size, tracker=tracker, track=not no_track, ignore_labels=ignored,
                           write_video=video[0], video_scale=video[1])
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if ray_address:
@@ -431,15 +440,18 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
         cv2.setNumThreads(1)  # one OpenCV thread per stream's thread: they are the parallelism
         clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
         summary = process_many(specs, clf, out, options=options, log=log)
-    for name, s in summary["streams"].items():
+    if as_json:
+        click.echo(json.dumps(summary))
+    for name, s in ({} if as_json else summary["streams"]).items():
         latency = s["latency_ms"]["p95"]
         click.echo(f"{name}: {s['frames_processed']} frames at {s['fps']} frames/s"
                    + (f", {s['frames_dropped']} dropped" if s["live"] else "")
                    + (f", p95 latency {latency:.0f} ms" if latency is not None else "")
                    + f", {s['objects']} objects in {s['tracks']} tracks {s['track_labels']}"
                    + (f"; FAILED: {s['error']}" if s["error"] else ""))
-    click.echo(f"{summary['n_streams']} streams, {summary['model_calls']} model calls of {summary['mean_batch']} crops "
-               f"on average; outputs in {out}/NAME/ and {out}/summary.json")
+    if not as_json:
+        click.echo(f"{summary['n_streams']} streams, {summary['model_calls']} model calls of {summary['mean_batch']} "
+                   f"crops on average; outputs in {out}/NAME/ and {out}/summary.json")
     if summary.get("interrupted"):
         click.echo("interrupted: the outputs cover the frames processed so far", err=True)
         sys.exit(130)

@@ -184,11 +184,17 @@ def test_a_resumed_stream_writes_every_frame_once(clips, tmp_path):
 
 def test_cli_runs_several_sources(clips, tmp_path):
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "video", str(clips[0]), str(clips[1]), "--fps", "5",
-                        "--out", str(out), "--no-video"], capture_output=True, text=True, timeout=300)
+    video = [sys.executable, "-m", "lowres_sdk.cli", "video", str(clips[0]), str(clips[1]), "--fps", "5",
+             "--out", str(out), "--no-video"]
+    p = subprocess.run(video, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_streams"] == 2 and summary["frames_processed"] == 40
+    again = subprocess.run(video, capture_output=True, text=True, timeout=300)  # an earlier run's outputs: refused
+    assert again.returncode == 1 and "pass --overwrite" in again.stderr
+    assert json.loads((out / "summary.json").read_text()) == summary
+    replaced = subprocess.run([*video, "--overwrite", "--json"], capture_output=True, text=True, timeout=300)
+    assert replaced.returncode == 0 and json.loads(replaced.stdout)["frames_processed"] == 40
     for clip in clips[:2]:
         assert len(jsonl(out / clip.stem / "detections.jsonl")) == 20
         assert json.loads((out / clip.stem / "summary.json").read_text())["fps_wanted"] == 5
