@@ -235,9 +235,7 @@ def eval_command(target, resolutions, kernels, data, limit_per_class, out, as_js
     names = tuple(k.strip() for k in kernels.split(",") if k.strip()) if kernels else DEFAULT_KERNELS
     with tempfile.TemporaryDirectory() as tmp:
         if is_bundle:
-            if data is None:
-                raise InputError("evaluating a bundle needs --data (a dataset folder or archive with test/<class>/)")
-            bundle_dir = target_path
+            bundle_dir = target_path  # without --data: the dataset its provenance records (below)
         else:
             from .exporter import export_run
 
@@ -245,7 +243,10 @@ def eval_command(target, resolutions, kernels, data, limit_per_class, out, as_js
             bundle_dir = Path(tmp) / "bundle"
             export_run(target, bundle_dir, data=data, eval_per_class=limit_per_class or 100, log=lambda *a: None)
         classifier = Classifier(str(bundle_dir))
-        root = resolve_data_root(data or json.loads((bundle_dir / "bundle.json").read_text())["provenance"]["recipe"]["data"])
+        recipe = (json.loads((bundle_dir / "bundle.json").read_text()).get("provenance") or {}).get("recipe") or {}
+        if not (data or recipe.get("data")):
+            raise InputError(f"{target} records no dataset; pass --data (a dataset folder or archive with test/<class>/)")
+        root = resolve_data_root(data or recipe["data"])
         folder = root / "test" if (root / "test").is_dir() else root
         missing = sorted({p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(classifier.labels))
         if missing:
