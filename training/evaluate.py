@@ -60,8 +60,9 @@ def evaluate(run_dir: str | os.PathLike, resolutions: list[int], data: str | Non
     root = resolve_data_root(data or recipe["data"])
     test = read_image_folder(root / "test" if (root / "test").is_dir() else root, image_size, limit_per_class,
                              classes=meta["classes"], fit=spec.fit)
-    report = {"run": str(run_dir), "method": recipe["method"], "arch": recipe["arch"], "trained_resolution": spec.resolution,
-              "input_size": spec.size, "test_images": len(test), "classes": meta["classes"], "resolutions": {}}
+    report = {"run": str(run_dir), "method": recipe["method"], "arch": recipe["arch"],
+              "trained_resolution": spec.resolution, "input_size": spec.size, "test_images": len(test),
+              "classes": meta["classes"], "resolutions": {}}
     for r in resolutions:
         predicted = predict(model, spec, test.images, resolution=r).argmax(1)
         report["resolutions"][str(r)] = accuracy_report(test.labels, predicted, meta["classes"])

@@ -150,7 +150,8 @@ def occlusion_figure(runs: list[str], out: str | os.PathLike, data: str | None =
     test = _test_images(loaded[0][3], data, -(-images // len(loaded[0][3]["classes"])))
     pick = np.linspace(0, len(test) - 1, images).round().astype(int)
     plt = _pyplot()
-    fig, axes = plt.subplots(len(pick), 2 * len(loaded), figsize=(2.2 * 2 * len(loaded), 2.3 * len(pick)), squeeze=False)
+    fig, axes = plt.subplots(len(pick), 2 * len(loaded), figsize=(2.2 * 2 * len(loaded), 2.3 * len(pick)),
+                             squeeze=False)
     for row, idx in enumerate(pick):
         _log(f"occlusion maps: image {row + 1} of {len(pick)}")
         for col, (name, model, spec, meta) in enumerate(loaded):
