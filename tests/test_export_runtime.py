@@ -209,7 +209,7 @@ def test_cli_export_classify_inspect_bench_check(run, tmp_path):
     code, stdout, err = run_cli("classify", img, img, "--bundle", out, "--json", "--top-k", "2")
     assert code == 0, err
     rows = [json.loads(line) for line in stdout.splitlines()]
-    assert len(rows) == 2 and len(rows[0]["top"]) == 2 and rows[0]["top"][0]["label"] in ("blob", "hstripes", "vstripes")
+    assert len(rows) == 2 and len(rows[0]["top_k"]) == 2 and rows[0]["top_k"][0]["label"] in ("blob", "hstripes", "vstripes")
     code, stdout, err = run_cli("inspect", out)
     assert code == 0 and "uint8 NHWC BGR" in stdout and "blob, hstripes, vstripes" in stdout
     code, stdout, err = run_cli("bench", out, "--seconds", "0.2", "--batch-sizes", "1,4")
