@@ -112,6 +112,7 @@ def train_command(method, recipe_file, out, resume, **fields):
     click.echo(f"{out}: {meta['epoch']} epochs, test top-1 {100 * last['test_top1']:.2f} % at "
                f"{last.get('test_resolution', recipe.resolution)} px "
                f"({meta['params']:,} params, {meta['mflops']} MFLOPs)")
+    click.echo(f"next: lowres eval {out} (accuracy by resolution), lowres export {out} --out BUNDLE (to run it)")
 
 
 def _read_recipe(path: str) -> dict:

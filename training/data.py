@@ -22,6 +22,7 @@ import torch
 from lowres_sdk.bundle import sha256_file
 from lowres_sdk.crops import IMAGE_SUFFIXES
 from lowres_sdk.errors import DataError
+from lowres_sdk.progress import Progress
 from lowres_sdk.spec import LETTERBOX_FILL
 
 
@@ -82,8 +83,11 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the result should read like any folder
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(tmp, filter="data")
+        # member by member, so a long extraction (CIFAR-10: ~17 s) shows progress (sdk/progress.py)
+        with tarfile.open(archive, "r:*") as tar, Progress(desc=f"extracting {archive.name}", unit="files") as bar:
+            for member in tar:
+                tar.extract(member, tmp, filter="data")
+                bar.update()
         (tmp / ".lowres_manifest.json").write_text(json.dumps({"sha256": digest, "files": _count_files(tmp),
                                                                "archive": str(archive)}))
         if target.exists():
