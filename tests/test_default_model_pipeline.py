@@ -103,6 +103,7 @@ def test_the_pipeline_builds_a_calibrated_routed_bundle_with_its_card_from_tiny_
     assert card["labels"] == list(fixedcam.COARSE) and card["trained_on_not_labelled"] == list(fixedcam.DROPPED)
     assert [s["stage"] for s in card["built_by"]["stages"]] == ["small", "large"]
     assert card["built_by"]["stages"][1]["checkpoint"] == "ckpt/default_large"
+    assert len(card["built_by"]["stages"][1]["weights_sha256"]) == 64
     assert all(len(s["recipe_sha256"]) == 64 for s in card["built_by"]["stages"])
     assert [r["min_side"] for r in card["figures"]["held_out_seen_sources"]["routes"]] == [0, 12]
     text = Path("bundle/bundle.json").read_text()

@@ -200,6 +200,21 @@ def export_shipped(plan: Plan, pairs: list, sets, cal: dict, out: Path, log) -> 
         export_run(pairs[0][1], out, int8=plan.int8, int8_optional=True, head=heads[0], **args)
 
 
+def stage_provenance(plan: Plan, data: str, checkpoints: Path) -> list[dict]:
+    """Every stage by name and recipe hash; the routes' stages (the nets exported) also by their committed
+    checkpoint and its weights' hash."""
+    from lowres_sdk.training.checkpoint import load_checkpoint
+
+    out = []
+    for s in plan.stages:
+        row = {"stage": s.name, "recipe_sha256": recipe_sha256(stage_recipe(s, data, checkpoints))}
+        if s.name in plan.routes:
+            row["checkpoint"] = str(committed(checkpoints, s.name))
+            row["weights_sha256"] = load_checkpoint(committed(checkpoints, s.name))[1]["weights_sha256"]
+        out.append(row)
+    return out
+
+
 def build(out: str | os.PathLike, data: str | os.PathLike, checkpoints: str | os.PathLike, *, plan: Plan = Plan(),
           train: bool = False, runs: str | os.PathLike | None = None, sets=None, scorecard: dict | None = None,
           overwrite: bool = False, log=print) -> dict:
@@ -229,10 +244,7 @@ def build(out: str | os.PathLike, data: str | os.PathLike, checkpoints: str | os
         log(f"calibration: T = {cal.get('route_temperatures', cal['temperature'])}, ECE {cal['ece_before']} -> "
             f"{cal['ece_after']}, unknown below {cal['unknown_below']}")
         export_shipped(plan, pairs, (test, calib), cal, tmp / "shipped", log)
-        stages = [{"stage": s.name, "checkpoint": str(committed(checkpoints, s.name)),
-                   "recipe_sha256": recipe_sha256(stage_recipe(s, str(data), checkpoints)),
-                   "weights_sha256": load_checkpoint(committed(checkpoints, s.name))[1]["weights_sha256"]}
-                  for s in plan.stages if (committed(checkpoints, s.name) / "checkpoint.json").exists()]
+        stages = stage_provenance(plan, str(data), checkpoints)
         manifest = data_manifest(Path(data)) if sets is None else None
         card = model_card(plan, tmp / "shipped", stages=stages, manifest=manifest, route=choice, scorecard=scorecard)
         attach_card(tmp / "shipped", card, out, overwrite)
