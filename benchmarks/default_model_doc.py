@@ -178,6 +178,16 @@ def _variants(rows: dict) -> list[str]:
     return out + [""]
 
 
+REBUILD = ["## Rebuilding it", "",
+           "From the repository root, `lowres build-default --out DIR` rebuilds the bundle from the committed "
+           "checkpoints of its two nets (`benchmarks/checkpoints/default_*`; calibration and export, no training: "
+           "minutes); `--train` first trains every stage that is not committed (hours). The bundle's `model_card` "
+           "(in bundle.json, covered by its hashes) names the data it saw by sha256, the sources it never saw with "
+           "their figures (`--scorecard benchmarks/results/sources.json`), its labels, intended use, known failures "
+           "and each stage's recipe hash. The shipped bundle is replaced only by a rebuild verified to give the same "
+           "labels and probabilities on held-out crops.", ""]
+
+
 def render(r: dict, variants: dict | None = None) -> str:
     """The whole document from the results ``r`` (and the variants' rows)."""
     lines = ["# The shipped default model", "",
@@ -187,7 +197,7 @@ def render(r: dict, variants: dict | None = None) -> str:
              "through the exported bundle with the torch-free runtime, test images shrunk with the real OpenCV / "
              "Pillow functions named in each table. Figures on sources the model never saw: "
              "[sources.md](sources.md).", "", "## What it is", "",
-             _labels(r), _network(r), _data(r), _calibration(r), _bundle(r), "", *_tables(r)]
+             _labels(r), _network(r), _data(r), _calibration(r), _bundle(r), "", *REBUILD, *_tables(r)]
     if r.get("video"):
         lines += _video(r)
     if r.get("speed"):

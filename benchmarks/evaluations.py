@@ -25,7 +25,8 @@ def bundle_kernels(name: str, run: Path, meta: dict, test, spec: dict, bundles: 
                              progress=False)
     common = {"run": name, "method": r["method"], "resolution": r["resolution"], "input_mode": r["input_mode"],
               "degradation": r.get("degradation", "fixed"), "label_smoothing": r.get("label_smoothing", 0.0),
-              "ema_decay": r.get("ema_decay", 0.0), "arch": r["arch"], "params": meta["params"], "mflops": meta["mflops"],
+              "ema_decay": r.get("ema_decay", 0.0), "arch": r["arch"], "params": meta["params"],
+              "mflops": meta["mflops"],
               "epochs": r["epochs"], "train_seconds": round(train_seconds(run))}
     return [{**common, "kernel": k, "test_resolution": int(res), "top1": rep["top1"][k][res]}
             for k in rep["kernels"] for res in rep["top1"][k]]
@@ -62,4 +63,35 @@ def torch_top1(name: str, run: Path, meta: dict, test, spec: dict, bundles: Path
     return rows
 
 
-KINDS = {"bundle_kernels": bundle_kernels, "torch_top1": torch_top1}
+def _sensor_view(crop: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """A condition's sensor noise and / or JPEG on a uint8 crop, through the functions `Camera` draws them with."""
+    from lowres_sdk.training.degrade import jpeg_roundtrip, sensor_noise
+
+    if "noise" in condition:
+        crop = sensor_noise(crop, 8.0, 0.3, rng)
+    if "jpeg40" in condition:
+        crop = jpeg_roundtrip(crop, 40)
+    return crop
+
+
+def sensor(name: str, run: Path, meta: dict, test, spec: dict, bundles: Path) -> list[dict]:
+    """Top-1 of the run's bundle on ``test`` shrunk with OpenCV area to each of ``spec["sizes"]``, then given
+    each of ``spec["conditions"]`` (clean, noise, jpeg40, noise+jpeg40: fixed, not drawn; the same seeded
+    noise for every run): one row per run."""
+    from lowres_sdk import Classifier
+    from lowres_sdk.export.kernel_eval import shrink
+    from results_io import bundle_of
+
+    clf = Classifier(str(bundle_of(name, run, meta, test, bundles)))
+    scores = {}
+    for res in spec["sizes"]:
+        crops = [shrink(img, res, "area") for img in test.images]
+        for cond in spec["conditions"]:
+            rng = np.random.default_rng(res)
+            scores[f"{cond}@{res}"] = top1(clf([_sensor_view(c, cond, rng) for c in crops]).indices, test.labels)
+    r = meta["recipe"]
+    return [{"run": name, "arch": r["arch"], "epochs": r["epochs"], "camera_realism": r.get("camera_realism", 1.0),
+             "top1": scores}]
+
+
+KINDS = {"bundle_kernels": bundle_kernels, "torch_top1": torch_top1, "sensor": sensor}

@@ -135,4 +135,5 @@ def nets_arguments(p, nets: tuple[str, ...] | None) -> None:
     p.add_argument("--runs-dir", type=Path, default=here / "runs" / "cifar10_robust",
                    help="where the runs of experiments/cifar10_robust.toml are (their bundles under bundles/)")
     if nets is not None:
-        p.add_argument("--nets", default=",".join(nets), help="comma-separated runs of cifar10_robust (default: %(default)s)")
+        p.add_argument("--nets", default=",".join(nets),
+                       help="comma-separated runs of cifar10_robust (default: %(default)s)")

@@ -45,7 +45,8 @@ class Splits:
         return self._splits
 
 
-def measure(exp: Experiment, run: Run, folder: Path, splits: Splits, earlier: list[dict], runs_root: Path) -> list[dict]:
+def measure(exp: Experiment, run: Run, folder: Path, splits: Splits, earlier: list[dict],
+            runs_root: Path) -> list[dict]:
     """The run's rows: its cached ones while its weights are unchanged, else measured now."""
     from evaluations import KINDS
 
@@ -58,7 +59,7 @@ def measure(exp: Experiment, run: Run, folder: Path, splits: Splits, earlier: li
     cached = [r for r in earlier if r.get("weights_sha256") == sha]
     if not cached:
         cached = KINDS[exp.evaluate["kind"]](run.name, folder, meta, splits.get()[1], exp.evaluate,
-                                             runs_root / exp.family / "bundles")
+                                             runs_root / run.family / "bundles")
     return [{**r, **shown, **extra, "weights_sha256": sha, "recipe_sha256": run.recipe_sha256} for r in cached]
 
 
@@ -143,7 +144,8 @@ def check(exp: Experiment, runs_root: Path = RUNS) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", type=Path, help="experiment files (benchmarks/experiments/*.toml)")
-    p.add_argument("--runs-dir", type=Path, default=RUNS, help="the run cache, one folder per family (default: %(default)s)")
+    p.add_argument("--runs-dir", type=Path, default=RUNS,
+                   help="the run cache, one folder per family (default: %(default)s)")
     p.add_argument("--only", default=None, help="comma-separated runs to train (the others: cached or kept)")
     p.add_argument("--no-train", action="store_true", help="measure what is finished, train nothing")
     p.add_argument("--check", action="store_true", help="compare the files with the committed checkpoints and rows")

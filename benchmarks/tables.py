@@ -96,7 +96,8 @@ def sensor(rows: list[dict]) -> list[str]:
     head = "| run | realism | " + " | ".join(f"{c} {res} px" for res in sizes for c in conds) + " |"
     lines = ["CIFAR-10 test (10k), shrunk with OpenCV INTER_AREA to the size, then sensor noise (Gaussian sigma 8 "
              "+ shot noise) and / or JPEG quality 40 on the small crop; top-1 % through each run's bundle "
-             "(`python benchmarks/cifar10_sensor.py`).", "", head, "|---" * (2 + len(sizes) * len(conds)) + "|"]
+             "(`python -m benchmarks.run benchmarks/experiments/cifar10_sensor.toml`).", "", head,
+             "|---" * (2 + len(sizes) * len(conds)) + "|"]
     for row in rows:
         lines.append(f"| {row['run']} | {row['camera_realism']:g} | "
                      + " | ".join(f"{row['top1'][f'{c}@{res}']:.1f}" for res in sizes for c in conds) + " |")
