@@ -42,7 +42,12 @@ def test_train_then_eval_end_to_end(tiny_data, tmp_path):
     code, out, err = run_cli("train", "--method", "hr", "--data", tiny_data, "--image-size", "16", "--width", "0.5",
                              "--epochs", "3", "--batch-size", "16", "--lr", "0.05", "--out", run)
     assert code == 0, err
-    assert "test top-1" in out
+    from lowres_sdk.training.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(run)[1]  # the line reports the saved run: 3 epochs and its last test top-1
+    assert meta["epoch"] == 3 and len(meta["history"]) == 3
+    assert f"{run}: 3 epochs, test top-1 {100 * meta['history'][-1]['test_top1']:.2f} % at 16 px" in out
+    assert meta["history"][-1]["test_top1"] > 0.45  # above chance on the 3-class task (1/3; measured 0.67)
     code, out, err = run_cli("eval", run, "--resolutions", "4,8,16")
     assert code == 0, err
     report = json.loads((run / "eval.json").read_text())

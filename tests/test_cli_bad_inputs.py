@@ -150,8 +150,10 @@ def test_bad_inputs_are_one_line_errors_and_user_files_survive(world):
     assert (world["user"] / "thesis.tex").read_text() == "precious" and (work / "keep.txt").read_text() == "mine"
     assert (world["root"] / "afile").read_text() == "x"
     by_argv = {tuple(r["argv"]): r for r in results}
-    assert "not a gallery" in by_argv[tuple(cases[22])]["stderr"]
-    assert "needs 'embed'" in by_argv[tuple(cases[21])]["stderr"] or "embed" in by_argv[tuple(cases[21])]["stderr"]
+    clf, emb, imgs = str(world["clf"]), str(world["emb"]), str(world["root"] / "imgs")
+    assert "not a gallery" in by_argv[("index", imgs, "--bundle", emb, "--out", str(world["user"]))]["stderr"]
+    assert by_argv[("index", imgs, "--bundle", clf, "--out", str(world["root"] / "g1"))]["stderr"].strip() == \
+        f"error: {clf} is a 'classify' bundle; Embedder needs 'embed'"
 
 
 def test_good_inputs_including_a_1x30000_png_and_unknown(world):

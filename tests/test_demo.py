@@ -40,8 +40,24 @@ def test_lowres_demo_end_to_end(tiny_bundle, tmp_path):
     tally = re.search(r"of (\d+) crops whose true label the model has: (\d+) right, (\d+) unknown "
                       r"\(best guess right for (\d+)\), (\d+) wrong", p.stdout)
     n, right, unknown, _, wrong = map(int, tally.groups())
-    assert right + unknown + wrong == n  # every crop the model could name is counted once (the tiny bundle names none)
+    assert n == right == unknown == wrong == 0  # the tiny bundle's labels (blob, stripes) name none of the crops
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
     assert len(lines) == 90
     assert sum(bool(json.loads(line)["objects"]) for line in lines) > 60  # the motion crops find the sprites
     assert (tmp_path / "annotated.mkv").stat().st_size > 10_000
+
+
+def test_lowres_demo_with_the_shipped_default_counts_each_crop_once(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "demo", "--out", str(tmp_path)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    import re
+
+    marks = re.findall(r"^   (ok|\?\?|--) \S+@\d+px .* expected (\w+) +got (\w+)", p.stdout, re.M)
+    tally = re.search(r"of (\d+) crops whose true label the model has: (\d+) right, (\d+) unknown "
+                      r"\(best guess right for (\d+)\), (\d+) wrong", p.stdout)
+    n, right, unknown, best, wrong = map(int, tally.groups())
+    # Every demo crop's label is one of the default's, so each is counted, under the mark its line shows.
+    assert n == len(marks) >= 20 and best <= unknown
+    assert [right, unknown, wrong] == [sum(m == k for m, _, _ in marks) for k in ("ok", "??", "--")]
+    assert all((m == "ok") == (want == got) and (m == "??") == (got == "unknown") for m, want, got in marks)

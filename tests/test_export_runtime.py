@@ -4,7 +4,9 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -127,7 +129,7 @@ def test_changed_bytes_and_drifted_metadata_are_refused(bundle, tmp_path):
         load_bundle(tmp_path / "nope")
 
 
-def test_int8_gate_both_ways(run, tmp_path, monkeypatch):
+def test_int8_gate_both_ways(run, tiny_data, tmp_path, monkeypatch):
     from lowres_sdk.export import int8_speed
 
     monkeypatch.setattr(int8_speed, "measure_speedup", lambda *a, **k: {"batch1": 1.0, "batch64": 2.0})  # accuracy gate only
@@ -136,8 +138,13 @@ def test_int8_gate_both_ways(run, tmp_path, monkeypatch):
     assert "model.int8.onnx" in ok.meta["files"] and ok.variants["int8"] == "model.int8.onnx"
     assert m["int8_top1_drop"] == pytest.approx(m["top1_at_8px"] - m["int8_top1_at_8px"], abs=0.01)
     assert m["int8_top1_drop"] <= 1.0
-    pred = Classifier(ok.path, precision="int8")(mixed_crops())
-    assert pred.probs.shape == (5, 3)
+    # The INT8 model is quantized, and on the tiny task's test images it labels like the FP32 one.
+    assert {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in onnx.load(ok.path / "model.int8.onnx").graph.node}
+    test = [cv2.imread(str(f)) for f in sorted((tiny_data / "test").glob("*/*.png"))]
+    int8, fp32 = Classifier(ok.path, precision="int8")(test), Classifier(ok.path)(test)
+    assert int8.probs.shape == (len(test), 3) and np.allclose(int8.probs.sum(1), 1, atol=1e-4)
+    assert np.abs(int8.probs - fp32.probs).max() < 0.1  # measured 0.03
+    assert np.mean(np.array(int8.labels) == np.array(fp32.labels)) >= 0.95  # measured: all 36 alike
     monkeypatch.setattr(exporter, "MAX_INT8_DROP", -101.0)  # any result now counts as too large a drop
     with pytest.raises(ExportError, match="INT8 loses"):
         export_run(run, tmp_path / "refused", int8=True, eval_per_class=12, **QUIET)
