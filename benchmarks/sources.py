@@ -212,7 +212,8 @@ def main(argv=None) -> int:
         print(f"no built sources under {cache_root(args.cache)}: run `lowres sources build NAME --from DIR`")
         return 1
     clf = Classifier(args.bundle, threads=2)
-    report = {"bundle": _shown(args.bundle) if args.bundle else manifest["model"], "manifest": Path(args.manifest).name, "kernel": KERNEL,
+    report = {"bundle": _shown(args.bundle) if args.bundle else manifest["model"],
+              "manifest": Path(args.manifest).name, "kernel": KERNEL,
               "widths": list(WIDTHS), "labels": clf.labels, "sources": {}}
     for folder in folders:
         report["sources"][folder.name] = col = score_source(clf, folder, manifest, limit=args.limit)

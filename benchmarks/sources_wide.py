@@ -26,12 +26,13 @@ def extras(cache):
     return [Extra("ngsim-us101", 1, ("ngsim-us101-cam4-640x480",)), Extra("tud-campus", 4, tuple(tracks[::4]))]
 
 
-def write_manifest(base: dict, extra_list, checkpoint: str) -> None:
+def write_manifest(base: dict, extra_list, checkpoint: str, data: str) -> None:
     seen = dict(base["seen"])
     for e in extra_list:
         seen[e.name] = {"trained": f"crops of every group but the held-out ones, x{e.repeat}",
                         "held_out_groups": list(e.held_out)}
     manifest = {**base, "model": f"benchmarks/runs/{NAME}/bundle", "route_checkpoints_sha256": [checkpoint],
+                "trained_on": [data],
                 "seen": dict(sorted(seen.items()))}
     manifest["about"] = base["about"].replace("shipped default", f"{NAME} model")
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
             "drop": list(fixedcam.DROPPED)}
     bundle = run / "bundle"
     export_run(run, bundle, head=head, test_set=test_set, int8=False, overwrite=True)
-    write_manifest(json.loads((HERE / "manifests" / "default.json").read_text()), extra_list, meta["weights_sha256"])
+    write_manifest(json.loads((HERE / "manifests" / "default.json").read_text()), extra_list, meta["weights_sha256"],
+                   data)
     cache = ["--cache", args.cache] if args.cache else []
     return scorecard.main(["--bundle", str(bundle), "--manifest", str(MANIFEST), "--block", "sources-wide16",
                            "--out", str(HERE / "results" / "sources_wide.json"), *cache])
