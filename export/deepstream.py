@@ -47,7 +47,8 @@ def _normalization(model: onnx.ModelProto):
     return sub, div, conv
 
 
-def network_graphs(model: onnx.ModelProto, size: int) -> tuple[onnx.ModelProto, onnx.ModelProto, np.ndarray, np.ndarray]:
+def network_graphs(model: onnx.ModelProto,
+                   size: int) -> tuple[onnx.ModelProto, onnx.ModelProto, np.ndarray, np.ndarray]:
     """(network, folded, mean, std): ``network`` takes [N, 3, size, size] pixels in [0, 1] (the
     bundle's own normalisation inside); ``folded`` takes ``pixels - mean`` with 1/std folded into
     the first convolution."""
@@ -84,7 +85,8 @@ def parity(network: onnx.ModelProto, folded: onnx.ModelProto, mean: np.ndarray, 
     pixels = np.random.default_rng(seed).integers(0, 256, (16, 3, size, size)).astype(np.float32)
     scaled = pixels / 255.0
     nvinfer = ((1.0 / 255.0) * (pixels - (255.0 * mean).reshape(1, 3, 1, 1))).astype(np.float32)
-    return float(np.abs(run["folded"].run(None, {INPUT: nvinfer})[0] - run["network"].run(None, {INPUT: scaled})[0]).max())
+    folded, network = run["folded"].run(None, {INPUT: nvinfer})[0], run["network"].run(None, {INPUT: scaled})[0]
+    return float(np.abs(folded - network).max())
 
 
 def config_text(bundle: Bundle, *, batch_size: int, threshold: float, min_object: int, network_mode: int,
@@ -153,7 +155,8 @@ def export_deepstream(bundle: Bundle, out_dir: str | os.PathLike, *, batch_size:
             f"{spec.resolution} px, which this export cannot express")
     network, folded, mean, std = network_graphs(with_fp32_weights(onnx.load(str(bundle.file("model.onnx")))), spec.size)
     if not np.allclose(mean, spec.mean, atol=1e-6) or not np.allclose(std, spec.std, atol=1e-6):
-        raise ExportError(f"the graph's normalisation (mean {mean}, std {std}) is not the bundle's {spec.mean}, {spec.std}")
+        raise ExportError(f"the graph's normalisation (mean {mean}, std {std}) is not the bundle's {spec.mean}, "
+                          f"{spec.std}")
     diff = parity(network, folded, mean, spec.size)
     if not diff <= PARITY_TOLERANCE:
         raise ExportError(f"DeepStream model differs from the bundle's network by {diff:.3g} (> {PARITY_TOLERANCE:g})")

@@ -26,7 +26,8 @@ def store_weights_fp16(src: str | os.PathLike, dst: str | os.PathLike, min_eleme
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "__fp16")
         kept.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast"))
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                      name=init.name + "__cast"))
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = casts + list(graph.node)  # a Cast feeds its users, so it goes first (topological order)
@@ -48,7 +49,8 @@ def with_fp32_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     if not casts:
         return model
     used = {name for n in graph.node if n not in casts for name in n.input}
-    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[c.input[0]]).astype(np.float32), c.output[0]) for c in casts]
+    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[c.input[0]]).astype(np.float32), c.output[0])
+                for c in casts]
     dropped = {c.input[0] for c in casts} - used
     kept = [i for i in graph.initializer if i.name not in dropped] + restored
     del graph.initializer[:]

@@ -35,7 +35,8 @@ class FusedModel(nn.Module):
             fine = backbone.forward_head(torch.zeros(1, backbone.num_features)).shape[1]
         named = [c for members in (*merge, drop) for c in members]
         if sorted(named) != list(range(fine)):
-            raise ValueError(f"merge and drop must name each of the {fine} fine classes exactly once, got {sorted(named)}")
+            raise ValueError(f"merge and drop must name each of the {fine} fine classes exactly once, got "
+                             f"{sorted(named)}")
         keep = [i for i in range(fine) if i not in set(drop)]
         row = {c: k for k, c in enumerate(keep)}
         m = torch.zeros(len(keep), len(merge))  # [kept fine, label] 0/1: a label's probability = sum of its fine ones
@@ -63,7 +64,8 @@ class FusedModel(nn.Module):
         return F.normalize(f, dim=1)
 
 
-def fused_from_head(backbone: nn.Module, spec: InputSpec, task: str, classes: Sequence[str], head: dict | None) -> FusedModel:
+def fused_from_head(backbone: nn.Module, spec: InputSpec, task: str, classes: Sequence[str],
+                    head: dict | None) -> FusedModel:
     """`FusedModel` for a head given by class names, as `export_run` takes it and a bundle's
     provenance stores it: {"temperature": T, "merge": {label: [fine classes]}, "drop": [fine classes]};
     ValueError when it names classes ``classes`` (the run's, in output order) lacks or does not cover them."""
@@ -74,4 +76,5 @@ def fused_from_head(backbone: nn.Module, spec: InputSpec, task: str, classes: Se
         raise ValueError(f"merge / drop name classes the run does not have: {unknown}")
     index = list(classes).index
     merge = [[index(c) for c in members] for members in head["merge"].values()] if head.get("merge") else None
-    return FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge, [index(c) for c in head.get("drop") or ()])
+    drop = [index(c) for c in head.get("drop") or ()]
+    return FusedModel(backbone, spec, task, head.get("temperature", 1.0), merge, drop)

@@ -29,8 +29,9 @@ def shrink(image_rgb: np.ndarray, size: int, kernel: str, side: str = "long") ->
     return np.ascontiguousarray(out[..., ::-1])
 
 
-def accuracy_by_kernel(classifier, images: Sequence[np.ndarray], labels: np.ndarray, kernels: Sequence[str] = DEFAULT_KERNELS,
-                       resolutions: Sequence[int] = (8, 12, 16, 24, 32), side: str = "long", progress: bool = True) -> dict:
+def accuracy_by_kernel(classifier, images: Sequence[np.ndarray], labels: np.ndarray,
+                       kernels: Sequence[str] = DEFAULT_KERNELS, resolutions: Sequence[int] = (8, 12, 16, 24, 32),
+                       side: str = "long", progress: bool = True) -> dict:
     """Top-1 (%) and per-class accuracy of ``classifier`` (a `Classifier`) at each kernel x
     resolution; ``labels`` index ``classifier.labels``. Also the minimum over kernels and the
     spread (best - worst) at each resolution."""
@@ -75,9 +76,10 @@ def heatmap(report: dict, path: str | os.PathLike, title: str = "") -> None:
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i in range(len(kernels)):
         for j in range(len(res)):
-            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="white" if grid[i, j] < 60 else "black", fontsize=8)
-    ax.set_xticks(range(len(res)), [f"{r} px\nmin {report['min_over_kernels'][r]:.1f}\nspread {report['spread'][r]:.1f}" for r in res],
-                  fontsize=7)
+            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
+                    color="white" if grid[i, j] < 60 else "black", fontsize=8)
+    ticks = [f"{r} px\nmin {report['min_over_kernels'][r]:.1f}\nspread {report['spread'][r]:.1f}" for r in res]
+    ax.set_xticks(range(len(res)), ticks, fontsize=7)
     ax.set_yticks(range(len(kernels)), kernels, fontsize=8)
     ax.set_title(title or f"top-1 % by resize kernel ({report['images']} images, {report['side']} side)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04)

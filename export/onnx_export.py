@@ -24,7 +24,8 @@ OPSET = 18  # Resize with antialias needs opset >= 18
 PARITY_SHAPES = [(32, 32), (8, 8), (16, 16), (128, 48), (48, 128), (7, 5), (96, 96)]
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = OPSET, output_name: str = "output") -> None:
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, opset: int = OPSET,
+                output_name: str = "output") -> None:
     """Export ``model`` (uint8 [N, H, W, 3] -> [N, K]) with dynamic N, H, W and check the graph.
     ``output_name``: the graph's output, as bundle.json names it (`lowres_sdk.bundle.OUTPUT_NAMES`)."""
     example = torch.randint(0, 256, (2, 37, 29, 3), dtype=torch.uint8)

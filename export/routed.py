@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -26,6 +28,9 @@ from lowres_sdk.bundle import INPUT_NAME, Bundle, check_bundle_target, describe,
 from lowres_sdk.errors import ExportError
 
 from .tolerances import PARITY_TOLERANCE
+
+if TYPE_CHECKING:  # the exporter needs torch; splitting a routed bundle does not
+    from .exporter import ExportOptions
 
 SIDE = "routed/longer_side"  # the outer graph's int64 scalar every If compares
 
@@ -39,7 +44,8 @@ def _prefixed(graph: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
     name = (lambda n: n if (n in keep or not n) else prefix + n)
     for node in g.node:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            raise ExportError(f"cannot route a graph that has subgraphs of its own (node {node.name!r}, {node.op_type})")
+            raise ExportError(f"cannot route a graph that has subgraphs of its own (node {node.name!r}, "
+                              f"{node.op_type})")
         node.name = prefix + node.name
         node.input[:] = [name(n) for n in node.input]
         node.output[:] = [name(n) for n in node.output]
@@ -55,7 +61,8 @@ def _prefixed(graph: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
 def route_graph(models: list[onnx.ModelProto], min_sides: list[int]) -> onnx.ModelProto:
     """One model: uint8 [N, H, W, 3] -> models[i]'s output, where i = `route_index`(min_sides, H, W)."""
     if len(models) != len(min_sides) or len(models) < 2:
-        raise ExportError(f"a routed graph needs >= 2 models and one min_side each, got {len(models)} and {len(min_sides)}")
+        raise ExportError(f"a routed graph needs >= 2 models and one min_side each, got {len(models)} and "
+                          f"{len(min_sides)}")
     if min_sides[0] != 0 or any(a >= b for a, b in zip(min_sides, min_sides[1:])):
         raise ExportError(f"min_side must be 0 for the first route, then strictly ascending; got {min_sides}")
     for m in models:
@@ -73,7 +80,8 @@ def route_graph(models: list[onnx.ModelProto], min_sides: list[int]) -> onnx.Mod
         at, cond, result = f"routed/min_side{i}", f"routed/cond{i}", f"routed/out{i}"
         inits.append(numpy_helper.from_array(np.array(min_sides[i], np.int64), at))
         step = [helper.make_node("GreaterOrEqual", [SIDE, at], [cond], name=f"routed/ge{i}"),
-                helper.make_node("If", [cond], [result], name=f"routed/if{i}", then_branch=branches[i], else_branch=chosen)]
+                helper.make_node("If", [cond], [result], name=f"routed/if{i}", then_branch=branches[i],
+                                 else_branch=chosen)]
         if i == len(models) - 1:
             nodes += step
             break
@@ -108,7 +116,8 @@ def routing_parity(routed: str | os.PathLike, route_paths: list[str | os.PathLik
             worst = max(worst, float(np.abs(got - want).max()))
             shapes.append([h, w])
     if not worst <= PARITY_TOLERANCE:
-        raise ExportError(f"the routed graph differs from its routes' own graphs by {worst:.3g} (> {PARITY_TOLERANCE:g})")
+        raise ExportError(f"the routed graph differs from its routes' own graphs by {worst:.3g} (> "
+                          f"{PARITY_TOLERANCE:g})")
     return {"max_abs_diff": worst, "tolerance": PARITY_TOLERANCE, "shapes": shapes}
 
 
@@ -117,41 +126,44 @@ def _check_routes_agree(bundles: list[Bundle]) -> None:
     for b in bundles[1:]:
         d = b.description
         if (d.task, d.labels, d.output.name) != (first.task, first.labels, first.output.name):
-            raise ExportError(f"routed models must share task, labels and output: {b.path} has {d.task} {list(d.labels)}, "
-                              f"the first route {first.task} {list(first.labels)}")
+            raise ExportError(f"routed models must share task, labels and output: {b.path} has {d.task} "
+                              f"{list(d.labels)}, the first route {first.task} {list(first.labels)}")
 
 
-def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os.PathLike, *, int8: bool = False,
-                  heads: list[dict | None] | None = None, calibration: dict | None = None, overwrite: bool = False,
-                  max_mb: float | None = None, log=print, **export_kw) -> Bundle:
+def export_routed(routes: list[tuple[int, str | os.PathLike]], out_dir: str | os.PathLike,
+                  options: ExportOptions | None = None, *, heads: list[dict | None] | None = None,
+                  max_mb: float | None = None, log=print, **settings) -> Bundle:
     """Export the training runs of ``routes`` [(min_side, run), ...] (min_side 0 first, ascending) to
-    one routed classify bundle ``out_dir``. Each run is exported by `export_run` with ``export_kw``
-    (its parity check, metrics, and with ``int8`` its INT8 gates: model.int8.onnx holds the INT8
-    graph of each route that passed them, the FP32 graph of each that did not -- ``routes[i].int8``
-    says which -- and is left out when none passed, or when ``max_mb`` is given and the bundle with it
-    would weigh more than that many MB; each route's metrics keep its gates' figures either way);
-    ``heads[i]``: route i's head (temperature / merge / drop: each net is calibrated on its own);
-    ``calibration``: the bundle's (thresholds over the routed outputs)."""
-    from .exporter import export_run, run_name
+    one routed classify bundle ``out_dir``, as ``options`` say (``settings``: its fields set on top).
+    Each run is exported by `export_run` (its parity check, metrics, and with ``int8`` its INT8 gates:
+    model.int8.onnx holds the INT8 graph of each route that passed them, the FP32 graph of each that
+    did not -- ``routes[i].int8`` says which -- and is left out when none passed, or when ``max_mb`` is
+    given and the bundle with it would weigh more than that many MB; each route's metrics keep its
+    gates' figures either way); ``heads[i]``: route i's head (temperature / merge / drop: each net is
+    calibrated on its own); ``options.calibration``: the bundle's (thresholds over the routed outputs)."""
+    from .exporter import ExportOptions, export_run, run_name
 
-    check_bundle_target(out_dir, overwrite)
+    o = replace(options or ExportOptions(), **settings)
+    check_bundle_target(out_dir, o.overwrite)
     if len(routes) < 2:
         raise ExportError(f"a routed bundle needs >= 2 routes, got {len(routes)}")
-    if export_kw.get("task", "classify") != "classify":
+    if o.task != "classify":
         raise ExportError("only classifiers are routed (embedders of different nets do not share a space)")
     min_sides = [int(m) for m, _ in routes]
     heads = heads or [None] * len(routes)
     if len(heads) != len(routes):
         raise ExportError(f"heads: one per route ({len(routes)}), got {len(heads)}")
+    calibration, overwrite = o.calibration, o.overwrite
+    each = replace(o, int8_optional=True, calibration=None, overwrite=False)  # each route into a new folder
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         parts: list[Bundle] = []
         for i, ((side, run), head) in enumerate(zip(routes, heads)):
             log(f"route {i} (crops >= {side} px): {run}")
-            parts.append(export_run(run, tmp / f"route{i}", int8=int8, int8_optional=True, head=head, log=log, **export_kw))
+            parts.append(export_run(run, tmp / f"route{i}", replace(each, head=head), log=log))
         _check_routes_agree(parts)
         int8_routes = ["int8" in p.variants for p in parts]
-        if int8 and not all(int8_routes):
+        if o.int8 and not all(int8_routes):
             log(f"INT8 refused for route(s) {[i for i, q in enumerate(int8_routes) if not q]}: "
                 + ("model.int8.onnx runs them in FP32" if any(int8_routes) else "the routed bundle ships FP32 only"))
         files, routing = _compose(parts, min_sides, int8_routes, tmp / "composed", log)
@@ -188,8 +200,8 @@ def _compose(parts: list[Bundle], min_sides: list[int], int8_routes: list[bool],
     return files, routing
 
 
-def _write(parts: list[Bundle], runs: list[str], min_sides: list[int], int8_routes: list[bool], calibration: dict | None,
-           files: dict, routing: dict, out_dir: str | os.PathLike, overwrite: bool) -> Bundle:
+def _write(parts: list[Bundle], runs: list[str], min_sides: list[int], int8_routes: list[bool],
+           calibration: dict | None, files: dict, routing: dict, out_dir: str | os.PathLike, overwrite: bool) -> Bundle:
     """The routed bundle of the composed ``files`` (`_compose`'s, or the FP32 one alone with ``int8_routes``
     all False), its description embedded in each, written to ``out_dir``."""
     from .exporter import _embed_metadata
@@ -261,7 +273,8 @@ def _route_calibration(calibration, route) -> dict | None:
     return {**calibration.to_dict(), "temperature": head.get("temperature", calibration.temperature)}
 
 
-def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overwrite: bool = False, log=print) -> Bundle:
+def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overwrite: bool = False,
+                log=print) -> Bundle:
     """Route ``index`` of the routed ``bundle`` as a verified bundle of one model (schema version 1):
     for engines and pipelines of one input size (TensorRT, DeepStream), which take no routed graph.
     Its graphs are cut out of the routed ones and checked equal to them on crops of the route's sizes."""
@@ -285,15 +298,17 @@ def split_route(bundle: Bundle, index: int, out_dir: str | os.PathLike, *, overw
             onnx.save(route_model(onnx.load(str(bundle.file(name))), index), str(path))
             files[name] = path
             one = [path if i == index else bundle.file(name) for i in range(len(routes))]
-            routing_parity(bundle.file(name), one, [r.min_side for r in routes], sides)  # raises if the cut changed a number
+            # Raises if the cut changed a number.
+            routing_parity(bundle.file(name), one, [r.min_side for r in routes], sides)
+        split_from = {"bundle": str(bundle.path), "route": index, "fingerprint": bundle.fingerprint}
         description = describe(d.task, list(d.labels), route.preprocessing, embedding_dim=d.embedding_dim,
-                               provenance={**route.provenance, "split_from": {"bundle": str(bundle.path), "route": index,
-                                                                              "fingerprint": bundle.fingerprint}},
+                               provenance={**route.provenance, "split_from": split_from},
                                metrics=route.metrics, parity=route.parity,
                                variants={k: v for k, v in variants.items() if k != "fp32"},
                                calibration=_route_calibration(d.calibration, route))
         for path in files.values():
             _embed_metadata(path, description)
         out = write_bundle(out_dir, description, files, overwrite=overwrite)
-    log(f"wrote {out_dir}: route {index} of {bundle.path} (crops >= {route.min_side} px, {route.preprocessing.resolution} px model)")
+    log(f"wrote {out_dir}: route {index} of {bundle.path} (crops >= {route.min_side} px, "
+        f"{route.preprocessing.resolution} px model)")
     return out

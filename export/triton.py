@@ -72,7 +72,8 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         bundle = load_bundle(Path(__file__).resolve().parent / "bundle")
         self.task = bundle.task
-        self.limits = Limits(max_pixels=int(params.get("max_pixels", 1 << 20)), max_side=int(params.get("max_side", 1024)))
+        self.limits = Limits(max_pixels=int(params.get("max_pixels", 1 << 20)),
+                             max_side=int(params.get("max_side", 1024)))
         self.model = (Classifier if self.task == "classify" else Embedder)(
             bundle, batch_size=max(1, int(config.get("max_batch_size", 64))))
 
@@ -100,7 +101,8 @@ class TritonPythonModel:
             a, b = span
             if self.task == "classify":
                 tensors = [pb_utils.Tensor("PROBS", out.probs[a:b].astype(np.float32)),
-                           pb_utils.Tensor("LABEL", np.array([[s.encode()] for s in out.labels[a:b]], dtype=np.object_))]
+                           pb_utils.Tensor("LABEL", np.array([[s.encode()] for s in out.labels[a:b]],
+                                                             dtype=np.object_))]
             else:
                 tensors = [pb_utils.Tensor("EMBEDDINGS", out[a:b].astype(np.float32))]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
@@ -211,20 +213,24 @@ parameters {{
 
 
 def readme(bundle: Bundle, onnx_name: str, py_name: str) -> str:
+    outputs = ("`PROBS` (class probabilities, columns in the order of `labels.txt`) and `LABEL`"
+               if bundle.task == "classify" else "`EMBEDDINGS` (unit vectors)")
     return f"""{README_TITLE} {bundle.path.name} ({bundle.task})
 
 Written by `lowres export {bundle.path} --triton <this folder>`. Two models of the same bundle:
 
-| model | backend | input | batches together | deploy where |
-| --- | --- | --- | --- | --- |
-| `{onnx_name}` | onnxruntime | `images`: uint8 [N, H, W, 3] BGR crops | only requests of equal H x W | GPU servers (`kind: KIND_AUTO` picks the GPU) whose clients send crops resized to one size; highest throughput, no Python in the serving path |
-| `{py_name}` | python | `IMAGES`: BYTES [N, 1], each a JPEG/PNG or a `numpy.save`d uint8 crop of any size | everything | clients that send camera crops as they come (any size, encoded); runs the bundle exactly like `lowres_sdk.Classifier` |
+- `{onnx_name}` (onnxruntime backend): input `images`, uint8 [N, H, W, 3] BGR crops; batches together
+  only requests of equal H x W. For GPU servers (`kind: KIND_AUTO` picks the GPU) whose clients send
+  crops resized to one size: highest throughput, no Python in the serving path.
+- `{py_name}` (python backend): input `IMAGES`, BYTES [N, 1], each a JPEG/PNG or a `numpy.save`d uint8
+  crop of any size; batches everything together. For clients that send camera crops as they come (any
+  size, encoded): it runs the bundle exactly like `lowres_sdk.Classifier`.
 
 Start Triton on this folder (`tritonserver --model-repository=<this folder>`); load only the model you
 deploy with `--model-control-mode=explicit --load-model=<name>`. The python model needs
 `pip install lowres_sdk` (numpy, onnxruntime or onnxruntime-gpu, OpenCV) in the Python environment of
 Triton's python backend; the onnxruntime model needs nothing but Triton's onnxruntime backend.
-Outputs: {'`PROBS` (class probabilities, columns in the order of `labels.txt`) and `LABEL`' if bundle.task == 'classify' else '`EMBEDDINGS` (unit vectors)'}.
+Outputs: {outputs}.
 The bundle's own metadata (pre-processing, provenance, metrics) is in `{py_name}/1/bundle/bundle.json`.
 See docs/serving.md in lowres_sdk for which server to use where, with measured figures.
 """
@@ -237,11 +243,13 @@ def write_triton_repo(bundle: str | os.PathLike | Bundle, repo: str | os.PathLik
     if kind not in KINDS:
         raise ExportError(f"instance kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if max_batch < 1 or instances < 1 or delay_us < 0:
-        raise ExportError(f"need max_batch >= 1, instances >= 1, delay_us >= 0; got {max_batch}, {instances}, {delay_us}")
+        raise ExportError(f"need max_batch >= 1, instances >= 1, delay_us >= 0; got {max_batch}, {instances}, "
+                          f"{delay_us}")
     repo = Path(repo)
     ours = (repo / "README.md").is_file() and (repo / "README.md").read_text(errors="replace").startswith(README_TITLE)
     if repo.exists() and (not repo.is_dir() or (any(repo.iterdir()) and not ours)):
-        raise ExportError(f"{repo} exists and is not a Triton repository written by lowres; choose an empty or new folder")
+        raise ExportError(f"{repo} exists and is not a Triton repository written by lowres; choose an empty or new "
+                          f"folder")
     onnx_name, py_name = f"lowres_{bundle.task}_onnx", f"lowres_{bundle.task}"
     _, _, width = onnx_io(bundle)
     labels = "".join(f"{label}\n" for label in bundle.labels)
@@ -251,14 +259,15 @@ def write_triton_repo(bundle: str | os.PathLike | Bundle, repo: str | os.PathLik
     try:
         (tmp / onnx_name / "1").mkdir(parents=True)
         shutil.copyfile(bundle.file("model.onnx"), tmp / onnx_name / "1" / "model.onnx")
-        (tmp / onnx_name / "config.pbtxt").write_text(onnx_config(onnx_name, bundle, max_batch=max_batch, delay_us=delay_us,
-                                                                  instances=instances, kind=kind))
+        config = onnx_config(onnx_name, bundle, max_batch=max_batch, delay_us=delay_us, instances=instances, kind=kind)
+        (tmp / onnx_name / "config.pbtxt").write_text(config)
         (tmp / py_name / "1" / "bundle").mkdir(parents=True)
         for name in ["bundle.json", *bundle.meta["files"]]:
             shutil.copyfile(bundle.path / name, tmp / py_name / "1" / "bundle" / name)
         (tmp / py_name / "1" / "model.py").write_text(PYTHON_MODEL)
-        (tmp / py_name / "config.pbtxt").write_text(python_config(py_name, bundle, max_batch=max_batch, delay_us=delay_us,
-                                                                  instances=instances, width=width))
+        config = python_config(py_name, bundle, max_batch=max_batch, delay_us=delay_us, instances=instances,
+                               width=width)
+        (tmp / py_name / "config.pbtxt").write_text(config)
         if bundle.task == "classify":
             for model in (onnx_name, py_name):
                 (tmp / model / "labels.txt").write_text(labels)

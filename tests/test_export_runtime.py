@@ -84,6 +84,25 @@ def test_embedder_gives_unit_vectors(run, tmp_path):
         Classifier(b.path)
 
 
+def test_export_options_are_one_object_checked_before_any_work(run, tmp_path):
+    from lowres_sdk.export.exporter import ExportOptions
+
+    for bad, message in [(dict(task="embed", int8=True), "--int8 is gated on classification"),
+                         (dict(task="embed", calibration={}), "calibration applies to classify"),
+                         (dict(task="detect"), "task must be one of classify, embed"),
+                         (dict(eval_per_class=0), "eval_per_class and calib_per_class must be >= 1")]:
+        with pytest.raises(ExportError, match=message):
+            ExportOptions(**bad)
+        with pytest.raises(ExportError, match=message):  # the keyword form is checked by the same object
+            export_run(run, tmp_path / "never", **bad, **QUIET)
+        assert not (tmp_path / "never").exists()
+    options = ExportOptions(task="embed", eval_per_class=4)
+    b = export_run(run, tmp_path / "emb", options, **QUIET)
+    assert b.task == "embed" and b.meta["metrics"]["test_images"] == 12  # 4 per class of the 3 tiny classes
+    c = export_run(run, tmp_path / "clf", options, task="classify", **QUIET)  # settings apply on top of options
+    assert c.task == "classify" and options.task == "embed"
+
+
 def test_letterbox_bundle_keeps_parity_on_tall_and_wide_crops(tiny_data, tmp_path):
     path = tmp_path / "lb"
     train(tiny_recipe(tiny_data, epochs=1, resolution=16, input_mode="native", fit="letterbox"), path, progress=False)
