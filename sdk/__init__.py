@@ -5,7 +5,8 @@ only (onnxruntime loads with the first model); training (``lowres_sdk.training``
 (``lowres_sdk.export``) need torch and are imported explicitly.
 """
 from ._version import __version__
-from .errors import BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, OutputError, SourceError
+from .errors import (BundleError, CheckpointError, DataError, ExportError, InputError, LowresError, OutputError,
+                     SourceError)
 from .bundle import Bundle, load_bundle
 from .gallery import Gallery
 from .runtime import Classifier, Embedder, Predictions

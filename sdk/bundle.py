@@ -165,7 +165,8 @@ class Calibration:
     def to_dict(self) -> dict:
         d = {"temperature": self.temperature, "unknown_below": self.unknown_below, "method": self.method,
              "fitted_on": self.fitted_on, "ece_before": self.ece_before, "ece_after": self.ece_after}
-        if self.unknown_below_by_label is not None:  # absent, not null, in bundles without it (their embedded copy lacks it)
+        # Absent, not null, in bundles without it (their embedded copy lacks it).
+        if self.unknown_below_by_label is not None:
             d["unknown_below_by_label"] = dict(self.unknown_below_by_label)
         return d
 
@@ -203,7 +204,8 @@ class Route:
         int8 = d.get("int8", int8_shipped)
         _need(isinstance(int8, bool), f"{where}.int8", "true or false", int8)
         return cls(_int(d, "min_side", where), _spec(d["preprocessing"], f"{where}.preprocessing"),
-                   _dict(d, "provenance", where, {}), _dict(d, "metrics", where, {}), _dict(d, "parity", where, {}), int8)
+                   _dict(d, "provenance", where, {}), _dict(d, "metrics", where, {}), _dict(d, "parity", where, {}),
+                   int8)
 
     def to_dict(self) -> dict:
         return {"min_side": self.min_side, "preprocessing": self.preprocessing.to_dict(), "provenance": self.provenance,
@@ -222,8 +224,8 @@ def _routes(raw, spec: "InputSpec", where: str, int8_shipped: bool) -> tuple[Rou
     _need(routes[0].preprocessing == spec, f"{where}[0].preprocessing", "the bundle's preprocessing (the first "
           "route's)", routes[0].preprocessing.to_dict())
     int8 = [r.int8 for r in routes]
-    _need(any(int8) == int8_shipped, f"{where}[*].int8", "at least one route true when the bundle ships an int8 variant "
-          "(its model.int8.onnx), none otherwise", int8)
+    _need(any(int8) == int8_shipped, f"{where}[*].int8",
+          "at least one route true when the bundle ships an int8 variant (its model.int8.onnx), none otherwise", int8)
     return routes
 
 

@@ -63,7 +63,8 @@ def _sprites(data) -> list[tuple[str, np.ndarray, np.ndarray | None, int]]:
             ("horse", horse, horse_mask, 36)]
 
 
-def make_demo_clip(path, n_frames: int = 90, size: tuple[int, int] = (320, 240), fps: float = 10.0, seed: int = 0) -> list:
+def make_demo_clip(path, n_frames: int = 90, size: tuple[int, int] = (320, 240), fps: float = 10.0,
+                   seed: int = 0) -> list:
     """Write a short fixed-camera clip (MJPG .avi) in which real photos of two people, a cat and a
     horse cross a textured scene at 30-56 px; returns the true boxes per frame."""
     data = _skimage_data()
@@ -76,7 +77,8 @@ def make_demo_clip(path, n_frames: int = 90, size: tuple[int, int] = (320, 240),
         scale = height / img.shape[0]
         sw = max(4, round(img.shape[1] * scale))
         small = cv2.resize(img, (sw, height), interpolation=cv2.INTER_AREA)
-        m = None if mask is None else cv2.resize(mask.astype(np.uint8), (sw, height), interpolation=cv2.INTER_NEAREST) > 0
+        m = None if mask is None else cv2.resize(mask.astype(np.uint8), (sw, height),
+                                                 interpolation=cv2.INTER_NEAREST) > 0
         y = 20 + k * (h - 80) // 3
         x0, speed = (-sw, 3 + k) if k % 2 == 0 else (w, -(3 + k))
         start = 8 + 10 * k  # after a few empty frames, as a fixed camera sees the scene first

@@ -35,7 +35,8 @@ class SearchResults:
 
 
 class Gallery:
-    def __init__(self, dim: int, fingerprint: str | None = None, backend: str = "numpy", source_bundle: str | None = None):
+    def __init__(self, dim: int, fingerprint: str | None = None, backend: str = "numpy",
+                 source_bundle: str | None = None):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise InputError(f"dim must be an integer >= 1, got {dim!r}")
         dim = int(dim)
@@ -73,7 +74,8 @@ class Gallery:
         # against a gallery indexed by its HR extractor); any other model's vectors are not comparable.
         if self.fingerprint and self.fingerprint not in (embedder.bundle.embedding_space, embedder.bundle.fingerprint):
             raise BundleError(f"the gallery was built with model {self.fingerprint[:12]}, not with "
-                              f"{embedder.bundle.embedding_space[:12]} ({embedder.bundle.path}); re-index it with this bundle")
+                              f"{embedder.bundle.embedding_space[:12]} ({embedder.bundle.path}); re-index it with this "
+                              f"bundle")
 
     def add(self, vectors: np.ndarray, ids: list[str], metadata: list[dict] | None = None) -> None:
         vectors = self._as_vectors(vectors)
@@ -102,7 +104,8 @@ class Gallery:
         self.metadata = [self.metadata[i] for i in keep]
         self._faiss = None
 
-    def search(self, queries: np.ndarray, top_k: int = 10, query_batch: int = 256, gallery_batch: int = 65536) -> SearchResults:
+    def search(self, queries: np.ndarray, top_k: int = 10, query_batch: int = 256,
+               gallery_batch: int = 65536) -> SearchResults:
         """Exact cosine top-k; memory stays within query_batch x gallery_batch scores at a time."""
         queries = self._as_vectors(queries)
         if len(self) == 0:
@@ -125,12 +128,16 @@ class Gallery:
                     s = q @ self.vectors[g0:g0 + gallery_batch].T
                     cand_s = np.concatenate([best_s, s], 1)
                     cand_i = np.concatenate([best_i, np.arange(g0, g0 + s.shape[1])[None].repeat(len(q), 0)], 1)
-                    keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k] if cand_s.shape[1] > k else np.argsort(-cand_s, 1)
+                    if cand_s.shape[1] > k:
+                        keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
+                    else:
+                        keep = np.argsort(-cand_s, 1)
                     best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
                 order = np.argsort(-best_s, axis=1, kind="stable")
                 scores[q0:q0 + len(q)] = np.take_along_axis(best_s, order, 1)
                 idx[q0:q0 + len(q)] = np.take_along_axis(best_i, order, 1)
-        return SearchResults([[self.ids[j] for j in row] for row in idx], scores.astype(np.float32), idx.astype(np.int64))
+        ids = [[self.ids[j] for j in row] for row in idx]
+        return SearchResults(ids, scores.astype(np.float32), idx.astype(np.int64))
 
     def _faiss_index(self):
         if self._faiss is None:
@@ -181,11 +188,13 @@ class Gallery:
 
         need(meta.get("format") == FORMAT, f"format {meta.get('format')!r}, expected {FORMAT!r}")
         dim, count, ids, metadata = (meta.get(k) for k in ("dim", "count", "ids", "metadata"))
-        need(isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1, f"'dim' must be an integer >= 1, got {dim!r}")
+        need(isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1,
+             f"'dim' must be an integer >= 1, got {dim!r}")
         need(isinstance(count, int) and not isinstance(count, bool) and count >= 0,
              f"'count' must be an integer >= 0, got {count!r}")
         need(isinstance(ids, list) and all(isinstance(i, str) for i in ids), "'ids' must be a list of strings")
-        need(len(ids) == count and len(set(ids)) == count, f"{len(ids)} ids ({len(set(ids))} distinct) for count {count}")
+        need(len(ids) == count and len(set(ids)) == count,
+             f"{len(ids)} ids ({len(set(ids))} distinct) for count {count}")
         need(isinstance(metadata, list) and len(metadata) == count and all(isinstance(m, dict) for m in metadata),
              f"'metadata' must be a list of {count} objects, one per id")
         for key in ("fingerprint", "bundle"):

@@ -26,8 +26,9 @@ class InputSpec:
     trained for: the crop is first resized to ``resolution`` (``down`` interpolation,
     antialiased) and, when ``resolution < size``, resized back up to ``size`` (``up``
     interpolation) -- the paper's "upsampled LR" setting. Non-square crops are first made square
-    by ``fit``: "stretch" (resize as is) or "letterbox" (centre on a gray square, aspect kept). ``resolution == size`` is a plain
-    resize, which is also how a *native* low-res network (``size`` 8 or 16) is fed.
+    by ``fit``: "stretch" (resize as is) or "letterbox" (centre on a gray square, aspect kept).
+    ``resolution == size`` is a plain resize, which is also how a *native* low-res network (``size`` 8
+    or 16) is fed.
     """
 
     size: int = 32

@@ -83,7 +83,8 @@ def trt_ready(model: onnx.ModelProto, resolution: int) -> onnx.ModelProto:
     # infer_shapes gives the cut tensor a value_info, which the Extractor needs for the new input
     sub = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model)).extract_model([cut], outputs)
     del sub.graph.input[:]
-    sub.graph.input.append(helper.make_tensor_value_info(PIXELS, TensorProto.FLOAT, ["batch", 3, resolution, resolution]))
+    pixels = helper.make_tensor_value_info(PIXELS, TensorProto.FLOAT, ["batch", 3, resolution, resolution])
+    sub.graph.input.append(pixels)
     for node in sub.graph.node:
         node.input[:] = [PIXELS if i == cut else i for i in node.input]
     del sub.graph.value_info[:]  # the fused graph's symbolic H/W shapes no longer hold

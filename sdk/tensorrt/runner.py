@@ -71,7 +71,8 @@ def current_device() -> dict:
     return {"gpu": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}"}
 
 
-def engine_key(*, device: dict, trt_version: str, fingerprint: str, precision: str, profile: tuple[int, int, int]) -> dict:
+def engine_key(*, device: dict, trt_version: str, fingerprint: str, precision: str,
+               profile: tuple[int, int, int]) -> dict:
     if precision not in PRECISIONS:
         raise BackendError(f"TensorRT precision must be one of {list(PRECISIONS)}, got {precision!r}")
     lo, opt, hi = profile
@@ -119,7 +120,8 @@ def find_engine(engine_dir: str | os.PathLike, key: dict) -> Path:
         if found == key:
             return path
     near = []
-    for other in sorted(Path(engine_dir).glob(f"{key['bundle_fingerprint'][:12]}-*.engine")) if Path(engine_dir).is_dir() else []:
+    cached = Path(engine_dir).glob(f"{key['bundle_fingerprint'][:12]}-*.engine") if Path(engine_dir).is_dir() else []
+    for other in sorted(cached):
         try:
             k, _ = read_engine(other)
         except BundleError:
@@ -129,9 +131,10 @@ def find_engine(engine_dir: str | os.PathLike, key: dict) -> Path:
             near.append(f"{other.name}: built for " + ", ".join(diff))
     why = ("; the engines for this bundle there do not match: " + "; ".join(near)) if near else ""
     lo, opt, hi = key["profile"]
-    raise BackendError(f"no TensorRT engine in {engine_dir} for this bundle on {key['gpu']} (sm {key['compute_capability']}, "
-                       f"TensorRT {key['tensorrt']}, {key['precision']}, batch {lo}/{opt}/{hi}){why}. Build it with: "
-                       f"lowres export BUNDLE --tensorrt --precision {key['precision']} --engine-dir {engine_dir}")
+    raise BackendError(f"no TensorRT engine in {engine_dir} for this bundle on {key['gpu']} (sm "
+                       f"{key['compute_capability']}, TensorRT {key['tensorrt']}, {key['precision']}, batch "
+                       f"{lo}/{opt}/{hi}){why}. Build it with: lowres export BUNDLE --tensorrt --precision "
+                       f"{key['precision']} --engine-dir {engine_dir}")
 
 
 class TensorRTRunner:
