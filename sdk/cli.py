@@ -301,8 +301,8 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 @click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
 @click.option("--crops", "crops_spec", default="motion", show_default=True,
               help="Where the objects are: motion (MOG2 background subtraction; fastest), detector[:MODEL.onnx] "
-                   "(the shipped people + vehicle detector over frame and motion: whole objects, parked ones too; "
-                   "min-hits 2, min-travel 0 unless given), face (OpenCV Haar cascade), full (whole frame), or "
+                   "(the shipped people + vehicle detector over frame and motion: whole objects, parked cars too; "
+                   "min-hits 2 unless given), face (OpenCV Haar cascade), full (whole frame), or "
                    "boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your own detector).")
 @click.option("--out", default="lowres-video-out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for annotated.mkv, detections.jsonl and summary.json.")
@@ -339,10 +339,11 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
 
     Several sources (or --sources FILE, --fps, --ray) run as streams of one process sharing one
     model: OUT/NAME/ per stream and OUT/summary.json over all; exit 1 when a stream failed."""
-    min_hits, min_travel, gate = _tracker_defaults(crops_spec, min_hits, min_travel)
+    min_hits, min_travel, tracker_rest = _tracker_defaults(crops_spec, min_hits, min_travel)
     if len(sources) != 1 or sources_file or fps or realtime or ray_address:
         _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size,
-                    stride=stride, show=show, tracker_options=(min_hits, min_travel, gate, no_track, ignore_labels),
+                    stride=stride, show=show,
+                    tracker_options=(min_hits, min_travel, tracker_rest, no_track, ignore_labels),
                     defaults=dict(fps=fps, realtime=realtime or None, max_frames=max_frames, crops=crops_spec,
                                   min_size=min_size), video=(not no_video, video_scale), overwrite=overwrite,
                     as_json=as_json)
@@ -366,7 +367,7 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
     cv2.setNumThreads(1)
     clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
-    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, gate=gate)
+    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
     summary = process(source, clf, out, parse_crops(crops_spec, min_size=min_size), stride=stride, max_frames=max_frames,
                       batch_size=batch_size, track=not no_track, tracker=tracker, ignore_labels=ignored,
                       write_video=not no_video, video_scale=video_scale, show=show,
@@ -389,17 +390,18 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
                    "frame count or a truncated file; the outputs cover every frame that could be read", err=True)
 
 
-def _tracker_defaults(crops_spec: str, min_hits: int, min_travel: float) -> tuple[int, float, float]:
-    """--min-hits / --min-travel as given, else the region provider's own defaults (the detector's
-    boxes need no travel: a parked car is an object), and its distance gate (0: none)."""
+def _tracker_defaults(crops_spec: str, min_hits: int, min_travel: float) -> tuple[int, float, dict]:
+    """--min-hits / --min-travel as given, else the region provider's own defaults, and its other
+    tracker settings (the detector's: a distance gate, vehicles that need no travel)."""
     if not crops_spec.startswith("detector"):
-        return min_hits, min_travel, 0.0
+        return min_hits, min_travel, {}
     from .video.detector import TRACKER_DEFAULTS
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE  # noqa: E731
+    rest = {k: v for k, v in TRACKER_DEFAULTS.items() if k not in ("min_hits", "min_travel")}
     return (min_hits if given("min_hits") else TRACKER_DEFAULTS["min_hits"],
-            min_travel if given("min_travel") else TRACKER_DEFAULTS["min_travel"], TRACKER_DEFAULTS["gate"])
+            min_travel if given("min_travel") else TRACKER_DEFAULTS["min_travel"], rest)
 
 
 def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size, *, stride, show,
@@ -422,8 +424,8 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
         raise OutputError(f"{out} holds an earlier run's {', '.join(stale[:3] or ['summary.json'])}"
                           f"{' ...' if len(stale) > 3 else ''}; pass --overwrite to replace them, "
                           "or choose another --out")
-    min_hits, min_travel, gate, no_track, ignore_labels = tracker_options
-    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, gate=gate)
+    min_hits, min_travel, tracker_rest, no_track, ignore_labels = tracker_options
+    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
     options = ManyOptions(batch_size=batch_size, tracker=tracker, track=not no_track, ignore_labels=ignored,
                           write_video=video[0], video_scale=video[1])

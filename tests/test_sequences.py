@@ -70,6 +70,18 @@ def test_distance_gate_keeps_a_fast_track_that_iou_loses():
     assert np.allclose(gated_tracks[-1].velocity, [30, 0])
 
 
+def test_a_vehicle_may_stand_still_a_person_must_travel():
+    config = TrackerConfig(min_hits=2, min_travel=0.1, static_categories=(1,))
+    tracker = IoUTracker(config)
+    for _ in range(3):
+        (person, _), (car, _) = tracker.update(np.array([[10, 10, 20, 40], [100, 10, 40, 20]]))
+        IoUTracker.observe_category(person, [0.9, 0.1])
+        IoUTracker.observe_category(car, [0.1, 0.9])
+    assert car.hits == 3 and config.confirmed(car) and not config.confirmed(person)
+    tracker.update(np.array([[14, 10, 20, 40]]))  # the person moves 0.14 box sides
+    assert config.confirmed(person)
+
+
 def _sequence(folder: Path, n=12, size=(96, 64)):
     """A bright 'person' walking right over noise, MOT ground truth beside it."""
     rng = np.random.default_rng(0)

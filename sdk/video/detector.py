@@ -32,9 +32,13 @@ def read_meta(path: str | Path) -> dict:
     raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
 
 
-# tracker settings its boxes need: no travel (a parked car is an object), fewer sightings and a
-# distance gate (on 3 fps cameras a car moves past its own length between frames)
-TRACKER_DEFAULTS = {"min_hits": 2, "min_travel": 0.0, "gate": 2.0}
+COARSE_MIN_HEIGHT = 24  # detector-input px: a box this tall at a coarse level is beyond the finer level's view
+PART_OF = 0.7  # a box this much inside a larger one of its category is a part of it (a head, a leg)
+
+# tracker settings its boxes need: fewer sightings, a distance gate (on 3 fps cameras a car moves past
+# its own length between frames), and travel for people only (a parked car is an object; a person-like
+# post or sign that never moves is not)
+TRACKER_DEFAULTS = {"min_hits": 2, "min_travel": 0.1, "gate": 2.0, "static_categories": (1,)}
 
 
 class DetectorRegions:
@@ -44,7 +48,7 @@ class DetectorRegions:
     last: people up close on a low camera are 2-4x the size of those it trained on)."""
 
     def __init__(self, model: str | Path | None = None, threshold: float = 0.3, nms_iou: float = 0.5,
-                 downscale: int = 2, levels: int = 2, min_size: int = 8, threads: int = 1):
+                 downscale: int = 2, levels: int = 1, min_size: int = 8, threads: int = 1):
         import onnxruntime as ort
 
         path = Path(model) if model is not None else DEFAULT_MODEL
@@ -72,13 +76,16 @@ class DetectorRegions:
             if level:
                 x = cv2.resize(x, (x.shape[1] // 2, x.shape[0] // 2), interpolation=cv2.INTER_AREA)
             boxes, scores = self._detect(x)
+            if level:  # a coarser level keeps only what the finer one sees too large to hold whole (SNIP)
+                large = boxes[:, 3] >= COARSE_MIN_HEIGHT
+                boxes, scores = boxes[large], scores[large]
             found.append((boxes * self.input.downscale * 2 ** level, scores))
         boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
         keep = (boxes[:, 2] >= self.min_size) | (boxes[:, 3] >= self.min_size)
         boxes, scores = boxes[keep], scores[keep]
         order = cv2.dnn.NMSBoxes(boxes.tolist(), scores.max(1).tolist(), self.threshold, self.nms_iou) \
             if len(boxes) else []
-        order = np.asarray(order, dtype=np.int64).reshape(-1)
+        order = _drop_parts(boxes, scores, np.asarray(order, dtype=np.int64).reshape(-1))
         self.last_categories = scores[order]
         return np.round(boxes[order]).astype(np.int64).reshape(-1, 4)
 
@@ -99,3 +106,18 @@ class DetectorRegions:
         bw, bh = np.exp(np.clip(wh[0, i, j], -2, 8)), np.exp(np.clip(wh[1, i, j], -2, 8))
         boxes = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], 1).astype(np.float64).reshape(-1, 4)
         return boxes, heat[:, i, j].T.astype(np.float32).reshape(-1, len(self.categories))
+
+
+def _drop_parts(boxes: np.ndarray, scores: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``order`` less the boxes lying ``PART_OF`` inside a larger kept box of the same category: a whole
+    person found at a coarse level and its head and legs found at a fine one are one person."""
+    if len(order) < 2:
+        return order
+    b, category = boxes[order], scores[order].argmax(1)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.maximum(0, np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]))
+    ih = np.maximum(0, np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]))
+    area = b[:, 2] * b[:, 3]
+    inside = (iw * ih / np.maximum(area[:, None], 1e-9) >= PART_OF) & (area[None] > 2 * area[:, None])
+    inside &= category[:, None] == category[None]
+    return order[~inside.any(1)]

@@ -30,6 +30,7 @@ from .regions import MotionCrops, clip_keep
 from .tracking import IoUTracker, TrackerConfig
 
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
+CLASSIFIER_FLOOR = 0.05  # added to the classifier's category probability before it weighs a detector's category
 DECODE_CHUNK = 4  # decoded frames handed to the motion thread at once (fewer queue hand-overs)
 
 
@@ -169,13 +170,17 @@ class VideoRun:
 
     def _name(self, p: np.ndarray, track) -> tuple[str, float, int]:
         """A track's label, score and label column: the classifier's best label; for a track whose
-        boxes came with detector categories, its best label among its category's (a detector that
-        found a person whole decides that it is a person; the classifier names the vehicle type)."""
+        boxes came with detector categories, its best label within the category that detector and
+        classifier agree on most (the product of the detector's mean score and the classifier's
+        probability of the category's labels, the latter floored: a classifier that never saw cars
+        from above must not veto them)."""
         labels = self.classifier.labels
         if track.category is not None and self.category_labels is not None:
-            c = int(np.argmax(track.category))
+            mean = track.category / max(1, track.category_hits)
+            agree = mean * (np.array([p[allowed].sum() for allowed in self.category_labels]) + CLASSIFIER_FLOOR)
+            c = int(np.argmax(agree))
             allowed = self.category_labels[c]
-            score = float(track.category[c] / max(1, track.category_hits))
+            score = float(mean[c])
             if not allowed:
                 return self.crops.categories[c], score, -1
             j = allowed[int(np.argmax(p[allowed]))]

@@ -59,10 +59,13 @@ class TrackerConfig:
                               # where its velocity puts it (similar size): at 3 fps a car moves past its own length
                               # between frames, and IoU alone starts a new track each frame; 0: off
 
+    static_categories: tuple[int, ...] = ()  # detector categories that need no travel (a parked car is an object)
+
     def confirmed(self, track: "Track") -> bool:
         """Whether ``track`` is reported as an object (else tentative): seen on ``min_hits`` processed
-        frames and travelled ``min_travel`` box sides."""
-        return track.hits >= self.min_hits and track.travel >= self.min_travel
+        frames and travelled ``min_travel`` box sides (unless its detector category may stand still)."""
+        static = track.category is not None and int(np.argmax(track.category)) in self.static_categories
+        return track.hits >= self.min_hits and (static or track.travel >= self.min_travel)
 
 
 class IoUTracker:
