@@ -129,3 +129,19 @@ def test_a_rebuild_without_its_checkpoints_or_onto_a_user_folder_is_refused_befo
     with pytest.raises(OutputError):
         dm.build("mine", "data", "nowhere")
     assert (Path("mine") / "notes.txt").read_text() == "keep me"
+
+
+def test_build_default_refuses_bad_input_in_one_line_and_touches_nothing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    Path("mine").mkdir()
+    (Path("mine") / "notes.txt").write_text("keep me")
+    cases = ((["--out", "mine"], "mine"), (["--out", "new", "--checkpoints", "nowhere"], "no committed checkpoint"))
+    for args, said in cases:
+        p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "build-default", *args], capture_output=True,
+                           text=True)
+        assert p.returncode != 0 and said in p.stderr, (args, p.returncode, p.stderr)
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert (Path("mine") / "notes.txt").read_text() == "keep me" and not Path("new").exists()
