@@ -471,16 +471,16 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
               help="Gallery folder to write: new, empty, or a gallery (replaced atomically).")
 @click.option("--overwrite", is_flag=True, help="Also replace a gallery folder that holds other files (deleting them).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per inference call.")
-def index_command(images_dir, bundle, out, overwrite, batch_size):
+@quiet_option
+def index_command(images_dir, bundle, out, overwrite, batch_size, quiet):
     """Embed every image under IMAGES_DIR into a gallery (id = path relative to IMAGES_DIR,
     metadata = path and parent folder as 'class')."""
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from ._io import check_replaceable, check_writable
     from .crops import IMAGE_SUFFIXES
     from .gallery import Gallery, _recognise_gallery
+    from .progress import progress
     from .runtime import Embedder
 
     check_replaceable(out, "gallery", _recognise_gallery, overwrite)  # before minutes of embedding
@@ -491,7 +491,7 @@ def index_command(images_dir, bundle, out, overwrite, batch_size):
     if not paths:
         raise click.ClickException(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     gallery = Gallery.for_embedder(emb)
-    for i in tqdm(range(0, len(paths), batch_size), unit="batch", desc="indexing"):
+    for i in progress(range(0, len(paths), batch_size), desc="indexing", unit="batches", quiet=quiet):
         part = paths[i:i + batch_size]
         gallery.add(emb(read_images(part)), [str(p.relative_to(root)) for p in part],
                     [{"path": str(p), "class": p.parent.name} for p in part])
