@@ -99,8 +99,10 @@ def run_experiment(exp: Experiment, runs_root: Path = RUNS, train: bool = True, 
             train_and_commit(recipe, folder, committed, splits.get(), log=log)
         elif not done:
             _train(recipe, folder, splits.get(), log)
-        if recipe is not None and exp_mod.canonical_method(recipe.method) in skip:
-            continue
+        if recipe is not None:
+            _same_recipe(run, recipe, folder)
+            if exp_mod.canonical_method(recipe.method) in skip:
+                continue
         rows += measure(exp, run, folder, splits, kept, runs_root)
         write_json(results, rows + [r for r in earlier if r["run"] not in {x["run"] for x in rows}])
     write_json(results, rows)
@@ -119,6 +121,21 @@ def _same(field: str, want, got) -> bool:
     if isinstance(want, float) or isinstance(got, float):
         return got is not None and want is not None and abs(float(want) - float(got)) < 1e-9
     return want == got
+
+
+def _same_recipe(run: Run, recipe, folder: Path) -> None:
+    """InputError when the finished run in the cache was trained with another recipe than the file's (its
+    rows would describe other weights); paths compare by the run or file they name."""
+    from lowres_sdk.errors import InputError
+    from lowres_sdk.training.checkpoint import load_checkpoint
+
+    theirs = exp_mod.flat_recipe(type(recipe).from_dict(load_checkpoint(folder)[1]["recipe"]))
+    mine = exp_mod.flat_recipe(recipe)
+    differ = [f"{k}: {mine[k]!r} here, {theirs.get(k)!r} in the run" for k in mine
+              if not _same(k, mine[k], theirs.get(k))]
+    if differ:
+        raise InputError(f"run {run.name} in {folder} was trained with another recipe ({'; '.join(differ[:4])}): "
+                         "rename the run in the file, or remove the cached run to retrain it")
 
 
 def check(exp: Experiment, runs_root: Path = RUNS) -> list[str]:

@@ -70,7 +70,8 @@ def test_a_changed_recipe_is_reported_against_the_committed_rows(tmp_path):
 
     text = (ROOT / "benchmarks" / "experiments" / "cifar10_dfd.toml").read_text()
     changed = tmp_path / "cifar10_dfd.toml"
-    changed.write_text(text.replace('name = "hr32"\nmethod = "hr"\nepochs = 15', 'name = "hr32"\nmethod = "hr"\nepochs = 14'))
+    teacher = 'name = "hr32"\nmethod = "hr"\nepochs = '
+    changed.write_text(text.replace(teacher + "15", teacher + "14"))
     assert run.check(experiment.load(changed)) == ["hr32: epochs = 14, committed rows 15"]
 
 
@@ -126,6 +127,7 @@ def test_the_runner_trains_measures_caches_and_records_a_tiny_experiment(tiny_da
     import experiment
     import run
 
+    from lowres_sdk.errors import InputError
     from lowres_sdk.training import loop
 
     path = tmp_path / "tiny.toml"
@@ -148,6 +150,12 @@ def test_the_runner_trains_measures_caches_and_records_a_tiny_experiment(tiny_da
     import evaluations
     monkeypatch.setattr(evaluations, "KINDS", {"torch_top1": lambda *a: pytest.fail("re-measured a cached run")})
     assert run.run_experiment(exp, tmp_path / "runs", results=results, doc=doc, log=lambda *a: None) == rows
+
+    # the file changed under a finished run: refused, not measured under the new recipe's name
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("lr = 0.05", "lr = 0.04"))
+    with pytest.raises(InputError, match="run teacher .* another recipe \\(lr: 0.04 here, 0.05 in the run"):
+        run.run_experiment(experiment.load(changed), tmp_path / "runs", results=results, doc=doc)
 
     # a fresh cache and no training: the rows already recorded are kept, not dropped
     assert run.run_experiment(exp, tmp_path / "empty", train=False, results=results, doc=doc) == rows
