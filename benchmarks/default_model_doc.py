@@ -207,10 +207,11 @@ def render(r: dict, variants: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def write(doc: Path = DOC) -> str:
+def write(doc: Path | None = None) -> str:
+    """Render the committed results into ``doc`` (default: docs/default_model.md); returns the text."""
     from lowres_sdk._io import atomic_write_text
 
     variants = json.loads(VARIANTS.read_text()) if VARIANTS.exists() else None
     text = render(json.loads(RESULTS.read_text()), variants)
-    atomic_write_text(doc, text)
+    atomic_write_text(doc or DOC, text)
     return text
