@@ -34,118 +34,103 @@ class SequenceSource:
     name: str              # output stem (resolution appended at build time)
     repo: str              # owner/name on GitHub
     commit: str            # pinned commit (40 hex)
-    seq_dir: str           # folder holding img1/ and gt/gt.txt (MOT layout)
+    seq_dir: str           # folder holding img1/NNNNNN.jpg and gt/gt.txt (MOT layout)
     frames: int            # frames used (img1/000001.jpg ..)
     fps: float
     cls: int               # class written (PERSON or CAR)
-    class_map: Mapping[int, int]  # source class -> conf written (1 keep, 0 ignore region)
+    class_map: Mapping[int, int]  # source class -> conf written (1 keep, 0 ignore region); others dropped
     static: bool           # fixed camera?
     licence: str
     origin: str
-    sha256: Mapping[str, str]     # path relative to seq_dir -> sha256 of the pinned file
+    gt_sha256: str         # sha256 of gt/gt.txt
+    frames_sha256: str     # sha256 of the `sha256sum` listing ("<sha256>  img1/000001.jpg\n" ..) of the frames
 
 
-_MOT17_MINI = "assets/MOT17-mini/train"
+_MOT_LICENCE = ("CC BY-NC-SA 3.0 (MOTChallenge frames and ground truth; cite Leal-Taixe et al. 2015 / "
+                "Milan et al. 2016); the carrying repository's own code licence does not cover them")
 _YOLO_TRACKING = "mikel-brostrom/yolo_tracking"          # the repository since renamed boxmot
-_YOLO_TRACKING_COMMIT = "6e8a541aa403eaec3ac2fe456b1a64d359d741d7"   # last commit holding MOT17-09 too
-_MOT17_LICENCE = ("MOT17 frames and ground truth: CC BY-NC-SA 3.0 (MOTChallenge; cite Milan et al. 2016); "
-                  "the carrying repository's code is AGPL-3.0")
+_YOLO_TRACKING_COMMIT = "6e8a541aa403eaec3ac2fe456b1a64d359d741d7"
+_MOT17_MINI = "assets/MOT17-mini/train"
 
 SOURCES: tuple[SequenceSource, ...] = (
+    # MOT15 ADL-Rundle-6, whole: static camera at a shopping-street entrance (Rundle Mall). MOT17-09 is
+    # the same 525 frames with re-done ground truth, so it is not listed separately.
+    SequenceSource(
+        "adl-rundle-6", "raphrb2/VisualObjectTracking", "fe769c87cd48ef402ba90d895223246fc91879e5",
+        "ADL-Rundle-6", 525, 30.0, PERSON, {-1: 1}, True, _MOT_LICENCE,
+        "MOT15 ADL-Rundle-6 (= MOT17-09's video), all 525 frames, MOT15 ground truth (pedestrians)",
+        "94ffe227d2dfeb87e03063bb532439b83e637d19bef533ab44d6131217319108",
+        "8c1d108e65d89646bdf0df42079b926e1b8affe11f348a59617c30e6834ca722"),
     SequenceSource(
         "mot17-02-mini", _YOLO_TRACKING, _YOLO_TRACKING_COMMIT, f"{_MOT17_MINI}/MOT17-02-FRCNN", 4, 30.0,
-        PERSON, MOT17_TO_PERSON, True, _MOT17_LICENCE,
+        PERSON, MOT17_TO_PERSON, True, _MOT_LICENCE,
         "MOT17-02 (static camera, pedestrian square), first 4 of 600 frames",
-        {
-            "gt/gt.txt": "7a0fa89361fa792a3d4654aec0a50de75c41b114d21897b9a6ccda14f22da4e3",
-            "img1/000001.jpg": "41ff65408c5338f4a83035fd12e9f5f7b658ee82feacf4512655677032636597",
-            "img1/000002.jpg": "9312a3137c9a12524d381d85c693ed39b67374fc1872eb6b1e5a91d66e73e6ea",
-            "img1/000003.jpg": "a5c373bede979b5389009136380f39c38cad930dcbc453dd00438154f084b012",
-            "img1/000004.jpg": "078c220b50b3a9b94c1a4b9d916b95bdf92aa47f6b249d0988bc091ceb690c80",
-        }),
+        "7a0fa89361fa792a3d4654aec0a50de75c41b114d21897b9a6ccda14f22da4e3",
+        "20f6a987f724e05c12114de199c7c6ba5723a8582aa9dd739badb209323d44ce"),
     SequenceSource(
         "mot17-04-mini", _YOLO_TRACKING, _YOLO_TRACKING_COMMIT, f"{_MOT17_MINI}/MOT17-04-FRCNN", 8, 30.0,
-        PERSON, MOT17_TO_PERSON, True, _MOT17_LICENCE,
+        PERSON, MOT17_TO_PERSON, True, _MOT_LICENCE,
         "MOT17-04 (static elevated camera, pedestrian street at night), first 8 of 1050 frames",
-        {
-            "gt/gt.txt": "5bed3a5b28ff3df1cd81e73497622ebc5dafa031c6095c86809a2da910b0daba",
-            "img1/000001.jpg": "53f3d86aad1aa4912b2919bae344919b54d193e72c1c7169ce8bc4685408053c",
-            "img1/000002.jpg": "1c6c088869ef03477a73f4d4cb90de430a456bff028734f6afe69af128a71a8b",
-            "img1/000003.jpg": "edc451e430b1f77d2ab5d1b10d5c7fc5f5ab3bee1391391da49b8602fe84d481",
-            "img1/000004.jpg": "1f32f99af0396a999f5ee6e28b2c6b7236647fd945ea82df63a3e672d45774b4",
-            "img1/000005.jpg": "a98f21491ff16bb92d3da2bb8ac26a02c1516c9843e1171ca7f30239f43af91a",
-            "img1/000006.jpg": "2b177ccd455003a70cdad36709c7bcb8dd0cfbb7fa15df937cca7ffbaea3b03f",
-            "img1/000007.jpg": "b5d8ce71a6910d8303c24263e6b18f575aafcc38555f70e57b68e3956f6a9cfd",
-            "img1/000008.jpg": "7965767d179adbbea6ec3695089f8822c1f86e649ef3c5c1c0347558099d132d",
-        }),
-    SequenceSource(
-        "mot17-09-mini", _YOLO_TRACKING, _YOLO_TRACKING_COMMIT, f"{_MOT17_MINI}/MOT17-09-FRCNN", 4, 30.0,
-        PERSON, MOT17_TO_PERSON, True, _MOT17_LICENCE,
-        "MOT17-09 (static camera, pedestrian zone), first 4 of 525 frames",
-        {
-            "gt/gt.txt": "56579b220ae0f524f1315b9a984f6f2800da8aa09604f12c850642bd5dc724ac",
-            "img1/000001.jpg": "e4b1c40c44d53489f191e1099156ad57d3963d8c434615750fba0065a8a572af",
-            "img1/000002.jpg": "e39497429fbff8cd663e32358a277f49dcca4366f0799da7df5580846ae46a6b",
-            "img1/000003.jpg": "43264fc15ef7287d5243dab67181431e213cd79451203828a7ece3d1942deedd",
-            "img1/000004.jpg": "7673f2c0f37759fdc3d07a58576d6a07d6f40b7db6cde7dda4f1bd4f7f32d101",
-        }),
+        "5bed3a5b28ff3df1cd81e73497622ebc5dafa031c6095c86809a2da910b0daba",
+        "0347194369e1961a087795ab01ae8a8b9faab1c14654723761ccb05ec38511ef"),
 )
 
 
-def _read_pinned(git_dir: Path, src: SequenceSource, rel: str) -> bytes:
-    path = f"{src.seq_dir}/{rel}"
-    data = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{src.commit}:{path}"],
+def _git_show(git_dir: Path, commit: str, path: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"],
                           check=True, capture_output=True).stdout
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != src.sha256[rel]:
-        raise ValueError(f"{src.repo}@{src.commit[:12]} {path}: sha256 {digest}, pinned {src.sha256[rel]}")
-    return data
 
 
-def _gt_lines(gt: bytes, src: SequenceSource, scale: float) -> list[str]:
-    out = []
+def read_inputs(git_dir: Path, src: SequenceSource) -> tuple[bytes, list[bytes]]:
+    """The pinned gt and frames of `src`, after checking their sha256 (ValueError on any mismatch)."""
+    where = f"{src.repo}@{src.commit[:12]} {src.seq_dir}"
+    gt = _git_show(git_dir, src.commit, f"{src.seq_dir}/gt/gt.txt")
+    if hashlib.sha256(gt).hexdigest() != src.gt_sha256:
+        raise ValueError(f"{where}/gt/gt.txt: sha256 {hashlib.sha256(gt).hexdigest()}, pinned {src.gt_sha256}")
+    names = [f"img1/{i:06d}.jpg" for i in range(1, src.frames + 1)]
+    frames = [_git_show(git_dir, src.commit, f"{src.seq_dir}/{n}") for n in names]
+    listing = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in zip(names, frames))
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    if digest != src.frames_sha256:
+        raise ValueError(f"{where}/img1: listing sha256 {digest}, pinned {src.frames_sha256}")
+    return gt, frames[:MAX_FRAMES]
+
+
+def _gt_lines(gt: bytes, src: SequenceSource, n_frames: int, scale: float) -> list[str]:
+    rows = []
     for line in gt.decode().splitlines():
         f = line.strip().split(",")
         if len(f) < 8:
             continue
         frame, tid, cls = int(float(f[0])), int(float(f[1])), int(float(f[7]))
-        if not 1 <= frame <= min(src.frames, MAX_FRAMES) or cls not in src.class_map:
+        if not 1 <= frame <= n_frames or cls not in src.class_map:
             continue
-        conf = src.class_map[cls]
-        if float(f[6]) == 0 and conf:      # the source marks it "not considered": keep it as ignore
-            conf = 0
+        conf = src.class_map[cls] if float(f[6]) != 0 else 0   # "not considered" in the source: ignore
         x, y, w, h = (float(v) * scale for v in f[2:6])
-        vis = float(f[8]) if len(f) > 8 else 1.0
-        out.append((frame, tid, f"{frame},{tid},{x:.1f},{y:.1f},{w:.1f},{h:.1f},{conf},{src.cls},{vis:g}"))
-    return [s for _, _, s in sorted(out)]
+        vis = float(f[8]) if len(f) > 8 and float(f[8]) >= 0 else 1.0
+        rows.append((frame, tid, f"{frame},{tid},{x:.1f},{y:.1f},{w:.1f},{h:.1f},{conf},{src.cls},{vis:g}"))
+    return [s for _, _, s in sorted(rows)]
 
 
 def build_one(git_dir: Path, src: SequenceSource, out_dir: Path) -> dict:
     import cv2
     import numpy as np
 
-    for rel in src.sha256:                       # verify every pinned input before writing anything
-        _read_pinned(git_dir, src, rel)
-    n = min(src.frames, MAX_FRAMES)
-    writer = None
-    stem = None
-    scale = 1.0
-    for i in range(1, n + 1):
-        img = cv2.imdecode(np.frombuffer(_read_pinned(git_dir, src, f"img1/{i:06d}.jpg"), np.uint8),
-                           cv2.IMREAD_COLOR)
+    gt, frames = read_inputs(git_dir, src)       # every input checked before anything is written
+    writer, size, scale, stem = None, (0, 0), 1.0, src.name
+    for data in frames:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if writer is None:
             h, w = img.shape[:2]
             scale = min(1.0, MAX_WIDTH / w)
             size = (round(w * scale), round(h * scale))
             stem = f"{src.name}-{size[0]}x{size[1]}"
             writer = cv2.VideoWriter(str(out_dir / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), src.fps, size)
-        if scale != 1.0:
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        writer.write(img)
+        writer.write(cv2.resize(img, size, interpolation=cv2.INTER_AREA) if scale != 1.0 else img)
     writer.release()
-    lines = _gt_lines(_read_pinned(git_dir, src, "gt/gt.txt"), src, scale)
+    lines = _gt_lines(gt, src, len(frames), scale)
     (out_dir / f"{stem}.gt.txt").write_text("\n".join(lines) + "\n")
-    return {"name": stem, "frames": n, "size": size, "class": src.cls,
+    return {"name": stem, "frames": len(frames), "size": size, "class": src.cls, "static": src.static,
             "boxes": sum(1 for s in lines if s.split(",")[6] == "1"),
             "ignore": sum(1 for s in lines if s.split(",")[6] == "0")}
 
@@ -155,11 +140,8 @@ def build(mirror_dir_by_repo: Mapping[str, str | Path], out_dir: str | Path) -> 
     (owner/name -> bare git directory); returns one summary per written sequence."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    done = []
-    for src in SOURCES:
-        if src.repo in mirror_dir_by_repo:
-            done.append(build_one(Path(mirror_dir_by_repo[src.repo]), src, out))
-    return done
+    return [build_one(Path(mirror_dir_by_repo[src.repo]), src, out)
+            for src in SOURCES if src.repo in mirror_dir_by_repo]
 
 
 if __name__ == "__main__":
