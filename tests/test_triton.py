@@ -9,6 +9,7 @@ the test needs a folder holding numpy<2 for the stub, named by LOWRES_TRITON_NUM
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
@@ -123,8 +124,11 @@ def _stub_python(root: Path) -> Path:
     return root / "bin"
 
 
-@pytest.fixture(scope="module")
-def tritonserver(repo, tmp_path_factory):
+@contextlib.contextmanager
+def serving(repo: Path, work: Path, model: str, backends: dict[str, Path] | None = None):
+    """The tritonserver of nvidia-pytriton on 127.0.0.1 serving ``model`` of ``repo``, as a ready
+    tritonclient.http client. ``backends``: Python-based backends (name -> their model.py) beside
+    its python backend."""
     spec = importlib.util.find_spec("pytriton")
     if spec is None:
         pytest.skip("nvidia-pytriton (which ships a tritonserver binary) is not installed: pip install --no-deps nvidia-pytriton")
@@ -133,12 +137,14 @@ def tritonserver(repo, tmp_path_factory):
     if not stub.is_file():
         pytest.skip(f"nvidia-pytriton has no python backend stub for Python {sys.version_info[0]}.{sys.version_info[1]}")
     pytest.importorskip("tritonclient.http")
-    work = tmp_path_factory.mktemp("tritonserver")
     backend = work / "backends" / "python"
     backend.mkdir(parents=True)
     for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
         (backend / name).symlink_to(dist / "backends" / "python" / name)
     shutil.copy(stub, backend / "triton_python_backend_stub")
+    for name, model_py in (backends or {}).items():  # each with copies of the python backend's files (links are refused)
+        shutil.copytree(backend, work / "backends" / name)
+        shutil.copy(model_py, work / "backends" / name / "model.py")
     env = dict(os.environ)
     env["PATH"] = f"{_stub_python(work / 'stub-env')}:{env['PATH']}"
     libs = [str(Path(spec.submodule_search_locations[0]).parent / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR")]
@@ -147,7 +153,7 @@ def tritonserver(repo, tmp_path_factory):
     log = open(work / "tritonserver.log", "wb")
     proc = subprocess.Popen([str(dist / "bin" / "tritonserver"), f"--model-repository={repo}",
                              f"--backend-directory={work / 'backends'}", "--model-control-mode=explicit",
-                             "--load-model=lowres_classify", "--http-address=127.0.0.1", f"--http-port={port}",
+                             f"--load-model={model}", "--http-address=127.0.0.1", f"--http-port={port}",
                              "--allow-grpc=false", "--allow-metrics=false", "--exit-timeout-secs=10"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     import tritonclient.http as http
@@ -159,7 +165,7 @@ def tritonserver(repo, tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("tritonserver did not become ready:\n" + (work / "tritonserver.log").read_text()[-3000:])
             try:
-                if client.is_model_ready("lowres_classify"):
+                if client.is_model_ready(model):
                     break
             except Exception:  # noqa: BLE001 -- not listening yet
                 pass
@@ -174,6 +180,12 @@ def tritonserver(repo, tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def tritonserver(repo, tmp_path_factory):
+    with serving(repo, tmp_path_factory.mktemp("tritonserver"), "lowres_classify") as client:
+        yield client
 
 
 def _infer(client, blobs: list[bytes]):
