@@ -176,8 +176,9 @@ def on_test_split(bundle: Path, data: Path, checkpoints: Path) -> dict:
 
     shipped = Classifier(str(bundle))
     routes = shipped.bundle.routes or []
-    names = [Path(r.provenance["source_run"]).name for r in routes] or \
-        [Path(shipped.bundle.meta["provenance"]["source_run"]).name]
+    runs = [r.provenance["source_run"] for r in routes] or [shipped.bundle.meta["provenance"]["source_run"]]
+    # a run folder is named after its stage, a committed checkpoint default_<stage>
+    names = [Path(r).name.removeprefix("default_") for r in runs]
     plan = replace(dm.Plan(), routes=tuple(names), route_at=routes[1].min_side if len(routes) > 1 else None)
     checkpoints_of = [dm.committed(checkpoints, n) for n in names]
     _, test, _ = fixedcam.load(data, clips=False)  # the test split does not depend on the clips
