@@ -46,3 +46,8 @@ def test_shared_options_agree():
     limit = [name for name, cmd in commands.items() if name.startswith("lowres viz")
              for p in cmd.params if "--per-class" in p.opts and "--limit-per-class" not in p.opts]
     assert not limit, limit
+
+
+def test_train_shows_defaults_as_click_does():
+    text = _commands()["lowres train"].get_help(click.Context(cli))
+    assert "[default: resnet20]" in text and "[default: 'resnet20']" not in text and "[default: None]" not in text

@@ -31,7 +31,9 @@ def _recipe_options(command):
         else:
             decl = [f"--{name.replace('_', '-')}"]
             extra["type"] = click.Choice(meta["choices"]) if meta.get("choices") else kind
-        tail = " [required]" if name == "data" else f" [default: {f.default!r}]"
+        # as click prints defaults elsewhere: the value itself (a flag by its name), nothing for "not set"
+        shown = (name if f.default else f"no-{name}").replace("_", "-") if kind is bool else f.default
+        tail = " [required]" if name == "data" else "" if f.default in (None, "") else f" [default: {shown}]"
         command = click.option(*decl, name, help=owners + meta.get("help", "") + tail, **extra)(command)
     return command
 
