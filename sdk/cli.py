@@ -470,7 +470,8 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Gallery folder to write: new, empty, or a gallery (replaced atomically).")
 @click.option("--overwrite", is_flag=True, help="Also replace a gallery folder that holds other files (deleting them).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Images per inference call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Images per inference call.")
 @quiet_option
 def index_command(images_dir, bundle, out, overwrite, batch_size, quiet):
     """Embed every image under IMAGES_DIR into a gallery (id = path relative to IMAGES_DIR,

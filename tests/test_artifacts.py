@@ -20,7 +20,8 @@ def test_results_csv_names_the_resolution_and_keeps_every_key():
                {"epoch": 2, "train_loss": 1.0, "train_acc": 0.5, "test_top1": 0.625, "seconds": 3.0, "lr": 0.01}]
     rows = list(csv.DictReader(results_csv(history, 16).splitlines()))
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "test_top1_at_16px", "seconds", "lr"]
-    assert [r["test_top1_at_16px"] for r in rows] == ["0.5", "0.625"] and rows[0]["lr"] == "" and rows[1]["lr"] == "0.01"
+    assert [r["test_top1_at_16px"] for r in rows] == ["0.5", "0.625"]
+    assert rows[0]["lr"] == "" and rows[1]["lr"] == "0.01"
 
 
 def test_a_run_writes_results_csv_and_curves_png_each_epoch(tiny_data, tmp_path):

@@ -47,7 +47,8 @@ def test_a_used_out_is_refused_then_replaced_whole_with_overwrite(world, tmp_pat
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     assert set(before) == {"annotated.mkv", "detections.jsonl", "summary.json"}
     p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", out, "--no-video")
-    assert p.returncode == 1 and p.stderr.startswith(f"error: {out} holds an earlier run's") and "--overwrite" in p.stderr
+    assert p.returncode == 1 and p.stderr.startswith(f"error: {out} holds an earlier run's")
+    assert "--overwrite" in p.stderr
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", out, "--no-video", "--overwrite", "--json",
              "--min-size", "8")

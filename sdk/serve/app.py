@@ -370,7 +370,8 @@ def check_port_free(host: str, port: int) -> None:
               help="Pixels per image side (memory in the model grows with its square).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help=PRECISION_HELP)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: all cores).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (uvicorn's access log).")
 def serve_command(bundle, host, port, max_batch, max_wait_ms, max_queue, timeout_s, max_body_mb, max_images,
