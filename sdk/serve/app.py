@@ -243,29 +243,7 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
     app.add_middleware(ObserveRequests, metrics=metrics)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
 
-    @app.exception_handler(HTTPError)
-    async def _http_error(request, e: HTTPError):
-        return e.response()
-
-    @app.exception_handler(LimitError)
-    async def _limit(request, e: LimitError):
-        return HTTPError(413, "limit_exceeded", str(e), limit=e.limit, max=e.value).response()
-
-    @app.exception_handler(InputError)
-    async def _input(request, e: InputError):
-        return HTTPError(422, "invalid_input", str(e)).response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _starlette(request, e: StarletteHTTPException):
-        return HTTPError(e.status_code, "http", str(e.detail), headers=getattr(e, "headers", None)).response()
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request, e: RequestValidationError):
-        return HTTPError(422, "invalid_input", str(e.errors())[:500]).response()
-
-    @app.exception_handler(Exception)
-    async def _bug(request, e: Exception):
-        return HTTPError(500, "internal", f"{type(e).__name__}: {e}"[:500]).response()
+    add_error_handlers(app)
 
     async def infer(request: Request, wanted: str):
         if task != wanted:
@@ -309,6 +287,33 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every failure answered as JSON ``{"error": {"type", "message", ...}}`` (docs/serving.md's table)."""
+    @app.exception_handler(HTTPError)
+    async def _http_error(request, e: HTTPError):
+        return e.response()
+
+    @app.exception_handler(LimitError)
+    async def _limit(request, e: LimitError):
+        return HTTPError(413, "limit_exceeded", str(e), limit=e.limit, max=e.value).response()
+
+    @app.exception_handler(InputError)
+    async def _input(request, e: InputError):
+        return HTTPError(422, "invalid_input", str(e)).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette(request, e: StarletteHTTPException):
+        return HTTPError(e.status_code, "http", str(e.detail), headers=getattr(e, "headers", None)).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request, e: RequestValidationError):
+        return HTTPError(422, "invalid_input", str(e.errors())[:500]).response()
+
+    @app.exception_handler(Exception)
+    async def _bug(request, e: Exception):
+        return HTTPError(500, "internal", f"{type(e).__name__}: {e}"[:500]).response()
 
 
 def add_offline_docs(app: FastAPI) -> None:
