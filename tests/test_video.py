@@ -360,27 +360,15 @@ def endless_stream(tmp_path):
     while (frame := cap.read()[1]) is not None:
         jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
 
-    class Endless(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            for i in range(10 ** 9):
-                buf = jpegs[i % len(jpegs)]
-                try:
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
-                                     + buf + b"\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    return
-                time.sleep(0.005)
+    class Endless(_MJPEG):
+        def jpeg(self, i: int) -> bytes:
+            return jpegs[i % len(jpegs)]
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
 
     server = Server(("127.0.0.1", 0), Endless)
+    server.per_connection, server.connections, server.served = 10 ** 9, 1, 0
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
     server.shutdown()
@@ -440,15 +428,18 @@ class _MJPEG(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def jpeg(self, i: int) -> bytes:
+        return cv2.imencode(".jpg", np.full((48, 64, 3), (i * 8) % 256, np.uint8))[1].tobytes()
+
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
         for i in range(self.server.per_connection):
-            _, buf = cv2.imencode(".jpg", np.full((48, 64, 3), (i * 8) % 256, np.uint8))
+            buf = self.jpeg(i)
             try:
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
-                                 + buf.tobytes() + b"\r\n")
+                                 + buf + b"\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 return
             time.sleep(0.005)
