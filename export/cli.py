@@ -45,10 +45,10 @@ def _parse_routes(routes) -> list[tuple[int, str]]:
 @click.option("--deepstream", type=click.Path(file_okay=False), default=None,
               help="Also write a DeepStream nvinfer secondary-classifier folder (ONNX, labels, config).")
 @click.option("--trt-onnx", type=click.Path(dir_okay=False), default=None,
-              help="Also write the TensorRT-ready ONNX (no antialiased Resize; float pixels at the model's "
-                   "resolution).")
-@click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine (needs an NVIDIA GPU and the tensorrt "
-                                               "extra).")
+              help="Also write the TensorRT-ready ONNX (no antialiased Resize; float pixels at the "
+                   "model's resolution).")
+@click.option("--tensorrt", is_flag=True,
+              help="Also build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra).")
 @click.option("--precision", type=click.Choice(["fp16", "int8", "fp32"]), multiple=True,
               help="TensorRT engine precision(s) (repeatable; default fp16, plus int8 when the bundle has "
                    "model.int8.onnx).")
@@ -60,8 +60,8 @@ def _parse_routes(routes) -> list[tuple[int, str]]:
 @click.option("--route", "routes", multiple=True, metavar="MIN_SIDE:RUN",
               help="Route crops whose longer side is >= MIN_SIDE px to training run RUN (repeatable): one routed "
                    "bundle whose graph sends each crop to the model trained for its size; RUN_OR_BUNDLE takes the "
-                   "smallest crops. Classifiers of the same labels only; each route gets its own parity check and INT8 "
-                   "gates.")
+                   "smallest crops. Classifiers of the same labels only; each route gets its own parity check and "
+                   "INT8 gates.")
 @click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=None,
               help="With --route and --int8: leave the INT8 model out when the bundle with it would weigh more than "
                    "this many MB (an edge box's budget); each route's INT8 figures stay in its metrics.")

@@ -248,8 +248,8 @@ def write_triton_repo(bundle: str | os.PathLike | Bundle, repo: str | os.PathLik
     repo = Path(repo)
     ours = (repo / "README.md").is_file() and (repo / "README.md").read_text(errors="replace").startswith(README_TITLE)
     if repo.exists() and (not repo.is_dir() or (any(repo.iterdir()) and not ours)):
-        raise ExportError(f"{repo} exists and is not a Triton repository written by lowres; choose an empty or new "
-                          f"folder")
+        raise ExportError(f"{repo} exists and is not a Triton repository written by lowres; choose an empty or "
+                          f"new folder")
     onnx_name, py_name = f"lowres_{bundle.task}_onnx", f"lowres_{bundle.task}"
     _, _, width = onnx_io(bundle)
     labels = "".join(f"{label}\n" for label in bundle.labels)

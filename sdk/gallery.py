@@ -74,8 +74,8 @@ class Gallery:
         # against a gallery indexed by its HR extractor); any other model's vectors are not comparable.
         if self.fingerprint and self.fingerprint not in (embedder.bundle.embedding_space, embedder.bundle.fingerprint):
             raise BundleError(f"the gallery was built with model {self.fingerprint[:12]}, not with "
-                              f"{embedder.bundle.embedding_space[:12]} ({embedder.bundle.path}); re-index it with this "
-                              f"bundle")
+                              f"{embedder.bundle.embedding_space[:12]} ({embedder.bundle.path}); re-index it with "
+                              f"this bundle")
 
     def add(self, vectors: np.ndarray, ids: list[str], metadata: list[dict] | None = None) -> None:
         vectors = self._as_vectors(vectors)

@@ -69,8 +69,8 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     digest = sha256_file(archive)
     expected = KNOWN_ARCHIVES.get(archive.name)
     if expected and digest != expected:
-        raise DataError(f"{archive} has sha256 {digest[:16]}..., expected {expected[:16]}... (corrupt or different "
-                        f"file)")
+        raise DataError(f"{archive} has sha256 {digest[:16]}..., expected {expected[:16]}... "
+                        f"(corrupt or different file)")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     target = cache / "datasets" / f"{archive.name.split('.')[0]}-{digest[:12]}"
     manifest = target / ".lowres_manifest.json"

@@ -55,9 +55,9 @@ def make_task(recipe, backbone, train_set) -> Task:
         raise CheckpointError(f"teacher {recipe.teacher} was trained on classes {meta['classes']}, the data has "
                               f"{train_set.classes}")
     if teacher_spec.resolution < recipe.image_size:
-        raise CheckpointError(f"teacher {recipe.teacher} was trained at {teacher_spec.resolution} px; DFD needs an HR "
-                              f"teacher trained at the image size ({recipe.image_size} px), e.g. a '--method highres' "
-                              f"run")
+        raise CheckpointError(f"teacher {recipe.teacher} was trained at {teacher_spec.resolution} px; DFD needs an "
+                              f"HR teacher trained at the image size ({recipe.image_size} px), e.g. a "
+                              f"'--method highres' run")
     adapter = None
     if teacher.num_features != backbone.num_features:
         adapter = nn.Linear(backbone.num_features, teacher.num_features, bias=False)
@@ -67,8 +67,8 @@ def make_task(recipe, backbone, train_set) -> Task:
     cached = None
     if recipe.options.cache_teacher:
         if recipe.augment:
-            raise InputError("cache_teacher needs augment off: augmented views change the teacher's features every "
-                             "epoch")
+            raise InputError("cache_teacher needs augment off: augmented views change the teacher's features "
+                             "every epoch")
         with torch.no_grad():
             view = ModelInput(teacher_spec)
             cached = torch.cat([teacher.forward_features(view(to_float(train_set.images[i:i + 500])))

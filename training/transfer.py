@@ -174,8 +174,8 @@ def fit(recipe, out_dir, resume: bool = False, progress: bool = True,
         dist.barrier()
     if progress:
         print(f"transfer: SVM top-1 at {r} px {metrics['svm_transfer_top1']} % with transfer, "
-              f"{metrics['svm_lr_features_top1']} % on raw LR features, {metrics['svm_hr_features_top1']} % HR upper "
-              f"bound")
+              f"{metrics['svm_lr_features_top1']} % on raw LR features, "
+              f"{metrics['svm_hr_features_top1']} % HR upper bound")
     return load_checkpoint(out_dir)[1]
 
 
