@@ -9,14 +9,20 @@ import numpy as np
 import pytest
 
 from lowres_sdk import Classifier
+from lowres_sdk.export.triton import write_triton_repo
 
-from test_triton import repo, serving  # noqa: F401 -- repo is the module's fixture
+from test_triton import serving
 
 MODEL = "lowres_classify_onnx"
 
 
 @pytest.fixture(scope="module")
-def onnx_server(repo, tmp_path_factory):  # noqa: F811
+def repo(tmp_path_factory):
+    return write_triton_repo(None, tmp_path_factory.mktemp("triton") / "repo", max_batch=16)
+
+
+@pytest.fixture(scope="module")
+def onnx_server(repo, tmp_path_factory):
     standin = Path(__file__).with_name("triton_onnxruntime_standin.py")
     with serving(repo, tmp_path_factory.mktemp("triton-onnx"), MODEL, {"onnxruntime": standin}) as client:
         yield client
@@ -42,7 +48,7 @@ def test_onnx_model_served_by_tritonserver_answers_like_classifier(onnx_server):
         assert probs.shape == (n, len(clf.labels)) and np.abs(probs - clf(list(crops)).probs).max() <= 1e-5
 
 
-def test_a_config_that_misnames_the_graph_s_output_does_not_load(repo, tmp_path):  # noqa: F811
+def test_a_config_that_misnames_the_graph_s_output_does_not_load(repo, tmp_path):
     import shutil
 
     bad = tmp_path / "repo"
