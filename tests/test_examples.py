@@ -22,11 +22,13 @@ def test_classify_crops(tiny_bundle, tiny_data):
     files = sorted((tiny_data / "test").glob("*/00[01].png"))
     out = run(EXAMPLES / "classify_crops.py", "--bundle", tiny_bundle.path, *files)
     pred = Classifier(tiny_bundle.path)([cv2.imread(str(f)) for f in files])
-    assert out.splitlines() == [f"{f}: {label} ({score:.2f})" for f, label, score in zip(files, pred.labels, pred.scores)]
+    assert out.splitlines() == [f"{f}: {label} ({score:.2f})" for f, label, score in zip(files, pred.labels,
+                                                                                        pred.scores)]
     if __import__("importlib").util.find_spec("skimage"):  # no images given: the demo crops, one line each
         from lowres_sdk.demo import demo_crops
 
-        names = [line.split(": ")[0] for line in run(EXAMPLES / "classify_crops.py", "--bundle", tiny_bundle.path).splitlines()]
+        lines = run(EXAMPLES / "classify_crops.py", "--bundle", tiny_bundle.path).splitlines()
+        names = [line.split(": ")[0] for line in lines]
         assert names == [c.name for c in demo_crops()]
 
 

@@ -158,7 +158,8 @@ def test_int8_gate_both_ways(run, tiny_data, tmp_path, monkeypatch):
     assert m["int8_top1_drop"] == pytest.approx(m["top1_at_8px"] - m["int8_top1_at_8px"], abs=0.01)
     assert m["int8_top1_drop"] <= 1.0
     # The INT8 model is quantized, and on the tiny task's test images it labels like the FP32 one.
-    assert {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in onnx.load(ok.path / "model.int8.onnx").graph.node}
+    ops = {n.op_type for n in onnx.load(ok.path / "model.int8.onnx").graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} & ops
     test = [cv2.imread(str(f)) for f in sorted((tiny_data / "test").glob("*/*.png"))]
     int8, fp32 = Classifier(ok.path, precision="int8")(test), Classifier(ok.path)(test)
     assert int8.probs.shape == (len(test), 3) and np.allclose(int8.probs.sum(1), 1, atol=1e-4)

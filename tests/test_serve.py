@@ -276,7 +276,8 @@ def test_queue_full_is_503_with_retry_after_and_timeout_is_504(clf):
             assert second.json()["error"]["type"] == "overloaded"
             first = first.result()
             assert first.status_code == 504 and first.json()["error"]["type"] == "timeout"
-        wait_until(lambda: s.client.get("/readyz").json()["queue_depth"] == 0, "the timed-out request to leave the queue")
+        wait_until(lambda: s.client.get("/readyz").json()["queue_depth"] == 0,
+                   "the timed-out request to leave the queue")
         # Its slot is free again (a timeout, not 503), and no batch ever ran: timed-out requests are dropped unrun.
         again = s.client.post("/v1/classify", json=body, params={"top_k": 1}, timeout=5)
         assert again.status_code == 504 and again.json()["error"]["type"] == "timeout"

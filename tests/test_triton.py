@@ -142,7 +142,7 @@ def serving(repo: Path, work: Path, model: str, backends: dict[str, Path] | None
     for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
         (backend / name).symlink_to(dist / "backends" / "python" / name)
     shutil.copy(stub, backend / "triton_python_backend_stub")
-    for name, model_py in (backends or {}).items():  # each with copies of the python backend's files (links are refused)
+    for name, model_py in (backends or {}).items():  # each with copies of the python backend's files (not links)
         shutil.copytree(backend, work / "backends" / name)
         shutil.copy(model_py, work / "backends" / name / "model.py")
     env = dict(os.environ)

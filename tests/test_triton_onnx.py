@@ -40,7 +40,8 @@ def test_onnx_model_served_by_tritonserver_answers_like_classifier(onnx_server):
     meta = onnx_server.get_model_metadata(MODEL)
     assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [("images", "UINT8", [-1, -1, -1, 3])]
     clf = Classifier()
-    assert [(t["name"], t["datatype"], t["shape"]) for t in meta["outputs"]] == [("probs", "FP32", [-1, len(clf.labels)])]
+    outputs = [(t["name"], t["datatype"], t["shape"]) for t in meta["outputs"]]
+    assert outputs == [("probs", "FP32", [-1, len(clf.labels)])]
     rng = np.random.default_rng(0)
     for n, h, w in ((1, 16, 16), (5, 24, 10), (16, 9, 31)):  # one request per crop size, up to max_batch_size
         crops = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
