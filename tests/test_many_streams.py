@@ -70,7 +70,7 @@ def test_cli_rejects_a_bad_line_before_any_stream_starts(clips, tmp_path):
     listing = tmp_path / "cams.txt"
     listing.write_text(f"{clips[0]} a\n{clips[1]} a\n")
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "video", "--sources", str(listing), "--out", str(out)],
+    p = subprocess.run([sys.executable, "-m", "lowres_sdk.cli", "video", "--sources", str(listing), "--crops", "motion", "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and not out.exists()
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "cams.txt:2: duplicate stream name 'a'" in p.stderr
@@ -184,7 +184,7 @@ def test_a_resumed_stream_writes_every_frame_once(clips, tmp_path):
 
 def test_cli_runs_several_sources(clips, tmp_path):
     out = tmp_path / "out"
-    video = [sys.executable, "-m", "lowres_sdk.cli", "video", str(clips[0]), str(clips[1]), "--fps", "5",
+    video = [sys.executable, "-m", "lowres_sdk.cli", "video", str(clips[0]), str(clips[1]), "--crops", "motion", "--fps", "5",
              "--out", str(out), "--no-video"]
     p = subprocess.run(video, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr

@@ -44,7 +44,7 @@ def test_cli_ray_writes_what_one_process_writes(tmp_path):
     clips = [tmp_path / f"cam{seed}.avi" for seed in range(2)]
     for seed, clip in enumerate(clips):
         make_clip(clip, n=60, seed=seed)
-    video = [sys.executable, "-m", "lowres_sdk.cli", "video", *map(str, clips), "--fps", "5", "--no-video"]
+    video = [sys.executable, "-m", "lowres_sdk.cli", "video", *map(str, clips), "--crops", "motion", "--fps", "5", "--no-video"]
     for out, extra in (("one", []), ("ray", ["--ray"])):  # --ray last: a word after it is an address
         p = subprocess.run([*video, "--out", str(tmp_path / out), *extra], capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]

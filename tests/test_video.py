@@ -291,7 +291,7 @@ def test_truncated_file_keeps_valid_outputs(clip, tiny_bundle, tmp_path):
     assert saved["frames_read"] == len(lines) and saved["finished"]
     assert saved["truncated"] and saved["frames_unread"] > 0
     assert saved["frames_read"] + saved["frames_failed"] + saved["frames_unread"] == 50
-    p = _cli("video", cut, "--bundle", tiny_bundle.path, "--out", tmp_path / "cli", "--no-video")
+    p = _cli("video", cut, "--crops", "motion", "--bundle", tiny_bundle.path, "--out", tmp_path / "cli", "--no-video")
     # a file that decodes to its end is finished, whatever its header claims: a warning, exit 0
     assert p.returncode == 0 and "fewer than its header announces" in p.stderr, p.stderr
 
@@ -391,7 +391,7 @@ def _start_and_wait(args, jsonl: Path, lines: int):
 
 def test_killed_run_leaves_a_readable_video_and_says_unfinished(tiny_bundle, tmp_path, endless_stream):
     out = tmp_path / "out"
-    proc = _start_and_wait(["video", endless_stream, "--bundle", tiny_bundle.path, "--out", out],
+    proc = _start_and_wait(["video", endless_stream, "--crops", "motion", "--bundle", tiny_bundle.path, "--out", out],
                            out / "detections.jsonl", 300)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -405,7 +405,7 @@ def test_killed_run_leaves_a_readable_video_and_says_unfinished(tiny_bundle, tmp
 
 def test_interrupted_run_exits_130(tiny_bundle, tmp_path, endless_stream):
     out = tmp_path / "out"
-    proc = _start_and_wait(["video", endless_stream, "--bundle", tiny_bundle.path, "--out", out, "--no-video"],
+    proc = _start_and_wait(["video", endless_stream, "--crops", "motion", "--bundle", tiny_bundle.path, "--out", out, "--no-video"],
                            out / "detections.jsonl", 50)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

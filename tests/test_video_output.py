@@ -40,17 +40,17 @@ def world(tmp_path_factory):
 def test_a_used_out_is_refused_then_replaced_whole_with_overwrite(world, tmp_path):
     root, bundle = world
     out = tmp_path / "run"
-    p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", out, "--min-size", "8")
+    p = _cli("video", root / "squares.avi", "--crops", "motion", "--bundle", bundle, "--out", out, "--min-size", "8")
     assert p.returncode == 0, p.stderr
     line = p.stdout.splitlines()[0]
     assert line.startswith("45 frames, ") and "{" not in line and "frames/s" in line
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     assert set(before) == {"annotated.mkv", "detections.jsonl", "summary.json"}
-    p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", out, "--no-video")
+    p = _cli("video", root / "squares.avi", "--crops", "motion", "--bundle", bundle, "--out", out, "--no-video")
     assert p.returncode == 1 and p.stderr.startswith(f"error: {out} holds an earlier run's")
     assert "--overwrite" in p.stderr
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
-    p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", out, "--no-video", "--overwrite", "--json",
+    p = _cli("video", root / "squares.avi", "--crops", "motion", "--bundle", bundle, "--out", out, "--no-video", "--overwrite", "--json",
              "--min-size", "8")
     assert p.returncode == 0 and json.loads(p.stdout)["frames_processed"] == 45
     assert sorted(f.name for f in out.iterdir()) == ["detections.jsonl", "summary.json"]  # no stale video beside it
@@ -65,7 +65,7 @@ def test_a_used_out_is_refused_then_replaced_whole_with_overwrite(world, tmp_pat
 
 def test_an_empty_run_says_so_plainly(world, tmp_path):
     root, bundle = world
-    p = _cli("video", root / "still.avi", "--bundle", bundle, "--out", tmp_path / "still")
+    p = _cli("video", root / "still.avi", "--crops", "motion", "--bundle", bundle, "--out", tmp_path / "still")
     assert p.returncode == 0, p.stderr
     line = p.stdout.splitlines()[0]
     assert line.startswith("15 frames, no objects;") and "saved by tracking" not in line and "0 of 0" not in line
@@ -75,9 +75,9 @@ def test_an_empty_run_says_so_plainly(world, tmp_path):
 
 def test_progress_in_a_log_is_plain_lines_and_quiet_is_silent(world, tmp_path):
     root, bundle = world
-    p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", tmp_path / "a", "--no-video")
+    p = _cli("video", root / "squares.avi", "--crops", "motion", "--bundle", bundle, "--out", tmp_path / "a", "--no-video")
     assert "\r" not in p.stderr and p.stderr.splitlines()[-1].startswith("video: 45/45 frames (100 %), ")
-    p = _cli("video", root / "squares.avi", "--bundle", bundle, "--out", tmp_path / "b", "--no-video", "--quiet")
+    p = _cli("video", root / "squares.avi", "--crops", "motion", "--bundle", bundle, "--out", tmp_path / "b", "--no-video", "--quiet")
     assert p.returncode == 0 and p.stderr == ""
 
 

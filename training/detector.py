@@ -23,14 +23,16 @@ def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequen
 
 
 class CenterNet(nn.Module):
-    """Stride-4 trunk with dilated 3x3 convolutions (receptive field ~135 input px: a person up close
-    at half resolution) and three 1x1 heads: centre heat per category, log size, centre offset."""
+    """Stride-4 trunk with dilated 3x3 convolutions (receptive field ~260 input px: a person up close
+    on a low camera is 100-150 px tall at half resolution) and three 1x1 heads: centre heat per
+    category, log size, centre offset."""
 
     def __init__(self, width: int = 32):
         super().__init__()
         self.trunk = nn.Sequential(_block(4, 16, 2), _block(16, width, 2), _block(width, width),
                                    _block(width, width, dilation=2), _block(width, width, dilation=4),
-                                   _block(width, width, dilation=8), _block(width, width))
+                                   _block(width, width, dilation=8), _block(width, width, dilation=16),
+                                   _block(width, width))
         self.heat = nn.Conv2d(width, len(CATEGORIES), 1)
         self.wh = nn.Conv2d(width, 2, 1)
         self.off = nn.Conv2d(width, 2, 1)

@@ -15,15 +15,16 @@ PERSON_ARCHIVES = {"pedestrians-mit-64x128.tar.gz": (0.28, 0.14, 0.44, 0.78),
                    "person-reid-48x128.tar.gz": (0.10, 0.02, 0.80, 0.96)}
 
 
-def sequences_in(folder: str | Path, exclude=()) -> list[Path]:
-    """The annotated sequences of ``folder`` (videos with a ``.gt.txt`` beside them), less ``exclude``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"sequences folder not found: {folder}")
-    found = sorted(p for p in folder.glob("*.mp4") if p.with_suffix(".gt.txt").is_file())
+def sequences_in(folders, exclude=()) -> list[Path]:
+    """The annotated sequences of ``folders`` (videos with a ``.gt.txt`` beside them), less ``exclude``."""
+    found = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise InputError(f"sequences folder not found: {folder}")
+        found += sorted(p for p in folder.glob("*.mp4") if p.with_suffix(".gt.txt").is_file())
     unknown = set(exclude) - {p.stem for p in found}
     if unknown:
-        raise InputError(f"--exclude names no sequence of {folder}: {', '.join(sorted(unknown))}")
+        raise InputError(f"--exclude names no sequence of {', '.join(map(str, folders))}: {', '.join(sorted(unknown))}")
     return [p for p in found if p.stem not in set(exclude)]
 
 
@@ -63,7 +64,7 @@ def build(sequences: list[Path], out: str | Path, *, steps: int = 1500, work: st
 
 
 @click.command("train-detector")
-@click.argument("sequences", type=click.Path(file_okay=False))
+@click.argument("sequences", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The detector ONNX to write.")
 @click.option("--exclude", multiple=True, help="A sequence (file stem) to leave out; repeat for more.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
@@ -73,8 +74,8 @@ def build(sequences: list[Path], out: str | Path, *, steps: int = 1500, work: st
               help="Checkpoint folder (default: a cache folder named by the training set); a rerun resumes there.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def train_detector_command(sequences, out, exclude, steps, archives, work, overwrite):
-    """Train the region detector of `lowres video --regions detector` on the annotated sequences
-    (MOT-format NAME.mp4 + NAME.gt.txt) in SEQUENCES, leaving out each --exclude."""
+    """Train the region detector of `lowres video --crops detector` on the annotated sequences
+    (MOT-format NAME.mp4 + NAME.gt.txt) in the SEQUENCES folders, leaving out each --exclude."""
     if Path(out).exists() and not overwrite:
         raise InputError(f"{out} exists: pass --overwrite to replace it")
     path = build(sequences_in(sequences, exclude), out, steps=steps, work=work, archives=archives,

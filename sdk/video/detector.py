@@ -48,7 +48,7 @@ class DetectorRegions:
     last: people up close on a low camera are 2-4x the size of those it trained on)."""
 
     def __init__(self, model: str | Path | None = None, threshold: float = 0.3, nms_iou: float = 0.5,
-                 downscale: int = 2, levels: int = 1, min_size: int = 8, threads: int = 1):
+                 downscale: int = 2, levels: int = 2, min_size: int = 8, threads: int = 1):
         import onnxruntime as ort
 
         path = Path(model) if model is not None else DEFAULT_MODEL
