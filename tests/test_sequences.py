@@ -82,6 +82,17 @@ def test_a_vehicle_may_stand_still_a_person_must_travel():
     assert config.confirmed(person)
 
 
+def test_bytetrack_behind_the_tracker_interface_keeps_a_walking_box_one_track():
+    pytest.importorskip("trackers", reason="Roboflow's trackers package (ByteTrack) is optional")
+    from lowres_sdk.video.tracking import make_tracker
+
+    tracker = make_tracker(TrackerConfig(method="bytetrack"))
+    seen = [tracker.update(np.array([[10 + 3 * i, 50, 20, 40]]), np.array([0.9]))[0][0] for i in range(6)]
+    assert len({t.id for t in seen[1:]}) == 1 and seen[-1].hits == 5
+    with pytest.raises(InputError, match="tracker method"):
+        make_tracker(TrackerConfig(method="sort"))
+
+
 def _sequence(folder: Path, n=12, size=(96, 64)):
     """A bright 'person' walking right over noise, MOT ground truth beside it."""
     rng = np.random.default_rng(0)

@@ -27,7 +27,7 @@ from ..progress import Progress
 from .outputs import VIDEO_NAME, AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
 from .regions import MotionCrops, clip_keep
-from .tracking import IoUTracker, TrackerConfig
+from .tracking import IoUTracker, TrackerConfig, make_tracker
 
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
 CLASSIFIER_FLOOR = 0.05  # added to the classifier's category probability before it weighs a detector's category
@@ -94,7 +94,7 @@ class VideoRun:
         if not track:  # every box classified on every frame, its label its own
             config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1, min_travel=0.0)
         self.config, self.track = config, track
-        self.tracker = IoUTracker(config)
+        self.tracker = make_tracker(config)
         self.max_frames, self.batch_size, self.batch_frames, self.threads = max_frames, batch_size, batch_frames, threads
         self.ignore_labels = frozenset(ignore_labels)
         self.unknown_below = getattr(classifier, "unknown_below", None)  # a calibrated bundle's, if it has one
@@ -137,7 +137,7 @@ class VideoRun:
             t0 = time.perf_counter()
             boxes, hints = self._regions(frame)
             t1 = time.perf_counter()
-            tracks = self.tracker.update(boxes)
+            tracks = self.tracker.update(boxes, None if hints is None else hints.max(1))
             if hints is not None:
                 for (tr, _), hint in zip(tracks, hints):
                     IoUTracker.observe_category(tr, hint)

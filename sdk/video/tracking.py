@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 EPS = 1e-6  # floor of a probability before its log: one confident miss must not veto a long track
 
 
@@ -59,6 +61,7 @@ class TrackerConfig:
                               # where its velocity puts it (similar size): at 3 fps a car moves past its own length
                               # between frames, and IoU alone starts a new track each frame; 0: off
 
+    method: str = "iou"       # iou (this module's) | bytetrack (Roboflow's trackers package: `ByteTracker`)
     static_categories: tuple[int, ...] = ()  # detector categories that need no travel (a parked car is an object)
 
     def confirmed(self, track: "Track") -> bool:
@@ -75,19 +78,14 @@ class IoUTracker:
         self._next = 1
         self.step = -1  # processed frames so far - 1
 
-    def update(self, boxes: np.ndarray) -> list[tuple[Track, bool]]:
-        """Assign ``boxes`` ([N, 4] x, y, w, h) of the next processed frame to tracks (greedy by IoU);
-        returns, per box in order, its track and whether it needs classifying on this frame."""
+    def update(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> list[tuple[Track, bool]]:
+        """Assign ``boxes`` ([N, 4] x, y, w, h) of the next processed frame to tracks; returns, per box
+        in order, its track and whether it needs classifying on this frame. ``scores``: the boxes'
+        detection confidences, for trackers that use them."""
         self.step += 1
         step = self.step
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        live = [t for t in self.tracks.values() if step - t.last_seen - 1 <= self.config.max_age]
-        self.tracks = {t.id: t for t in live}
-        predicted = np.array([self._predict(t, step) for t in live]).reshape(-1, 4)
-        assigned = _greedy(iou_matrix(boxes, predicted), self.config.iou, {})
-        if self.config.gate > 0:
-            assigned = _greedy(_closeness(boxes, predicted, self.config.gate), 0.0, assigned)
-        assigned = {i: live[j] for i, j in assigned.items()}
+        assigned = self._associate(boxes, scores, step)
         out = []
         for i, box in enumerate(boxes):
             track = assigned.get(i)
@@ -110,6 +108,16 @@ class IoUTracker:
                 track.classified_area, track.classified_frame = area, step
             out.append((track, due))
         return out
+
+    def _associate(self, boxes: np.ndarray, scores, step: int) -> dict[int, Track]:
+        """Box row -> the live track it continues (greedy by IoU, then by distance within the gate)."""
+        live = [t for t in self.tracks.values() if step - t.last_seen - 1 <= self.config.max_age]
+        self.tracks = {t.id: t for t in live}
+        predicted = np.array([self._predict(t, step) for t in live]).reshape(-1, 4)
+        assigned = _greedy(iou_matrix(boxes, predicted), self.config.iou, {})
+        if self.config.gate > 0:
+            assigned = _greedy(_closeness(boxes, predicted, self.config.gate), 0.0, assigned)
+        return {i: live[j] for i, j in assigned.items()}
 
     @staticmethod
     def _predict(track: Track, step: int) -> np.ndarray:
@@ -165,3 +173,14 @@ def _closeness(boxes: np.ndarray, tracks: np.ndarray, gate: float) -> np.ndarray
     dist = np.hypot(*(cb[:, None] - ct[None]).transpose(2, 0, 1)) / side[None]
     ratio = (boxes[:, 2] * boxes[:, 3])[:, None] / np.maximum(tracks[:, 2] * tracks[:, 3], 1.0)[None]
     return np.where((dist < gate) & (ratio < 2) & (ratio > 0.5), 1 - dist / gate, 0.0)
+
+
+def make_tracker(config: TrackerConfig) -> IoUTracker:
+    """The tracker ``config.method`` names."""
+    if config.method == "iou":
+        return IoUTracker(config)
+    if config.method == "bytetrack":
+        from .bytetrack import ByteTracker
+
+        return ByteTracker(config)
+    raise InputError(f"tracker method must be iou or bytetrack, got {config.method!r}")
