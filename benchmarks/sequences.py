@@ -85,7 +85,8 @@ def track_labels(jsonl: Path) -> dict[int, str]:
 def wrong_category(jsonl: Path) -> dict:
     labels = list(track_labels(jsonl).values())
     animals = sum(label in ANIMALS for label in labels)
-    return {"tracks": len(labels), "animal_tracks": animals, "animal_share": round(animals / len(labels), 4) if labels else None}
+    return {"tracks": len(labels), "animal_tracks": animals,
+            "animal_share": round(animals / len(labels), 4) if labels else None}
 
 
 def decode_fps(path: Path) -> float:
@@ -177,7 +178,8 @@ def main() -> None:
     from benchmarks.docs_table import write_block
     from lowres_sdk._io import atomic_write_text
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sequences")
     p.add_argument("--regions", default="motion,detector", help="comma-separated region stages: motion, detector")
     p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "lowres_sdk" / "sequences",

@@ -43,8 +43,6 @@ def person_bank(archives: str | Path | None):
 def build(sequences: list[Path], out: str | Path, *, steps: int = 1500, work: str | Path | None = None,
           archives: str | Path | None = None, seed: int = 0, log=print) -> Path:
     """Train on ``sequences`` (resuming in ``work``) and export ``out``; returns its path."""
-    import torch
-
     from .detector import export_onnx, train
     from .detector_data import load_sequence
 

@@ -46,7 +46,8 @@ def _open(source, timeout: float = 10.0, decode_threads: int | None = None) -> t
         cap, kind = cv2.VideoCapture(int(source)), "camera"
     elif isinstance(source, str) and source.lower().startswith(STREAM_PREFIXES):
         ms = int(timeout * 1000)  # an unreachable stream fails after this, instead of FFmpeg's 30 s
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
         kind = "stream"
     else:
         path = Path(source)
@@ -142,7 +143,8 @@ class FrameReader:
                     index += 1
                     if failures_in_row >= self.max_failures:
                         stats.truncated, stats.frames_unread = True, stats.frame_count - index
-                        self.log(f"{source}: {failures_in_row} frames in a row failed to decode at frame {index}; stopping "
+                        self.log(f"{source}: {failures_in_row} frames in a row failed to decode at frame {index}; "
+                                 "stopping "
                                  f"({stats.frames_unread} frames left unread; the file is probably truncated)")
                         return
                     continue
@@ -150,7 +152,8 @@ class FrameReader:
                 cap.release()
                 for attempt in range(1, self.reconnect_attempts + 1):
                     delay = self.backoff * 2 ** (attempt - 1)
-                    self.log(f"{source}: stream lost; reconnecting in {delay:.1f}s (attempt {attempt}/{self.reconnect_attempts})")
+                    self.log(f"{source}: stream lost; reconnecting in {delay:.1f}s "
+                             f"(attempt {attempt}/{self.reconnect_attempts})")
                     time.sleep(delay)
                     try:
                         cap, _ = _open(source, self.timeout)

@@ -9,11 +9,15 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import InputError, SourceError
+
+if TYPE_CHECKING:  # the pipeline's result types, for annotations only (the pipeline imports this module)
+    from .pipeline import Detection, FrameResult
 
 VIDEO_NAME = "annotated.mkv"
 OUTPUT_NAMES = (VIDEO_NAME, "detections.jsonl", "summary.json")  # what `process` writes into its folder
@@ -105,7 +109,8 @@ def _overlap(a, b) -> bool:
 def annotate(image: np.ndarray, objects: list[Detection], scale: float = 1.0) -> np.ndarray:
     """``image`` (shrunk by ``scale``) with each object's box and a filled tag: label, score, track id."""
     if scale != 1.0:
-        out = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        out = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     else:
         out = image.copy()
     thick = label_style(out.shape[0])[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -22,8 +23,8 @@ import numpy as np
 
 from ..errors import InputError, SourceError
 from ..results import UNKNOWN, record
-from .frames import Frame, frames
 from ..progress import Progress
+from .frames import Frame, frames
 from .outputs import VIDEO_NAME, AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
 from .regions import MotionCrops, clip_keep
@@ -38,7 +39,7 @@ DECODE_CHUNK = 4  # decoded frames handed to the motion thread at once (fewer qu
 class Detection:
     box: tuple[int, int, int, int]  # x, y, w, h
     track: int
-    label: str                      # the track's label from its evidence so far ('unknown' below the bundle's threshold)
+    label: str                      # the track's label from its evidence so far ('unknown' below the threshold)
     score: float                    # its probability
     classified: bool                # classified on this frame (False: label carried by the track)
     status: str = "object"          # object | tentative (track seen on < min_hits frames or not travelled
@@ -72,7 +73,8 @@ class FrameResult:
     def to_json(self) -> dict:
         return {"frame": self.index, "t": round(self.t, 4),
                 **{key: [d.to_json() for d in self.detections if d.status == status]
-                   for key, status in (("objects", "object"), ("tentative", "tentative"), ("background", "background"))}}
+                   for key, status in (("objects", "object"), ("tentative", "tentative"),
+                                       ("background", "background"))}}
 
 
 class VideoRun:
@@ -92,10 +94,12 @@ class VideoRun:
         self.classifier, self.crops = classifier, crops if crops is not None else MotionCrops()
         config = tracker or TrackerConfig()
         if not track:  # every box classified on every frame, its label its own
-            config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1, min_travel=0.0)
+            config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1,
+                                   min_travel=0.0)
         self.config, self.track = config, track
         self.tracker = make_tracker(config)
-        self.max_frames, self.batch_size, self.batch_frames, self.threads = max_frames, batch_size, batch_frames, threads
+        self.max_frames, self.batch_size = max_frames, batch_size
+        self.batch_frames, self.threads = batch_frames, threads
         self.ignore_labels = frozenset(ignore_labels)
         self.unknown_below = getattr(classifier, "unknown_below", None)  # a calibrated bundle's, if it has one
         self.thresholds = _thresholds(classifier)
@@ -195,7 +199,8 @@ class VideoRun:
     def _results(self) -> Iterator[FrameResult]:
         source = self._frames()
         if self.threads:  # frames cross the thread in chunks: one queue hand-over (and GIL wake-up) per chunk
-            chunks = Prefetch(_chunks(source, DECODE_CHUNK), max(1, 2 * self.batch_frames // DECODE_CHUNK), "lowres-decode")
+            depth = max(1, 2 * self.batch_frames // DECODE_CHUNK)
+            chunks = Prefetch(_chunks(source, DECODE_CHUNK), depth, "lowres-decode")
             self._prefetchers.append(chunks)
             source = (frame for chunk in chunks for frame in chunk)
         batches = self._batches(source)
@@ -328,14 +333,16 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
         wall = time.perf_counter() - start
         majority = Counter(c.most_common(1)[0][0] for c in track_labels.values())
         held = Counter(s for tid, s in track_status.items() if tid not in track_labels)
-        seconds = {"decode": stats.decode_seconds, **results.seconds, **sink_seconds, **(video.seconds if video else {})}
+        seconds = {"decode": stats.decode_seconds, **results.seconds, **sink_seconds,
+                   **(video.seconds if video else {})}
         return {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
                 "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,
                 "frames_read": stats.frames_read, "frames_skipped": stats.frames_skipped,
                 "frames_failed": stats.frames_failed, "reconnects": stats.reconnects,
                 "truncated": stats.truncated, "frames_unread": stats.frames_unread,
                 "frames_processed": processed, "stride": stride, "objects": objects,
-                "tracks": len(track_labels), "tracks_not_reported": dict(held), "track_labels": dict(majority.most_common()),
+                "tracks": len(track_labels), "tracks_not_reported": dict(held),
+                "track_labels": dict(majority.most_common()),
                 "crops_classified": results.crops_classified, "crops_seen": results.crops_seen,
                 "classifications_saved": round(1 - results.crops_classified / results.crops_seen, 4)
                 if results.crops_seen else None,
@@ -365,7 +372,8 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
             bar = sinks.enter_context(Progress(total, "video", "frames", quiet=not progress))
             if write_video and first is not None:
                 h, w = first.image.shape[:2]
-                video = sinks.enter_context(AnnotatedVideo(out_dir / VIDEO_NAME, stats.fps or 10.0, (w, h), video_scale))
+                video = sinks.enter_context(AnnotatedVideo(out_dir / VIDEO_NAME, stats.fps or 10.0, (w, h),
+                                                           video_scale))
             if out_dir is not None:
                 _write_json(out_dir / "summary.json", summary(finished=False))
             result, held = first, _HeldSigint()
@@ -446,4 +454,5 @@ def _show(result: FrameResult) -> None:
         if cv2.waitKey(1) & 0xFF == ord("q"):
             raise KeyboardInterrupt
     except cv2.error:
-        raise SourceError("--show needs an OpenCV build with GUI support (opencv-python, not opencv-python-headless)") from None
+        raise SourceError("--show needs an OpenCV build with GUI support "
+                          "(opencv-python, not opencv-python-headless)") from None

@@ -82,7 +82,8 @@ class MotionCrops:
         # pedestrian clip it split people into 375 tracks instead of 235, so gray runs without it.
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=var_threshold,
                                                              detectShadows=not gray)
-        self.min_area, self.max_area_fraction, self.merge_gap, self.warmup = min_area, max_area_fraction, merge_gap, warmup
+        self.min_area, self.max_area_fraction = min_area, max_area_fraction
+        self.merge_gap, self.warmup = merge_gap, warmup
         # An integer factor, on a frame cropped to a multiple of it: OpenCV's INTER_AREA takes its fast
         # path only for integer ratios (1280x720 -> 427x240 cost 13.5 ms a frame on the highway clip).
         self.downscale = int(downscale) if downscale else max(1, min_size // MASK_PX)
@@ -168,7 +169,8 @@ class BoxesFile:
         try:
             text = path.read_text()
         except UnicodeDecodeError:
-            raise InputError(f"{path} is not a text file of boxes (expected MOT lines 'frame,id,x,y,w,h,...')") from None
+            raise InputError(f"{path} is not a text file of boxes "
+                             "(expected MOT lines 'frame,id,x,y,w,h,...')") from None
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.startswith("#"):
                 continue
@@ -179,7 +181,8 @@ class BoxesFile:
                     raise ValueError
                 frame, x, y, w, h = int(values[0]), *values[1:]
             except (ValueError, IndexError, OverflowError):
-                raise InputError(f"{path}:{n}: expected 'frame,id,x,y,w,h,...' with finite numbers, got {line[:60]!r}") from None
+                raise InputError(f"{path}:{n}: expected 'frame,id,x,y,w,h,...' with finite numbers, "
+                                 f"got {line[:60]!r}") from None
             if w > 0 and h > 0:
                 self.boxes[frame - first_frame].append([round(x), round(y), round(w), round(h)])
 

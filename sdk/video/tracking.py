@@ -100,7 +100,8 @@ class IoUTracker:
             centre = box[:2] + box[2:] / 2
             if track.origin is None:
                 track.origin = centre
-            track.travel = max(track.travel, float(np.hypot(*(centre - track.origin)) / max(np.sqrt(box[2] * box[3]), 1.0)))
+            side = max(np.sqrt(box[2] * box[3]), 1.0)
+            track.travel = max(track.travel, float(np.hypot(*(centre - track.origin)) / side))
             area = box[2] * box[3]
             due = bool(track.classified_frame < 0 or area > track.classified_area * (1 + self.config.grow)
                        or step - track.classified_frame >= self.config.every)
