@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_FUNCTION_LINES, MAX_LINE_CHARS = 80, 120
 # Not yet within the limits; a file leaves this list when it is.
 OPEN = {"sdk/cli.py", "sdk/runtime.py"}
-OPEN_FOLDERS = ("sdk/video/", "sdk/serve/")
+OPEN_FOLDERS = ("sdk/serve/",)
 
 
 def sources() -> list[Path]:

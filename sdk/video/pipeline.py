@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -321,41 +321,14 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
     results = run(source, classifier, crops, stride=stride, max_frames=max_frames, batch_size=batch_size,
                   tracker=tracker, track=track, ignore_labels=ignore_labels, threads=threads, log=log,
                   decode_threads=decode_threads)
-    stats = results.stats
-    start, processed, objects, interrupted = time.perf_counter(), 0, 0, False
+    stats, tally = results.stats, _Tally()
     out_dir = Path(out_dir) if out_dir is not None else None
     write_video = write_video and out_dir is not None
-    track_labels: dict[int, Counter] = defaultdict(Counter)  # reported boxes' labels per track
-    track_status: dict[int, str] = {}
-    video, sink_seconds = None, {"jsonl": 0.0, "callback": 0.0}
+    video = None
 
     def summary(finished: bool) -> dict:
-        wall = time.perf_counter() - start
-        majority = Counter(c.most_common(1)[0][0] for c in track_labels.values())
-        held = Counter(s for tid, s in track_status.items() if tid not in track_labels)
-        seconds = {"decode": stats.decode_seconds, **results.seconds, **sink_seconds,
-                   **(video.seconds if video else {})}
-        return {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
-                "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,
-                "frames_read": stats.frames_read, "frames_skipped": stats.frames_skipped,
-                "frames_failed": stats.frames_failed, "reconnects": stats.reconnects,
-                "truncated": stats.truncated, "frames_unread": stats.frames_unread,
-                "frames_processed": processed, "stride": stride, "objects": objects,
-                "tracks": len(track_labels), "tracks_not_reported": dict(held),
-                "track_labels": dict(majority.most_common()),
-                "crops_classified": results.crops_classified, "crops_seen": results.crops_seen,
-                "classifications_saved": round(1 - results.crops_classified / results.crops_seen, 4)
-                if results.crops_seen else None,
-                "fps": round(processed / wall, 2) if wall > 0 else None, "wall_seconds": round(wall, 3),
-                "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
-                "busy_ms_per_frame": {k: round(1000 * v / max(1, processed), 3) for k, v in seconds.items()},
-                "bundle": str(classifier.bundle.path) if hasattr(classifier, "bundle") else None,
-                "tracking": track, "min_hits": results.config.min_hits,
-                "min_travel": results.config.min_travel, "ignore_labels": sorted(results.ignore_labels),
-                "unknown_below": results.unknown_below, "threads": threads,
-                "finished": finished, "interrupted": interrupted,
-                "outputs": {"detections": "detections.jsonl",
-                            **({"video": "annotated.mkv", "video_frames": video.frames_written} if video else {})}}
+        return _summary(source, classifier, results, tally, video, finished, stride=stride, track=track,
+                        threads=threads)
 
     try:
         iterator = iter(results)
@@ -387,28 +360,74 @@ def process(source, classifier, out_dir: str | os.PathLike | None = None, crops=
                         t1 = time.perf_counter()
                         if callback is not None:
                             callback(result)
-                        sink_seconds["jsonl"] += t1 - t0
-                        sink_seconds["callback"] += time.perf_counter() - t1
+                        tally.sink_seconds["jsonl"] += t1 - t0
+                        tally.sink_seconds["callback"] += time.perf_counter() - t1
                         if video is not None:
                             video.write(result)
-                        for d in result.detections:
-                            if d.status == "object":
-                                track_labels[d.track][d.label] += 1
-                            track_status[d.track] = d.status
-                        processed += 1
-                        objects += len(result.objects)
+                        tally.add(result)
                         bar.update(1)
                     if show:
                         _show(result)
                     result = next(iterator, None)
             except KeyboardInterrupt:
-                interrupted = True
+                tally.interrupted = True
     finally:
         results.close()
-    out = summary(finished=not interrupted)
+    out = summary(finished=not tally.interrupted)
     if out_dir is not None:
         _write_json(out_dir / "summary.json", out)
     return out
+
+
+@dataclass
+class _Tally:
+    """What `process` counts as frames reach its outputs."""
+    start: float = field(default_factory=time.perf_counter)
+    processed: int = 0
+    objects: int = 0
+    interrupted: bool = False
+    track_labels: dict = field(default_factory=lambda: defaultdict(Counter))  # reported boxes' labels per track
+    track_status: dict = field(default_factory=dict)
+    sink_seconds: dict = field(default_factory=lambda: {"jsonl": 0.0, "callback": 0.0})
+
+    def add(self, result: FrameResult) -> None:
+        for d in result.detections:
+            if d.status == "object":
+                self.track_labels[d.track][d.label] += 1
+            self.track_status[d.track] = d.status
+        self.processed += 1
+        self.objects += len(result.objects)
+
+
+def _summary(source, classifier, results: VideoRun, tally: _Tally, video, finished: bool, *, stride: int,
+             track: bool, threads: bool) -> dict:
+    """summary.json's content so far."""
+    stats, processed, wall = results.stats, tally.processed, time.perf_counter() - tally.start
+    majority = Counter(c.most_common(1)[0][0] for c in tally.track_labels.values())
+    held = Counter(s for tid, s in tally.track_status.items() if tid not in tally.track_labels)
+    seconds = {"decode": stats.decode_seconds, **results.seconds, **tally.sink_seconds,
+               **(video.seconds if video else {})}
+    return {"source": str(source), "source_kind": stats.kind, "source_fps": stats.fps,
+            "width": stats.width, "height": stats.height, "frame_count": stats.frame_count,
+            "frames_read": stats.frames_read, "frames_skipped": stats.frames_skipped,
+            "frames_failed": stats.frames_failed, "reconnects": stats.reconnects,
+            "truncated": stats.truncated, "frames_unread": stats.frames_unread,
+            "frames_processed": processed, "stride": stride, "objects": tally.objects,
+            "tracks": len(tally.track_labels), "tracks_not_reported": dict(held),
+            "track_labels": dict(majority.most_common()),
+            "crops_classified": results.crops_classified, "crops_seen": results.crops_seen,
+            "classifications_saved": round(1 - results.crops_classified / results.crops_seen, 4)
+            if results.crops_seen else None,
+            "fps": round(processed / wall, 2) if wall > 0 else None, "wall_seconds": round(wall, 3),
+            "realtime_factor": round(processed * stride / wall / stats.fps, 2) if stats.fps and wall > 0 else None,
+            "busy_ms_per_frame": {k: round(1000 * v / max(1, processed), 3) for k, v in seconds.items()},
+            "bundle": str(classifier.bundle.path) if hasattr(classifier, "bundle") else None,
+            "tracking": track, "min_hits": results.config.min_hits,
+            "min_travel": results.config.min_travel, "ignore_labels": sorted(results.ignore_labels),
+            "unknown_below": results.unknown_below, "threads": threads,
+            "finished": finished, "interrupted": tally.interrupted,
+            "outputs": {"detections": "detections.jsonl",
+                        **({"video": "annotated.mkv", "video_frames": video.frames_written} if video else {})}}
 
 
 class _HeldSigint:
