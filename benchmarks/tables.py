@@ -63,14 +63,17 @@ def robust(rows: list[dict]) -> list[str]:
     return lines
 
 
+# cifar10_dfd's columns: header, and the row's value as a format string over its fields
+DFD_COLUMNS = (("method", "{method}"), ("resolution", "{resolution}"), ("input", "{input_mode}"), ("arch", "{arch}"),
+               ("params", "{params:,}"), ("MFLOPs", "{mflops}"), ("epochs", "{epochs}"), ("seed", "{seed}"),
+               ("top-1 %", "{top1:.2f}"), ("train s", "{train_seconds:.0f}"))
+
+
 def dfd(rows: list[dict]) -> list[str]:
     """cifar10_dfd: one line per (run, test resolution)."""
-    table = ["| method | resolution | input | arch | params | MFLOPs | epochs | seed | top-1 % | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        table.append(f"| {r['method']} | {r['resolution']} | {r['input_mode']} | {r['arch']} | {r['params']:,} | "
-                     f"{r['mflops']} | {r['epochs']} | {r['seed']} | {r['top1']:.2f} | {r['train_seconds']:.0f} |")
-    return table
+    head = "| " + " | ".join(h for h, _ in DFD_COLUMNS) + " |"
+    return [head, "|---" * len(DFD_COLUMNS) + "|",
+            *("| " + " | ".join(f.format(**r) for _, f in DFD_COLUMNS) + " |" for r in rows)]
 
 
 def methods(rows: list[dict]) -> list[str]:
