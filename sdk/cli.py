@@ -348,18 +348,28 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
                                   min_size=min_size), video=(not no_video, video_scale), overwrite=overwrite,
                     as_json=as_json)
         return
-    source = sources[0]
-    from .errors import OutputError
-    from .video.outputs import stale_outputs, summary_line
-    from .video.regions import parse_crops
-    from .runtime import Classifier
     from .video.tracking import TrackerConfig
+
+    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
+    summary = _video_one(sources[0], out, overwrite=overwrite, bundle=bundle, batch_size=batch_size,
+                         precision=precision, crops=(crops_spec, min_size), tracker=tracker, track=not no_track,
+                         ignore_labels=ignore_labels, stride=stride, max_frames=max_frames,
+                         video=(not no_video, video_scale), show=show, quiet=quiet)
+    _report_video(sources[0], out, summary, as_json)
+
+
+def _video_one(source, out, *, overwrite, bundle, batch_size, precision, crops, tracker, track, ignore_labels,
+               stride, max_frames, video, show, quiet) -> dict:
+    """One source through `process`, after refusing an --out that holds an earlier run's outputs."""
+    from .errors import OutputError
+    from .runtime import Classifier
     from .video import process
+    from .video.outputs import stale_outputs
+    from .video.regions import parse_crops
 
     if not overwrite and (stale := stale_outputs(out)):  # two runs' files in one folder would not belong together
         raise OutputError(f"{out} holds an earlier run's {', '.join(stale)}; pass --overwrite to replace them, "
                           f"or choose another --out")
-
     # One onnxruntime thread and one OpenCV thread per stage: decode, motion and encoding run in
     # threads of their own beside it (OpenCV's own workers only contended with them: ~7 % slower).
     import cv2
@@ -367,11 +377,15 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
     cv2.setNumThreads(1)
     clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
-    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
-    summary = process(source, clf, out, parse_crops(crops_spec, min_size=min_size), stride=stride, max_frames=max_frames,
-                      batch_size=batch_size, track=not no_track, tracker=tracker, ignore_labels=ignored,
-                      write_video=not no_video, video_scale=video_scale, show=show,
-                      progress=not quiet, log=lambda msg: click.echo(msg, err=True))
+    return process(source, clf, out, parse_crops(crops[0], min_size=crops[1]), stride=stride, max_frames=max_frames,
+                   batch_size=batch_size, track=track, tracker=tracker, ignore_labels=ignored, write_video=video[0],
+                   video_scale=video[1], show=show, progress=not quiet, log=lambda msg: click.echo(msg, err=True))
+
+
+def _report_video(source, out, summary: dict, as_json: bool) -> None:
+    """The run's summary line (or JSON), and its exit status: 130 when interrupted."""
+    from .video.outputs import summary_line
+
     if as_json:
         click.echo(json.dumps(summary))
     else:
