@@ -15,22 +15,27 @@ from .errors import LowresError
 
 # command name -> (module, attribute, one-line help shown in `lowres --help`, extra it needs)
 LAZY_COMMANDS = {
-    "train": ("lowres_sdk.training.cli", "train_command", "Train a low-res model, HR teacher or retrieval embedder.", "train"),
-    "eval": ("lowres_sdk.export.cli", "eval_command", "Accuracy of a run or bundle by resolution and resize kernel (JSON + PNG).", "export"),
-    "viz": ("lowres_sdk.training.cli", "viz_group", "Pictures: t-SNE, occlusion heat maps, accuracy by resolution.", "train"),
+    "train": ("lowres_sdk.training.cli", "train_command",
+              "Train a low-res model, HR teacher or retrieval embedder.", "train"),
+    "eval": ("lowres_sdk.export.cli", "eval_command",
+             "Accuracy of a run or bundle by resolution and resize kernel (JSON + PNG).", "export"),
+    "viz": ("lowres_sdk.training.cli", "viz_group",
+            "Pictures: t-SNE, occlusion heat maps, accuracy by resolution.", "train"),
     "eval-retrieval": ("lowres_sdk.training.cli", "eval_retrieval_command",
                        "Retrieval mAP/P@k/R@k of a run by query resolution (JSON + PNG).", "train"),
     "kd-targets": ("lowres_sdk.training.cli", "kd_targets_command",
                    "Precompute a teacher ensemble's logits for `train --method kd --kd-targets`.", "train"),
     "export": ("lowres_sdk.export.cli", "export_command", "Compile a run into a bundle (ONNX + metadata).", "export"),
-    "check": ("lowres_sdk.export.cli", "check_command", "Re-check a bundle's parity against its training run.", "export"),
+    "check": ("lowres_sdk.export.cli", "check_command",
+              "Re-check a bundle's parity against its training run.", "export"),
     "sources": ("lowres_sdk.training.sources.cli", "sources_group",
                 "Public data sources, pinned by sha256, rebuilt as labelled crops.", "train"),
     "train-detector": ("lowres_sdk.training.detector_build", "train_detector_command",
                        "Train the region detector of `video --regions detector` on annotated sequences.", "train"),
     "build-default": ("lowres_sdk.training.pipelines.cli", "build_default_command",
                       "Build the shipped default bundle: route, calibration, export, model card.", "train"),
-    "serve": ("lowres_sdk.serve", "serve_command", "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
+    "serve": ("lowres_sdk.serve", "serve_command",
+              "HTTP server for a bundle, micro-batched (/v1/classify, /v1/embed).", "serve"),
 }
 
 
@@ -86,13 +91,15 @@ def quiet_option(f):
 
 @cli.command("classify")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
-@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k most probable classes.")
+@click.option("--bundle", default=None, type=click.Path(),
+              help="Bundle directory (default: the shipped default model).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Show the k most probable classes.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help=PRECISION_HELP)
 @click.option("--unknown-below", type=click.FloatRange(0, 1), default=None,
-              help="Report 'unknown' when the best probability is below this, whatever the label (default: the bundle's "
-                   "calibrated threshold of each label; 0 disables).")
+              help="Report 'unknown' when the best probability is below this, whatever the label "
+                   "(default: the bundle's calibrated threshold of each label; 0 disables).")
 @click.option("--recursive", "-r", is_flag=True, help="Read folders' subfolders too (and ** in patterns).")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON record per image on stdout (the schema of sdk/results.py; 'error' for a bad file).")
@@ -203,21 +210,24 @@ def inspect_command(bundle, as_json):
             (route.preprocessing, route.provenance, route.metrics, route.parity)
         if route is not None:
             click.echo(f"route    crops whose longer side is >= {route.min_side} px:")
-        upsampled = f", then to {spec.size} px ({spec.up})" if spec.size != spec.resolution else ""  # native: one resize
+        # native: one resize
+        upsampled = f", then to {spec.size} px ({spec.up})" if spec.size != spec.resolution else ""
         click.echo(f"model    {'letterbox (aspect kept, gray pad), ' if spec.fit == 'letterbox' else ''}"
                    f"resize to {spec.resolution} px ({spec.down}){upsampled}, "
                    f"{spec.channel_order}, mean {list(spec.mean)} std {list(spec.std)}")
         if prov:
             r = prov.get("recipe") if isinstance(prov.get("recipe"), dict) else {}
             params = prov.get("params")
-            click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} for {prov.get('trained_epochs')} epochs "
+            click.echo(f"trained  {r.get('method')} {r.get('arch')} x{r.get('width')} "
+                       f"for {prov.get('trained_epochs')} epochs "
                        f"({f'{params:,}' if isinstance(params, int) else params} params, {prov.get('mflops')} MFLOPs); "
                        f"lowres_sdk {prov.get('lowres_sdk_version')}, opset {prov.get('opset')}")
         if metrics:
             click.echo("metrics  " + ", ".join(f"{k} {v}" for k, v in metrics.items() if k != "int8_refused"))
         if route is not None and "int8" in b.variants:
             click.echo("int8     " + ("INT8 in model.int8.onnx" if route.int8 else
-                                      f"FP32 in model.int8.onnx (its INT8 refused: {metrics.get('int8_refused', '?')})"))
+                                      f"FP32 in model.int8.onnx "
+                                      f"(its INT8 refused: {metrics.get('int8_refused', '?')})"))
         elif metrics.get("int8_refused"):
             click.echo(f"int8     refused: {metrics['int8_refused']}")
         if isinstance(parity.get("max_abs_diff"), (int, float)) and parity.get("crops"):
@@ -244,12 +254,14 @@ def inspect_command(bundle, as_json):
 @cli.command("bench")
 @click.argument("bundle", required=False, type=click.Path())
 @click.option("--batch-sizes", default="1,8,64", show_default=True, help="Comma-separated batch sizes (1..4096).")
-@click.option("--size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Side of the synthetic square crops (px).")
+@click.option("--size", type=click.IntRange(1, 4096), default=32, show_default=True,
+              help="Side of the synthetic square crops (px).")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True, max=3600), default=3.0, show_default=True,
               help="Time per batch size.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help=PRECISION_HELP)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: all cores).")
 def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     """Crops/s and latency percentiles of BUNDLE at several batch sizes."""
     import time
@@ -262,7 +274,8 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
     try:
         sizes = [int(v) for v in batch_sizes.split(",")]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes") from None
+        raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}",
+                                 param_hint="--batch-sizes") from None
     if not all(1 <= v <= 4096 for v in sizes):
         raise click.BadParameter(f"batch sizes must be in 1..4096, got {batch_sizes!r}", param_hint="--batch-sizes")
     b = load_bundle(bundle)
@@ -279,7 +292,8 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
             model(crops)
             times.append(time.perf_counter() - t)
         ms = np.array(times) * 1e3
-        click.echo(f"batch {bs:>3}: {bs * len(times) / sum(times):9.1f} crops/s   p50 {np.percentile(ms, 50):7.2f} ms   "
+        click.echo(f"batch {bs:>3}: {bs * len(times) / sum(times):9.1f} crops/s   "
+                   f"p50 {np.percentile(ms, 50):7.2f} ms   "
                    f"p99 {np.percentile(ms, 99):7.2f} ms")
 
 
@@ -298,22 +312,26 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
                    "Needs pip install 'lowres_sdk[ray]'.")
 @click.option("--classifiers", type=click.IntRange(min=1), default=2, show_default=True,
               help="With --ray: classifier actors in the pool.")
-@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
+@click.option("--bundle", default=None, type=click.Path(),
+              help="Bundle directory (default: the shipped default model).")
 @click.option("--crops", "crops_spec", default="detector", show_default=True,
               help="Where the objects are: detector[:MODEL.onnx] (the shipped people + vehicle detector over frame "
                    "and motion: whole objects, parked cars too; min-hits 2 unless given), motion (MOG2 background "
                    "subtraction alone: 3-5x faster, fragments and pairs on a new camera), face (OpenCV Haar "
-                   "cascade), full (whole frame), or boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your own detector).")
+                   "cascade), full (whole frame), or boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your own "
+                   "detector).")
 @click.option("--out", default="lowres-video-out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for annotated.mkv, detections.jsonl and summary.json.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Process every N-th frame (the others are skipped without decoding into images).")
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after N processed frames.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Crops per inference call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Crops per inference call.")
 @click.option("--min-size", type=click.IntRange(min=1), default=12, show_default=True,
               help="Smallest object side (px) worth classifying; --crops motion finds motion at the scale this allows.")
 @click.option("--min-hits", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Report a track as an object once seen on N processed frames (shorter ones are 'tentative' in the JSONL).")
+              help="Report a track as an object once seen on N processed frames "
+                   "(shorter ones are 'tentative' in the JSONL).")
 @click.option("--min-travel", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="... and once its centre has moved N box sides from where it was first seen: motion that never "
                    "travels (leaves, flicker on a verge) is not an object on a fixed camera. 0: off.")
@@ -323,15 +341,16 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
 @click.option("--no-video", is_flag=True, help="Skip writing annotated.mkv.")
 @click.option("--video-scale", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
               help="Write the annotated video at this fraction of the source resolution (cheaper to encode).")
-@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI build of OpenCV; q quits).")
+@click.option("--show", is_flag=True,
+              help="Show the annotated frames in a window (needs a GUI build of OpenCV; q quits).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True,
               help=PRECISION_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier run in --out (else refused).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json's content instead of the one-line summary.")
 @quiet_option
 def video_command(sources, sources_file, fps, realtime, ray_address, classifiers, bundle, crops_spec, out, stride,
-                  max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels, no_track, no_video, video_scale,
-                  show, precision, overwrite, as_json, quiet):
+                  max_frames, batch_size, min_size, min_hits, min_travel, ignore_labels, no_track, no_video,
+                  video_scale, show, precision, overwrite, as_json, quiet):
     """Classify every low-res object in SOURCES: video files, camera indices (0, 1, ...) or
     rtsp:// / http:// streams. Writes an annotated video, one JSON line per frame and a summary.
     Exits 130 when interrupted. A file that ends before its announced frame count is finished
@@ -517,7 +536,8 @@ def index_command(images_dir, bundle, out, overwrite, batch_size, quiet):
 @cli.command("search")
 @click.argument("queries", nargs=-1, required=True, type=click.Path())
 @click.option("--gallery", required=True, type=click.Path(), help="A folder written by `lowres index`.")
-@click.option("--bundle", default=None, type=click.Path(), help="Embed bundle (default: the one the gallery was built with).")
+@click.option("--bundle", default=None, type=click.Path(),
+              help="Embed bundle (default: the one the gallery was built with).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Show the k most similar gallery images.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query on stdout.")
@@ -544,8 +564,9 @@ def search_command(queries, gallery, bundle, top_k, as_json, unverified_ok):
     res = g.search(emb(read_images(queries)), top_k=top_k)
     for q, ids, scores, idx in zip(queries, res.ids, res.scores, res.indices):
         if as_json:
-            click.echo(json.dumps({"query": str(q), "hits": [{"id": i, "score": round(float(s), 5), "metadata": g.metadata[j]}
-                                                              for i, s, j in zip(ids, scores, idx)]}))
+            click.echo(json.dumps({"query": str(q),
+                                   "hits": [{"id": i, "score": round(float(s), 5), "metadata": g.metadata[j]}
+                                            for i, s, j in zip(ids, scores, idx)]}))
         else:
             click.echo(f"{q}:")
             for rank, (i, s) in enumerate(zip(ids, scores), 1):
@@ -553,7 +574,8 @@ def search_command(queries, gallery, bundle, top_k, as_json, unverified_ok):
 
 
 @cli.command("demo")
-@click.option("--bundle", default=None, type=click.Path(), help="Bundle directory (default: the shipped default model).")
+@click.option("--bundle", default=None, type=click.Path(),
+              help="Bundle directory (default: the shipped default model).")
 @click.option("--out", default="lowres-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo clip and the pipeline's outputs.")
 def demo_command(bundle, out):
@@ -582,11 +604,14 @@ def demo_command(bundle, out):
         click.echo(f"   {mark} {c.name:<15} {w:>3}x{h:<3} expected {c.expected:<7} got {said:<8} (" +
                    ", ".join(f"{n} {v:.2f}" for n, v in zip(names, s)) + ")")
     known = [(c, said, names[0]) for c, said, names in zip(crops, pred.labels, labels) if c.expected in clf.labels]
-    tally = Counter("right" if said == c.expected else "unknown" if said == "unknown" else "wrong" for c, said, _ in known)
+    tally = Counter("right" if said == c.expected else "unknown" if said == "unknown" else "wrong"
+                    for c, said, _ in known)
     unsure_right = sum(said == "unknown" and best == c.expected for c, said, best in known)
-    click.echo(f"   of {len(known)} crops whose true label the model has: {tally['right']} right, {tally['unknown']} unknown "
+    click.echo(f"   of {len(known)} crops whose true label the model has: {tally['right']} right, "
+               f"{tally['unknown']} unknown "
                f"(best guess right for {unsure_right}), {tally['wrong']} wrong"
-               + (f" ({len(crops) - len(known)} crops' true label is not one of its labels)" if len(known) < len(crops) else ""))
+               + (f" ({len(crops) - len(known)} crops' true label is not one of its labels)"
+                  if len(known) < len(crops) else ""))
     click.echo("   (portraits, a cat's face and textures cut from photos, not a street camera's crops: "
                "the figures on real clips are in docs/default_model.md)")
     out = Path(out)
@@ -623,7 +648,8 @@ def main(argv=None) -> None:
         extra = OPTIONAL_MODULES.get((e.name or "").split(".")[0])
         if extra is None:
             raise
-        click.echo(f"error: this command needs {e.name}, which is not installed: pip install 'lowres_sdk[{extra}]'", err=True)
+        click.echo(f"error: this command needs {e.name}, which is not installed: "
+                   f"pip install 'lowres_sdk[{extra}]'", err=True)
         sys.exit(1)
     except OSError as e:  # the file system refused (permissions, disk full): the user's environment, not a bug
         click.echo(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)

@@ -140,7 +140,8 @@ def _check_signature(session, bundle: Bundle, name: str) -> tuple[str, str]:
         raise BundleError(f"{where}: expected one input named {d.input.name!r} (bundle.json), "
                           f"the graph has {[i.name for i in inputs]}")
     i = inputs[0]
-    if i.type != "tensor(uint8)" or len(i.shape) != 4 or i.shape[3] not in (3, None) and not isinstance(i.shape[3], str):
+    if (i.type != "tensor(uint8)" or len(i.shape) != 4
+            or i.shape[3] not in (3, None) and not isinstance(i.shape[3], str)):
         raise BundleError(f"{where}: input {i.name!r} must be uint8 [N, H, W, 3], the graph has {i.type} {i.shape}")
     names = [o.name for o in outputs]
     if d.output.name in names:
@@ -160,7 +161,8 @@ def _check_signature(session, bundle: Bundle, name: str) -> tuple[str, str]:
         try:
             y = session.run([out.name], {i.name: np.full((1, side, side, 3), 128, np.uint8)})[0]
         except Exception as e:  # onnxruntime's pybind error types
-            raise BundleError(f"{where} fails on a {side}x{side} test crop: {str(e).strip().splitlines()[0][:300]}") from None
+            raise BundleError(f"{where} fails on a {side}x{side} test crop: "
+                              f"{str(e).strip().splitlines()[0][:300]}") from None
         if y.shape != (1, width) or not np.isfinite(y).all():
             raise BundleError(f"{where}: a {side}x{side} test crop gives output shape {y.shape}"
                               f"{'' if np.isfinite(y).all() else ' with NaN/inf'}; expected (1, {width})")
@@ -175,7 +177,8 @@ class _BundleModel:
                  backend: str = "onnxruntime", engine_dir: str | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         if self.bundle.task != self.task:
-            raise BundleError(f"{self.bundle.path} is a '{self.bundle.task}' bundle; {type(self).__name__} needs '{self.task}'")
+            raise BundleError(f"{self.bundle.path} is a '{self.bundle.task}' bundle; "
+                              f"{type(self).__name__} needs '{self.task}'")
         self.batch_size = batch_size
         if precision == "auto":  # the bundle's INT8 model if it ships one (it passed the export's accuracy gate)
             precision = "int8" if backend == "onnxruntime" and "int8" in self.bundle.variants else "fp32"

@@ -85,7 +85,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not declared.isdigit():
             raise HTTPError(400, "malformed", f"Content-Length is not a number: {declared[:40]!r}")
         if int(declared) > limit:
-            raise LimitError("max_body_bytes", limit, f"the body has {declared} bytes; the limit (max_body_bytes) is {limit}")
+            raise LimitError("max_body_bytes", limit,
+                             f"the body has {declared} bytes; the limit (max_body_bytes) is {limit}")
     chunks, n = [], 0
     async for chunk in request.stream():
         n += len(chunk)
@@ -116,7 +117,8 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[byte
     def on_part_end():
         parts.append(bytes(current))
         if len(parts) > max_parts:
-            raise LimitError("max_images", max_parts, f"more than {max_parts} images in one request; the limit (max_images) is {max_parts}")
+            raise LimitError("max_images", max_parts,
+                             f"more than {max_parts} images in one request; the limit (max_images) is {max_parts}")
 
     parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_part_data": on_part_data,
                                         "on_part_end": on_part_end})
@@ -210,8 +212,10 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "byte"}, "description": "base64 JPEG/PNG"},
         "crops": {"type": "array", "items": {"type": "object", "required": ["shape", "data"], "properties": {
-            "shape": {"type": "array", "items": {"type": "integer"}, "description": "[H, W] or [H, W, C], C in 1, 3, 4"},
-            "data": {"type": "string", "format": "byte", "description": "base64 of H*W*C uint8, row-major, BGR(A)"}}}}}}}}},
+            "shape": {"type": "array", "items": {"type": "integer"},
+                      "description": "[H, W] or [H, W, C], C in 1, 3, 4"},
+            "data": {"type": "string", "format": "byte",
+                     "description": "base64 of H*W*C uint8, row-major, BGR(A)"}}}}}}}}},
     "parameters": [{"name": "top_k", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
                     "description": "classes listed per image (classify only)"}]}
 
@@ -256,7 +260,8 @@ def create_app(model, config: ServeConfig = ServeConfig()) -> FastAPI:
         except QueueFull as e:
             raise HTTPError(503, "overloaded", str(e), headers={"Retry-After": str(config.retry_after_s)}) from None
         except asyncio.TimeoutError:
-            raise HTTPError(504, "timeout", f"no answer within the server's timeout of {config.timeout_s:g} s") from None
+            raise HTTPError(504, "timeout",
+                            f"no answer within the server's timeout of {config.timeout_s:g} s") from None
         # Serialised here rather than by FastAPI's encoder: it walks every float and costs more than the model.
         if task == "classify":
             return JSONResponse({"classes": out.classes, "results": out.to_dict(k, probs=True)})

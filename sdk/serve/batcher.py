@@ -45,7 +45,8 @@ class MicroBatcher:
     def __init__(self, run: Callable[[list], Any], split: Callable[[Any, int, int], Any], *, max_batch: int = 32,
                  max_wait_ms: float = 0.0, max_queue: int = 256, on_batch: Callable[[int], None] | None = None):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError(f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; got {max_batch}, {max_queue}, {max_wait_ms}")
+            raise ValueError(f"need max_batch >= 1, max_queue >= 1, max_wait_ms >= 0; "
+                             f"got {max_batch}, {max_queue}, {max_wait_ms}")
         self.run, self.split = run, split
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1e3, max_queue
         self.on_batch = on_batch or (lambda n: None)

@@ -50,14 +50,17 @@ def check_count(n: int, limits: Limits) -> None:
     if n == 0:
         raise InputError("the request holds no images")
     if n > limits.max_images:
-        raise LimitError("max_images", limits.max_images, f"{n} images in one request; the limit (max_images) is {limits.max_images}")
+        raise LimitError("max_images", limits.max_images,
+                         f"{n} images in one request; the limit (max_images) is {limits.max_images}")
 
 
 def check_size(h: int, w: int, limits: Limits, where: str) -> None:
     if max(h, w) > limits.max_side:
-        raise LimitError("max_side", limits.max_side, f"{where} is {w}x{h} px; the limit (max_side) is {limits.max_side} px a side")
+        raise LimitError("max_side", limits.max_side,
+                         f"{where} is {w}x{h} px; the limit (max_side) is {limits.max_side} px a side")
     if h * w > limits.max_pixels:
-        raise LimitError("max_pixels", limits.max_pixels, f"{where} has {h * w} pixels; the limit (max_pixels) is {limits.max_pixels}")
+        raise LimitError("max_pixels", limits.max_pixels,
+                         f"{where} has {h * w} pixels; the limit (max_pixels) is {limits.max_pixels}")
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:

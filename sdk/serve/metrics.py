@@ -52,7 +52,8 @@ class Metrics:
         with self._lock:
             out = ["# HELP lowres_requests_total HTTP requests answered, by path and status.",
                    "# TYPE lowres_requests_total counter"]
-            out += [f'lowres_requests_total{{path="{p}",status="{s}"}} {n}' for (p, s), n in sorted(self.requests.items())]
+            out += [f'lowres_requests_total{{path="{p}",status="{s}"}} {n}'
+                    for (p, s), n in sorted(self.requests.items())]
             out += ["# HELP lowres_request_duration_seconds Time from request to response.",
                     "# TYPE lowres_request_duration_seconds histogram"]
             for p, h in sorted(self.latency.items()):
