@@ -107,10 +107,13 @@ def test_a_killed_reader_restarts_and_writes_every_frame_once(cluster, clips, si
 def test_a_killed_classifier_loses_and_doubles_no_crop(cluster, clips, single, tmp_path):
     run = RayStreams(clips, BrightnessClassifier, tmp_path, classifiers=2, options=OPTIONS).start()
     wait_for_lines(tmp_path / "cam1" / "detections.jsonl", 30)
-    os.kill(run.pids()["classifier0"], signal.SIGKILL)
+    killed = run.pids()["classifier0"]
+    os.kill(killed, signal.SIGKILL)
     summary = run.wait()
     assert summary["errors"] == {} and summary["ray"]["restarts"] == 0
-    assert summary["ray"]["classifier_retries"] >= 1  # a batch did meet the dead actor and went again
+    # the actor died and Ray brought it back; a batch in flight at the kill went to the other actor
+    # (classifier_retries), one sent while it restarted waited for it: either way no crop is lost or doubled
+    assert run.pids()["classifier0"] != killed
     for spec in clips:
         assert lines(tmp_path / spec.name / "detections.jsonl") == lines(single[0] / spec.name / "detections.jsonl")
         assert summary["streams"][spec.name]["crops_classified"] == single[1]["streams"][spec.name]["crops_classified"]
