@@ -78,9 +78,9 @@ def sources_file(path: Path, clip: Path, n: int, options: str, first: int = 0) -
     return path
 
 
-def trial(mode: str, clip: Path, n: int, fps: float, seconds: float, work: Path) -> dict:
+def trial(mode: str, clip: Path, n: int, fps: float, seconds: float, work: Path, crops: str = "motion") -> dict:
     """N live copies of ``clip`` run ``mode``'s way; each stream's summary and the run's CPU and RSS."""
-    live = f"fps={fps} realtime=true loop=true seconds={seconds}"
+    live = f"fps={fps} realtime=true loop=true seconds={seconds} crops={crops}"
     outs = []
     if mode == "procs":
         procs = []
@@ -117,7 +117,7 @@ def capacity(mode: str, clip: Path, args) -> list[dict]:
     rows = []
     for n in stream_counts(args.max_streams):
         with tempfile.TemporaryDirectory() as tmp:
-            row = trial(mode, clip, n, args.fps, args.seconds, Path(tmp))
+            row = trial(mode, clip, n, args.fps, args.seconds, Path(tmp), args.crops)
         print(json.dumps({k: row[k] for k in ("mode", "streams", "min_fps", "max_p95_ms", "cpu_share", "rss_mb",
                                                  "keeps_up")}), flush=True)
         rows.append(row)
@@ -189,7 +189,7 @@ def estimate(rows: list[dict], mode: str, cores: int, fps: float) -> int | None:
 def table(report: dict) -> list[str]:
     cores, fps = report["cores"], report["fps"]
     lines = [f"Measured {report['date']} on a {cores}-core {report['machine']} machine, `--fps {fps}`, "
-             f"{report['seconds']} s a run, `--no-video`, the shipped default model; "
+             f"{report['seconds']} s a run, `--no-video`, the shipped default model, `crops={report.get('crops', 'motion')}` regions; "
              f"command: `{report['command']}`.", "",
              "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | CPU ms a frame "
              "| RSS (MB) | keeps up |",
@@ -225,6 +225,7 @@ def main() -> None:
     p.add_argument("--clips", default="720p,480p")
     p.add_argument("--ray-check-streams", type=int, default=8, help="0: skip the Ray-equals-one-process check")
     p.add_argument("--machine", default="shared", help="'quiet' only when nothing else ran on the machine")
+    p.add_argument("--crops", default="motion", help="each stream's region stage (motion: MOG2 alone; detector)")
     p.add_argument("--replot", action="store_true", help="only redraw the PNG and the docs table from the JSON")
     args = p.parse_args()
     if args.replot:
@@ -232,6 +233,7 @@ def main() -> None:
         return
     modes = args.modes.split(",")
     report = {"date": time.strftime("%Y-%m-%d"), "machine": args.machine, "cores": os.cpu_count(), "fps": args.fps,
+              "crops": args.crops,
               "seconds": args.seconds, "modes": modes,
               "command": "python benchmarks/streams.py " + " ".join(sys.argv[1:]),
               "clips": {}}
