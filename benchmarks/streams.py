@@ -189,7 +189,8 @@ def estimate(rows: list[dict], mode: str, cores: int, fps: float) -> int | None:
 def table(report: dict) -> list[str]:
     cores, fps = report["cores"], report["fps"]
     lines = [f"Measured {report['date']} on a {cores}-core {report['machine']} machine, `--fps {fps}`, "
-             f"{report['seconds']} s a run, `--no-video`, the shipped default model, `crops={report.get('crops', 'motion')}` regions; "
+             f"{report['seconds']} s a run, `--no-video`, the shipped default model, "
+             f"`crops={report.get('crops', 'motion')}` regions; "
              f"command: `{report['command']}`.", "",
              "| clip | way | streams | slowest stream (frames/s) | worst p95 latency (ms) | CPU share | CPU ms a frame "
              "| RSS (MB) | keeps up |",
