@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lowres_sdk import InputError
+from lowres_sdk import BundleError, InputError
 from lowres_sdk.video.scoring import score
 from lowres_sdk.video.tracking import IoUTracker, TrackerConfig
 
@@ -148,6 +148,10 @@ def test_detector_regions_gives_boxes_in_the_frame_with_category_scores(detector
         DetectorRegions(out, threshold=1.5)
     with pytest.raises(InputError, match="not found"):
         DetectorRegions(out.parent / "missing.onnx")
+    junk = out.parent / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(BundleError, match="not a loadable ONNX model"):
+        DetectorRegions(junk)
 
 
 class _Provider:

@@ -21,15 +21,24 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "detector" /
 CATEGORY_LABELS = {"person": ("person",), "vehicle": ("car", "truck", "bus", "motorcycle")}
 
 
-def read_meta(path: str | Path) -> dict:
-    """The metadata a detector ONNX carries (categories, stride, what it trained on)."""
-    import onnx
+def _session(path: Path, threads: int = 1):
+    import onnxruntime as ort
 
-    proto = onnx.load(str(path), load_external_data=False)
-    for prop in proto.metadata_props:
-        if prop.key == META_KEY:
-            return json.loads(prop.value)
-    raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own untyped errors for a bad file
+        raise BundleError(f"{path} is not a loadable ONNX model: {str(e).strip().splitlines()[0][:200]}") from None
+
+
+def read_meta(path: str | Path, session=None) -> dict:
+    """The metadata a detector ONNX carries (categories, stride, what it trained on)."""
+    session = session or _session(Path(path))
+    meta = session.get_modelmeta().custom_metadata_map.get(META_KEY)
+    if meta is None:
+        raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
+    return json.loads(meta)
 
 
 COARSE_MIN_HEIGHT = 24  # detector-input px: a box this tall at a coarse level is beyond the finer level's view
@@ -37,8 +46,9 @@ PART_OF = 0.7  # a box this much inside a larger one of its category is a part o
 
 # tracker settings its boxes need: fewer sightings, a distance gate (on 3 fps cameras a car moves past
 # its own length between frames), and travel for people only (a parked car is an object; a person-like
-# post or sign that never moves is not)
+# post or sign that never moves is not: the vehicle category, index 1 of the detector's, may stand still)
 TRACKER_DEFAULTS = {"min_hits": 2, "min_travel": 0.1, "gate": 2.0, "static_categories": (1,)}
+STATIC_CATEGORIES = ("vehicle",)
 
 
 class DetectorRegions:
@@ -49,24 +59,18 @@ class DetectorRegions:
 
     def __init__(self, model: str | Path | None = None, threshold: float = 0.3, nms_iou: float = 0.5,
                  downscale: int = 2, levels: int = 2, min_size: int = 8, threads: int = 1):
-        import onnxruntime as ort
-
         path = Path(model) if model is not None else DEFAULT_MODEL
         if not path.is_file():
             raise InputError(f"detector model not found: {path}")
         if not 0 < threshold < 1:
             raise InputError(f"threshold must be in (0, 1), got {threshold}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
-        if meta is None:
-            raise BundleError(f"{path} is not a lowres_sdk detector (no {META_KEY} metadata)")
-        meta = json.loads(meta)
+        self.session = _session(path, threads)
+        meta = read_meta(path, self.session)
         self.categories, self.stride = tuple(meta["categories"]), int(meta["stride"])
         self.threshold, self.nms_iou, self.min_size, self.levels = threshold, nms_iou, min_size, levels
         self.input = MotionInput(downscale)
-        self.tracker_defaults = dict(TRACKER_DEFAULTS)
+        static = tuple(i for i, c in enumerate(self.categories) if c in STATIC_CATEGORIES)
+        self.tracker_defaults = {**TRACKER_DEFAULTS, "static_categories": static}
         self.last_categories = np.zeros((0, len(self.categories)), np.float32)
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
