@@ -90,7 +90,7 @@ def train(seqs: list[Sequence], out_dir: str | Path, *, steps: int = 1500, batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     ckpt, step, history = out_dir / "detector.pt", 0, []
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)  # tensors, numbers and lists only: nothing unpickled
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
         step, history = state["step"], state["history"]
     model.train()
