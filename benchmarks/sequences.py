@@ -39,20 +39,22 @@ def fold_model(sequence: str) -> tuple[Path, dict]:
         meta = read_meta(path)
         if sequence not in meta["trained_on"]:
             return path, meta
-    raise SystemExit(f"no fold detector under {FOLDS} left {sequence} out: train one (benchmarks/detector_folds.py)")
+    raise SystemExit(f"no fold detector under {FOLDS} left {sequence} out: train one "
+                     f"(lowres train-detector SEQUENCES --exclude {sequence} --out {FOLDS}/fold_NAME.onnx)")
 
 
-def stage(kind: str, sequence: str) -> tuple[object, TrackerConfig, dict]:
-    """The region provider, tracker settings and provenance of region stage ``kind`` on ``sequence``."""
+def regions(kind: str, model: Path | None) -> tuple[object, TrackerConfig]:
+    """Region stage ``kind``'s provider (the detector ``model`` for ``detector``) and its tracker settings."""
     if kind == "motion":
-        return MotionCrops(), TrackerConfig(), {"trained_on": []}
-    path, meta = fold_model(sequence)
-    regions = DetectorRegions(path)
-    return regions, TrackerConfig(**regions.tracker_defaults), {"model": path.name, "trained_on": meta["trained_on"]}
+        return MotionCrops(), TrackerConfig()
+    detector = DetectorRegions(model)
+    return detector, TrackerConfig(**detector.tracker_defaults)
 
 
 def run_one(sequence: str, kind: str, data: Path, work: Path, clf) -> dict:
-    crops, tracker, provenance = stage(kind, sequence)
+    path, meta = fold_model(sequence) if kind == "detector" else (None, {"trained_on": []})
+    provenance = {"model": path.name, "trained_on": meta["trained_on"]} if path else {"trained_on": []}
+    crops, tracker = regions(kind, path)
     out = work / kind / sequence
     summary = process(data / f"{sequence}.mp4", clf, out, crops, tracker=tracker, write_video=False, progress=False)
     gt, jsonl = data / f"{sequence}.gt.txt", out / "detections.jsonl"
@@ -60,8 +62,9 @@ def run_one(sequence: str, kind: str, data: Path, work: Path, clf) -> dict:
             "classifier_saw": CLASSIFIER_SAW.get(sequence),
             "named_16": score(gt, jsonl), "named_all": score(gt, jsonl, min_width=0),
             "any_label_all": score(gt, jsonl, min_width=0, named_only=False),
-            **wrong_category(jsonl), "fps": summary["fps"], "realtime_factor": summary["realtime_factor"],
-            "busy_ms_per_frame": summary["busy_ms_per_frame"], "jsonl": str(jsonl)}
+            **wrong_category(summary["track_labels"]), "fps": summary["fps"],
+            "realtime_factor": summary["realtime_factor"], "busy_ms_per_frame": summary["busy_ms_per_frame"],
+            "jsonl": str(jsonl)}
 
 
 # sequences whose camera the shipped classifier trained on: the given pedestrian clip is OpenCV's vtest.avi,
@@ -71,22 +74,11 @@ ANIMALS = frozenset({"bird", "cat", "dog", "horse"})
 CLIPS = {"pedestrians-480x360.avi": "person", "highway-cars-1280x720.mp4": "vehicle"}  # ../shared/data/video
 
 
-def track_labels(jsonl: Path) -> dict[int, str]:
-    """Each reported track's majority label."""
-    from collections import Counter, defaultdict
-
-    votes: dict[int, Counter] = defaultdict(Counter)
-    for frame in read_jsonl(jsonl).values():
-        for obj in frame:
-            votes[obj["track"]][obj["label"]] += 1
-    return {t: c.most_common(1)[0][0] for t, c in votes.items()}
-
-
-def wrong_category(jsonl: Path) -> dict:
-    labels = list(track_labels(jsonl).values())
-    animals = sum(label in ANIMALS for label in labels)
-    return {"tracks": len(labels), "animal_tracks": animals,
-            "animal_share": round(animals / len(labels), 4) if labels else None}
+def wrong_category(track_labels: dict[str, int]) -> dict:
+    """Animal-labelled tracks among the reported ones (``track_labels``: summary.json's tracks per majority label)."""
+    tracks = sum(track_labels.values())
+    animals = sum(n for label, n in track_labels.items() if label in ANIMALS)
+    return {"tracks": tracks, "animal_tracks": animals, "animal_share": round(animals / tracks, 4) if tracks else None}
 
 
 def decode_fps(path: Path) -> float:
@@ -103,21 +95,19 @@ def run_clip(clip: str, kind: str, video_dir: Path, work: Path, clf) -> dict:
     """A given clip (not annotated): track purity, animal tracks and speed against decoding alone."""
     from lowres_sdk.video.detector import CATEGORY_LABELS, DEFAULT_MODEL
 
-    if kind == "motion":
-        crops, tracker, model = MotionCrops(), TrackerConfig(), None
-    else:
+    model = None
+    if kind == "detector":
         model = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else sorted(FOLDS.glob("fold_*.onnx"))[0]
-        crops = DetectorRegions(model)
-        tracker = TrackerConfig(**crops.tracker_defaults)
+    crops, tracker = regions(kind, model)
     out = work / kind / Path(clip).stem
     summary = process(video_dir / clip, clf, out, crops, tracker=tracker, write_video=False, progress=False)
-    labels = list(track_labels(out / "detections.jsonl").values())
-    right = sum(label in CATEGORY_LABELS[CLIPS[clip]] for label in labels)
+    labels = summary["track_labels"]
+    right, tracks = sum(n for label, n in labels.items() if label in CATEGORY_LABELS[CLIPS[clip]]), sum(labels.values())
     decode = decode_fps(video_dir / clip)
     return {"clip": clip, "regions": kind, "model": model.name if model else None,
             "trained_on": read_meta(model)["trained_on"] if model else [],
-            "track_purity": round(right / len(labels), 4) if labels else None,
-            **wrong_category(out / "detections.jsonl"), "fps": summary["fps"],
+            "track_purity": round(right / tracks, 4) if tracks else None,
+            **wrong_category(labels), "fps": summary["fps"],
             "realtime_factor": summary["realtime_factor"], "decode_fps": decode,
             "share_of_decode": round(summary["fps"] / decode, 3), "busy_ms_per_frame": summary["busy_ms_per_frame"]}
 
