@@ -93,7 +93,8 @@ def decode_fps(path: Path) -> float:
 
 def run_clip(clip: str, kind: str, video_dir: Path, work: Path, clf) -> dict:
     """A given clip (not annotated): track purity, animal tracks and speed against decoding alone."""
-    from lowres_sdk.video.detector import CATEGORY_LABELS, DEFAULT_MODEL
+    from lowres_sdk.video.detector import DEFAULT_MODEL
+    from lowres_sdk.video.scoring import CATEGORY_LABELS
 
     model = None
     if kind == "detector":

@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .detector import CATEGORY_LABELS as DETECTOR_LABELS
 from .tracking import iou_matrix
 
 WIDTH_BINS = ((0, 16), (16, 32), (32, 64), (64, None))  # ground-truth width, px
 MOT_CLASSES = {1: "person", 3: "vehicle"}  # MOT class id -> the category it is scored as
-CATEGORY_LABELS = {"person": frozenset({"person"}),
-                   "vehicle": frozenset({"car", "truck", "bus", "motorcycle", "vehicle"})}
+# the labels that name each category right: the detector's, and the category's own name (the pipeline's
+# label for a detected object whose category the classifier has no label for)
+CATEGORY_LABELS = {c: frozenset((*labels, c)) for c, labels in DETECTOR_LABELS.items()}
 
 
 @dataclass(frozen=True)
