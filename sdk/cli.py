@@ -329,12 +329,13 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="Crops per inference call.")
 @click.option("--min-size", type=click.IntRange(min=1), default=12, show_default=True,
               help="Smallest object side (px) worth classifying; --crops motion finds motion at the scale this allows.")
-@click.option("--min-hits", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--min-hits", type=click.IntRange(min=1), default=None,
               help="Report a track as an object once seen on N processed frames "
-                   "(shorter ones are 'tentative' in the JSONL).")
-@click.option("--min-travel", type=click.FloatRange(min=0), default=0.1, show_default=True,
+                   "(shorter ones are 'tentative' in the JSONL). Default: the region stage's (detector 2, motion 3).")
+@click.option("--min-travel", type=click.FloatRange(min=0), default=None,
               help="... and once its centre has moved N box sides from where it was first seen: motion that never "
-                   "travels (leaves, flicker on a verge) is not an object on a fixed camera. 0: off.")
+                   "travels (leaves, flicker on a verge) is not an object on a fixed camera; the detector's parked "
+                   "vehicles need none. 0: off. Default: the region stage's (0.1).")
 @click.option("--ignore-labels", default="other,background", show_default=True,
               help="Comma-separated labels never reported as objects (a background class); '' reports all.")
 @click.option("--no-track", is_flag=True, help="No tracking: classify every box on every frame, each its own label.")
@@ -358,33 +359,32 @@ def video_command(sources, sources_file, fps, realtime, ray_address, classifiers
 
     Several sources (or --sources FILE, --fps, --ray) run as streams of one process sharing one
     model: OUT/NAME/ per stream and OUT/summary.json over all; exit 1 when a stream failed."""
-    min_hits, min_travel, tracker_rest = _tracker_defaults(crops_spec, min_hits, min_travel)
+    tracker_overrides = {k: v for k, v in (("min_hits", min_hits), ("min_travel", min_travel)) if v is not None}
     if len(sources) != 1 or sources_file or fps or realtime or ray_address:
         _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size,
                     stride=stride, show=show,
-                    tracker_options=(min_hits, min_travel, tracker_rest, no_track, ignore_labels),
+                    tracker_options=(tracker_overrides, no_track, ignore_labels),
                     defaults=dict(fps=fps, realtime=realtime or None, max_frames=max_frames, crops=crops_spec,
                                   min_size=min_size), video=(not no_video, video_scale), overwrite=overwrite,
                     as_json=as_json)
         return
-    from .video.tracking import TrackerConfig
-
-    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
     summary = _video_one(sources[0], out, overwrite=overwrite, bundle=bundle, batch_size=batch_size,
-                         precision=precision, crops=(crops_spec, min_size), tracker=tracker, track=not no_track,
-                         ignore_labels=ignore_labels, stride=stride, max_frames=max_frames,
+                         precision=precision, crops=(crops_spec, min_size), tracker=tracker_overrides,
+                         track=not no_track, ignore_labels=ignore_labels, stride=stride, max_frames=max_frames,
                          video=(not no_video, video_scale), show=show, quiet=quiet)
     _report_video(sources[0], out, summary, as_json)
 
 
 def _video_one(source, out, *, overwrite, bundle, batch_size, precision, crops, tracker, track, ignore_labels,
                stride, max_frames, video, show, quiet) -> dict:
-    """One source through `process`, after refusing an --out that holds an earlier run's outputs."""
+    """One source through `process`, after refusing an --out that holds an earlier run's outputs.
+    ``tracker``: the tracker settings given on the command line, over the region stage's own."""
     from .errors import OutputError
     from .runtime import Classifier
     from .video import process
     from .video.outputs import stale_outputs
     from .video.regions import parse_crops
+    from .video.tracking import tracker_for
 
     if not overwrite and (stale := stale_outputs(out)):  # two runs' files in one folder would not belong together
         raise OutputError(f"{out} holds an earlier run's {', '.join(stale)}; pass --overwrite to replace them, "
@@ -396,8 +396,9 @@ def _video_one(source, out, *, overwrite, bundle, batch_size, precision, crops, 
     cv2.setNumThreads(1)
     clf = Classifier(bundle, batch_size=batch_size, threads=1, precision=precision)
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
-    return process(source, clf, out, parse_crops(crops[0], min_size=crops[1]), stride=stride, max_frames=max_frames,
-                   batch_size=batch_size, track=track, tracker=tracker, ignore_labels=ignored, write_video=video[0],
+    provider = parse_crops(crops[0], min_size=crops[1])
+    return process(source, clf, out, provider, stride=stride, max_frames=max_frames, batch_size=batch_size,
+                   track=track, tracker=tracker_for(provider, **tracker), ignore_labels=ignored, write_video=video[0],
                    video_scale=video[1], show=show, progress=not quiet, log=lambda msg: click.echo(msg, err=True))
 
 
@@ -423,20 +424,6 @@ def _report_video(source, out, summary: dict, as_json: bool) -> None:
                    "frame count or a truncated file; the outputs cover every frame that could be read", err=True)
 
 
-def _tracker_defaults(crops_spec: str, min_hits: int, min_travel: float) -> tuple[int, float, dict]:
-    """--min-hits / --min-travel as given, else the region provider's own defaults, and its other
-    tracker settings (the detector's: a distance gate, vehicles that need no travel)."""
-    if not crops_spec.startswith("detector"):
-        return min_hits, min_travel, {}
-    from .video.detector import TRACKER_DEFAULTS
-
-    ctx = click.get_current_context()
-    given = lambda name: ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE  # noqa: E731
-    rest = {k: v for k, v in TRACKER_DEFAULTS.items() if k not in ("min_hits", "min_travel")}
-    return (min_hits if given("min_hits") else TRACKER_DEFAULTS["min_hits"],
-            min_travel if given("min_travel") else TRACKER_DEFAULTS["min_travel"], rest)
-
-
 def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, precision, batch_size, *, stride, show,
                 tracker_options, defaults, video, overwrite, as_json) -> None:
     """`lowres video` with several streams: one process (`process_many`), or Ray actors (``ray_address``)."""
@@ -444,7 +431,6 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
     from .video.many import ManyOptions, process_many
     from .video.outputs import stale_outputs
     from .video.sources import read_sources, specs_from
-    from .video.tracking import TrackerConfig
 
     if stride != 1 or show:
         raise click.UsageError("--stride and --show take one source; several streams are rated with --fps")
@@ -457,11 +443,10 @@ def _video_many(sources, sources_file, ray_address, classifiers, bundle, out, pr
         raise OutputError(f"{out} holds an earlier run's {', '.join(stale[:3] or ['summary.json'])}"
                           f"{' ...' if len(stale) > 3 else ''}; pass --overwrite to replace them, "
                           "or choose another --out")
-    min_hits, min_travel, tracker_rest, no_track, ignore_labels = tracker_options
-    tracker = TrackerConfig(min_hits=min_hits, min_travel=min_travel, **tracker_rest)
+    tracker_overrides, no_track, ignore_labels = tracker_options
     ignored = tuple(x.strip() for x in ignore_labels.split(",") if x.strip())
-    options = ManyOptions(batch_size=batch_size, tracker=tracker, track=not no_track, ignore_labels=ignored,
-                          write_video=video[0], video_scale=video[1])
+    options = ManyOptions(batch_size=batch_size, tracker_overrides=tracker_overrides, track=not no_track,
+                          ignore_labels=ignored, write_video=video[0], video_scale=video[1])
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if ray_address:
         from .video.ray_streams import process_many_ray

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ from .outputs import AnnotatedVideo, _write_json
 from .pipeline import IGNORED_LABELS, FrameResult, run
 from .regions import parse_crops
 from .sources import StreamSpec, specs_from
-from .tracking import TrackerConfig
+from .tracking import TrackerConfig, tracker_for
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class ManyOptions:
     timeout: float = 10.0          # seconds to open or read a live stream before it counts as lost
     reconnects: int = 5            # attempts in a row to reopen a lost live stream (backoff 0.5 s, doubling)
     max_lag: float = 1.0           # a realtime file further behind than this (s) drops frames
-    tracker: TrackerConfig | None = None
+    tracker: TrackerConfig | None = None  # None: each stream's region stage's settings, with tracker_overrides
+    tracker_overrides: dict = field(default_factory=dict)  # e.g. {"min_hits": 2}, over each stage's own settings
     track: bool = True
     ignore_labels: tuple = IGNORED_LABELS
     write_video: bool = False
@@ -183,6 +184,7 @@ class StreamRunner:
         self.spec, self.classifier, self.out, self.options = spec, classifier, out, options
         self.stop, self.callback, self.log, self.resume = stop or threading.Event(), callback, log, resume
         self.provider = options.crops(spec) if options.crops else parse_crops(spec.crops, min_size=spec.min_size)
+        self.tracker = options.tracker or tracker_for(self.provider, **options.tracker_overrides)
         self.gate = RateGate(spec, options.max_lag, self.stop)
         self.latency = Latency()
         self.counts: Counter = Counter()
@@ -220,7 +222,7 @@ class StreamRunner:
         spec, gate = self.spec, self.gate
         left = None if spec.max_frames is None else spec.max_frames - self.counts["frames_processed"]
         results = run(spec.source, self.classifier, self.provider, max_frames=left, batch_size=self.options.batch_size,
-                      batch_frames=1, tracker=self.options.tracker, track=self.options.track,
+                      batch_frames=1, tracker=self.tracker, track=self.options.track,
                       ignore_labels=self.options.ignore_labels, threads=False, log=self.log,
                       timeout=self.options.timeout, reconnect_attempts=self.options.reconnects, keep=gate)
         last = 0

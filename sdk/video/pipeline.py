@@ -28,7 +28,7 @@ from .frames import Frame, frames
 from .outputs import VIDEO_NAME, AnnotatedVideo, JsonlSink, _write_json, annotate
 from .prefetch import Prefetch
 from .regions import MotionCrops, clip_keep
-from .tracking import IoUTracker, TrackerConfig, make_tracker
+from .tracking import IoUTracker, TrackerConfig, make_tracker, tracker_for
 
 IGNORED_LABELS = ("other", "background")  # a background class: crops with no object of interest
 CLASSIFIER_FLOOR = 0.05  # added to the classifier's category probability before it weighs a detector's category
@@ -92,7 +92,7 @@ class VideoRun:
         self.reader = frames(source, stride=stride, **frame_options)
         self.stats = self.reader.stats
         self.classifier, self.crops = classifier, crops if crops is not None else MotionCrops()
-        config = tracker or TrackerConfig()
+        config = tracker or tracker_for(self.crops)  # None: the region stage's own settings
         if not track:  # every box classified on every frame, its label its own
             config = TrackerConfig(iou=config.iou, max_age=config.max_age, grow=0.0, every=1, min_hits=1,
                                    min_travel=0.0)

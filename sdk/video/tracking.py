@@ -176,6 +176,12 @@ def _closeness(boxes: np.ndarray, tracks: np.ndarray, gate: float) -> np.ndarray
     return np.where((dist < gate) & (ratio < 2) & (ratio > 0.5), 1 - dist / gate, 0.0)
 
 
+def tracker_for(crops, **overrides) -> TrackerConfig:
+    """The tracker settings ``crops`` (a region provider) asks for (``tracker_defaults``: the detector's
+    distance gate and parked vehicles), with ``overrides`` on top; a provider without any gets the defaults."""
+    return TrackerConfig(**{**getattr(crops, "tracker_defaults", {}), **overrides})
+
+
 def make_tracker(config: TrackerConfig) -> IoUTracker:
     """The tracker ``config.method`` names."""
     if config.method == "iou":
