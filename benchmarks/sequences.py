@@ -1,11 +1,12 @@
 """`lowres video` scored on the annotated fixed-camera sequences of ../shared/data/sequences, every
 figure on a camera its region stage did not see.
 
-The motion stage trains on nothing. The detector is scored on each sequence with a fold model that
+The motion stage trains on nothing; the street stage's COCO detector trained on none of these. The
+detector (alone, or the street stage's vehicle part) is scored on each sequence with a fold model that
 did not train on it: its ONNX metadata (``trained_on``) says what it saw, the row records it, and
 tests/test_sequences.py fails if a row's model trained on the sequence it scores.
 
-    python -m benchmarks.sequences [--regions motion,detector] [--data ../shared/data/sequences]
+    python -m benchmarks.sequences [--regions motion,detector,street] [--data ../shared/data/sequences]
 
 writes benchmarks/results/sequences.json, one PNG per sequence and region stage (ground truth green,
 output red, on the middle frame) under benchmarks/results/sequences/, and the table in docs/video.md.
@@ -21,6 +22,7 @@ import cv2
 
 from lowres_sdk import Classifier
 from lowres_sdk.video import process
+from lowres_sdk.video.combined import street_regions
 from lowres_sdk.video.detector import DetectorRegions, read_meta
 from lowres_sdk.video.regions import MotionCrops
 from lowres_sdk.video.scoring import read_jsonl, read_mot, score
@@ -44,15 +46,16 @@ def fold_model(sequence: str) -> tuple[Path, dict]:
 
 
 def regions(kind: str, model: Path | None) -> tuple[object, TrackerConfig]:
-    """Region stage ``kind``'s provider (the detector ``model`` for ``detector``) and its tracker settings."""
+    """Region stage ``kind``'s provider (the detector ``model`` for ``detector`` and ``street``, whose COCO
+    part trained on none of the sequences) and its tracker settings."""
     if kind == "motion":
         return MotionCrops(), TrackerConfig()
-    detector = DetectorRegions(model)
+    detector = street_regions(model) if kind == "street" else DetectorRegions(model)
     return detector, TrackerConfig(**detector.tracker_defaults)
 
 
 def run_one(sequence: str, kind: str, data: Path, work: Path, clf) -> dict:
-    path, meta = fold_model(sequence) if kind == "detector" else (None, {"trained_on": []})
+    path, meta = fold_model(sequence) if kind in ("detector", "street") else (None, {"trained_on": []})
     provenance = {"model": path.name, "trained_on": meta["trained_on"]} if path else {"trained_on": []}
     crops, tracker = regions(kind, path)
     out = work / kind / sequence
@@ -97,7 +100,7 @@ def run_clip(clip: str, kind: str, video_dir: Path, work: Path, clf) -> dict:
     from lowres_sdk.video.scoring import CATEGORY_LABELS
 
     model = None
-    if kind == "detector":
+    if kind in ("detector", "street"):
         model = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else sorted(FOLDS.glob("fold_*.onnx"))[0]
     crops, tracker = regions(kind, model)
     out = work / kind / Path(clip).stem
@@ -165,6 +168,19 @@ def clip_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+KINDS = ("motion", "detector", "street")
+
+
+def kept_rows(rows: list[dict], clips: list[dict], kinds: list[str]) -> tuple[list[dict], list[dict]]:
+    """This run's rows, and the earlier results' rows of the region stages it did not run (a rerun of one
+    stage keeps the others' figures), in the order of KINDS."""
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"rows": [], "clips": []}
+    order = lambda r: KINDS.index(r["regions"]) if r["regions"] in KINDS else len(KINDS)  # noqa: E731
+    def keep(old_rows, new):
+        return sorted([r for r in old_rows if r["regions"] not in kinds] + new, key=order)
+    return keep(old["rows"], rows), keep(old["clips"], clips)
+
+
 def main() -> None:
     from benchmarks.docs_table import write_block
     from lowres_sdk._io import atomic_write_text
@@ -172,7 +188,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sequences")
-    p.add_argument("--regions", default="motion,detector", help="comma-separated region stages: motion, detector")
+    p.add_argument("--regions", default="motion,detector", help="comma-separated region stages: motion, detector, street")
     p.add_argument("--work", type=Path, default=Path.home() / ".cache" / "lowres_sdk" / "sequences",
                    help="where each run's detections.jsonl goes")
     args = p.parse_args()
@@ -189,6 +205,7 @@ def main() -> None:
         for clip in CLIPS:
             clips.append(run_clip(clip, kind, args.data.parent / "video", args.work, clf))
             print(clip_table(clips[-1:])[-1], flush=True)
+    rows, clips = kept_rows(rows, clips, args.regions.split(","))
     report = {"about": "lowres video on annotated fixed-camera sequences, every row scored on a sequence its "
                        "region stage did not train on (seen: false); IoU >= 0.5, ignore regions honoured",
               "classifier": "shipped default", "seconds": round(time.perf_counter() - start, 1), "rows": rows,

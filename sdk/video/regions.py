@@ -210,7 +210,8 @@ def clip_keep(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> 
 
 
 def parse_crops(spec: str, min_size: int = 12):
-    """The CLI's ``--crops`` value -> a provider: motion | detector[:MODEL.onnx] | face | full | boxes:FILE.
+    """The CLI's ``--crops`` value -> a provider: street[:DETECTOR.onnx] | detector[:MODEL.onnx] | coco[:MODEL.onnx]
+    | motion | face | full | boxes:FILE.
     ``min_size``: the smallest object side (px) worth classifying, which sets the motion mask's scale."""
     if spec == "motion":
         return MotionCrops(min_size=min_size)
@@ -218,10 +219,19 @@ def parse_crops(spec: str, min_size: int = 12):
         from .detector import DetectorRegions
 
         return DetectorRegions(spec[len("detector:"):] or None, min_size=min_size)
+    if spec == "street" or spec.startswith("street:"):  # COCO's people and vehicles, the own detector's vehicles
+        from .combined import street_regions
+
+        return street_regions(spec[len("street:"):] or None, min_size=min_size)
+    if spec == "coco" or spec.startswith("coco:"):
+        from .coco import CocoRegions
+
+        return CocoRegions(spec[len("coco:"):] or None, min_size=min_size)
     if spec == "face":
         return FaceCrops()
     if spec == "full":
         return FullFrame()
     if spec.startswith("boxes:"):
         return BoxesFile(spec[len("boxes:"):])
-    raise InputError(f"--crops must be motion, detector[:MODEL.onnx], face, full or boxes:FILE, got {spec!r}")
+    raise InputError(f"--crops must be street[:DETECTOR.onnx], detector[:MODEL.onnx], coco[:MODEL.onnx], motion, "
+                     f"face, full or boxes:FILE, got {spec!r}")
