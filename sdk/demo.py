@@ -1,111 +1,193 @@
-"""Demo input that needs nothing but an installed package: real photos from scikit-image's bundled
-samples (the `demo` extra), cut and shrunk to the low-res crops a surveillance camera delivers."""
+"""`lowres demo`'s input and figures: street-camera crops and a fixed-camera clip with annotated boxes, from
+MEVA footage no model here trained on (CC BY 4.0; demo_assets/README.md), shipped in the package."""
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import InputError
+from .video.detector import CATEGORY_LABELS
+from .video.tracking import iou_matrix
+
+ASSETS = Path(__file__).resolve().parent / "demo_assets"
+BACKGROUND_LABELS = ("other", "background")  # a model's "nothing of interest" labels (the video CLI ignores them)
+SIZES = (None, 16)  # the crops as stored (at most 48 px on the longer side), and shrunk to 16 px
+CLIP_IOU = 0.3      # a track follows an annotated object on a frame where their boxes overlap this much
+MOT_CATEGORY = {1: "person", 3: "vehicle"}
+
+
+@dataclass(frozen=True)
+class DemoCrop:
+    name: str           # e.g. person-c4f6-p-004-f032 (category, clip, track, frame)
+    category: str       # person | vehicle | background (what the annotation says it is)
+    group: str          # the track (or the clip's background windows) it belongs to, e.g. c4f6/p-004
+    image: np.ndarray   # uint8 BGR
+
+
+@lru_cache(maxsize=1)
+def assets() -> dict:
+    """demo.json: every shipped file, its origin and its sha256."""
+    try:
+        return json.loads((ASSETS / "demo.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"the demo's assets are missing or damaged ({ASSETS}: {e}); reinstall lowres_sdk") from None
+
+
+def asset_path(name: str) -> Path:
+    """A shipped asset, checked against its sha256 in demo.json."""
+    meta = assets()
+    sha = {**{c["file"]: c["sha256"] for c in meta["crops"]}, meta["clip"]["file"]: meta["clip"]["sha256"],
+           meta["clip"]["gt"]: meta["clip"]["gt_sha256"]}[name]
+    path = ASSETS / name
+    try:
+        ok = hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    except OSError:
+        ok = False
+    if not ok:
+        raise InputError(f"the demo asset {path} is missing or not the shipped file; reinstall lowres_sdk")
+    return path
+
+
+def demo_crops() -> list[DemoCrop]:
+    """The still crops, in demo.json's order."""
+    out = []
+    for c in assets()["crops"]:
+        image = cv2.imread(str(asset_path(c["file"])), cv2.IMREAD_COLOR)
+        group = f"{c['sequence'][-4:]}/{c['track'] or 'windows'}"
+        out.append(DemoCrop(Path(c["file"]).stem, c["category"], group, image))
+    return out
+
+
+def at_size(image: np.ndarray, size: int | None) -> np.ndarray:
+    """``image`` shrunk (INTER_AREA) to ``size`` px on its longer side; None, or a smaller image: as it is."""
+    h, w = image.shape[:2]
+    if size is None or max(h, w) <= size:
+        return image
+    scale = size / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def right_labels(category: str) -> frozenset[str]:
+    """The labels that name an annotated ``category`` right (a vehicle: any vehicle label of the detector's)."""
+    if category == "background":
+        return frozenset(BACKGROUND_LABELS)
+    return frozenset((*CATEGORY_LABELS[category], category))
+
+
+def verdict(category: str, label: str) -> str:
+    """right | unknown | wrong."""
+    if label in right_labels(category):
+        return "right"
+    return "unknown" if label == "unknown" else "wrong"
+
+
+def classify_crops(classifier, crops: list[DemoCrop], sizes=SIZES) -> dict:
+    """size -> the classifier's labels of ``crops`` at that size (``at_size``)."""
+    return {size: list(classifier([at_size(c.image, size) for c in crops]).labels) for size in sizes}
+
+
+def tally(crops: list[DemoCrop], labels: list[str]) -> Counter:
+    """right / unknown / wrong counts, overall and per category (keys like ("person", "right"))."""
+    out = Counter()
+    for crop, label in zip(crops, labels):
+        v = verdict(crop.category, label)
+        out[v] += 1
+        out[crop.category, v] += 1
+    return out
+
+
+def clip_truth() -> dict[int, list[tuple[int, str, tuple]]]:
+    """The clip's annotated boxes: frame (from 0) -> [(id, category, (x, y, w, h))]."""
+    out = defaultdict(list)
+    for line in asset_path(assets()["clip"]["gt"]).read_text().splitlines():
+        f, oid, x, y, w, h, _, cls = line.split(",")[:8]
+        out[int(f) - 1].append((int(oid), MOT_CATEGORY[int(cls)], (float(x), float(y), float(w), float(h))))
+    return out
 
 
 @dataclass
-class DemoCrop:
-    name: str
-    expected: str      # what a person sees in it ("" if none of the classes fits)
-    image: np.ndarray  # uint8 BGR
+class Followed:
+    """An annotated object of the clip and the reported track that followed it on most frames."""
+    id: int
+    category: str
+    frames: int          # frames it is annotated on
+    track: int | None    # None: no reported track overlapped it
+    overlap: int         # frames that track's box overlapped it (IoU >= CLIP_IOU)
+    label: str | None    # the track's label (its reported boxes' majority, as summary.json counts)
 
 
-def _skimage_data():
-    try:
-        import skimage.data
-    except ImportError:
-        raise InputError("the demo needs scikit-image's sample photos: pip install 'lowres_sdk[demo]'") from None
-    return skimage.data
+def follow(jsonl_path: str | Path, truth=None) -> list[Followed]:
+    """Each annotated object of the clip with the reported track of ``jsonl_path`` that followed it."""
+    truth = clip_truth() if truth is None else truth
+    overlap, labels = defaultdict(Counter), defaultdict(Counter)
+    for line in Path(jsonl_path).read_text().splitlines():
+        record = json.loads(line)
+        objects = record.get("objects", [])
+        for o in objects:
+            labels[o["track"]][o["label"]] += 1
+        gt = truth.get(record["frame"], [])
+        if not gt or not objects:
+            continue
+        iou = iou_matrix(np.array([b for *_, b in gt], float), np.array([o["box"] for o in objects], float))
+        for i, (oid, *_rest) in enumerate(gt):
+            j = int(iou[i].argmax())
+            if iou[i, j] >= CLIP_IOU:
+                overlap[oid][objects[j]["track"]] += 1
+    out, seen = [], Counter(oid for boxes in truth.values() for oid, *_ in boxes)
+    categories = {oid: c for boxes in truth.values() for oid, c, _ in boxes}
+    for oid in sorted(seen):
+        track, n = overlap[oid].most_common(1)[0] if overlap[oid] else (None, 0)
+        label = labels[track].most_common(1)[0][0] if track is not None else None
+        out.append(Followed(oid, categories[oid], seen[oid], track, n, label))
+    return out
 
 
-def demo_crops(sizes: tuple[int, ...] = (32, 16, 12)) -> list[DemoCrop]:
-    """Photos of a person (astronaut; cameraman), a cat, a horse and three object-free textures, each
-    as an HR crop shrunk to ``sizes`` px on its longer side (INTER_AREA, like a distant object)."""
-    data = _skimage_data()
-    sources = [
-        ("astronaut", "person", data.astronaut()[:, 60:420]),          # RGB, the person's upper body
-        ("cameraman", "person", data.camera()[30:330, 110:330]),      # gray, a standing person
-        ("chelsea", "cat", data.chelsea()[20:300, 80:360]),          # RGB, a cat's head
-        ("horse", "horse", data.horse().astype(np.uint8) * 255),      # binary silhouette
-        # No object at all: what a motion detector also hands over (wall, lawn, gravel). A model for
-        # fixed cameras must say so (its background label) instead of naming an animal.
-        ("brick-wall", "other", data.brick()[:300, :150]),
-        ("grass", "other", data.grass()[100:400, 200:350]),
-        ("gravel", "other", data.gravel()[:200, :200]),
-    ]
-    crops = []
-    for name, expected, img in sources:
-        img = np.asarray(img)
-        bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-        h, w = bgr.shape[:2]
-        for s in sizes:
-            scale = s / max(h, w)
-            small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-            crops.append(DemoCrop(f"{name}@{s}px", expected, small))
-    return crops
+def _mark(category: str, label: str) -> str:
+    v = verdict(category, label)
+    return "ok" if v == "right" else "??" if v == "unknown" else label
 
 
-def _sprites(data) -> list[tuple[str, np.ndarray, np.ndarray | None, int]]:
-    """(name, BGR image, mask or None, height in px on screen)."""
-    astronaut = cv2.cvtColor(data.astronaut()[20:512, 70:400], cv2.COLOR_RGB2BGR)
-    cameraman = cv2.cvtColor(data.camera()[40:420, 120:330], cv2.COLOR_GRAY2BGR)
-    cat = cv2.cvtColor(data.chelsea()[20:300, 80:360], cv2.COLOR_RGB2BGR)
-    horse_mask = ~data.horse()  # True on the horse
-    horse = np.full(horse_mask.shape + (3,), (40, 60, 90), np.uint8)  # a brown horse
-    return [("person", astronaut, None, 56), ("person", cameraman, None, 48), ("cat", cat, None, 30),
-            ("horse", horse, horse_mask, 36)]
+def _size_name(size: int | None) -> str:
+    return "as stored (<= 48 px)" if size is None else f"shrunk to {size} px"
 
 
-def make_demo_clip(path, n_frames: int = 90, size: tuple[int, int] = (320, 240), fps: float = 10.0,
-                   seed: int = 0) -> list:
-    """Write a short fixed-camera clip (MJPG .avi) in which real photos of two people, a cat and a
-    horse cross a textured scene at 30-56 px; returns the true boxes per frame."""
-    data = _skimage_data()
-    w, h = size
-    rng = np.random.default_rng(seed)
-    ground = cv2.cvtColor(cv2.resize(data.grass(), size, interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2BGR)
-    ground = (ground * np.array([0.55, 0.85, 0.6])).astype(np.uint8)  # green-ish lawn
-    sprites = []
-    for k, (name, img, mask, height) in enumerate(_sprites(data)):
-        scale = height / img.shape[0]
-        sw = max(4, round(img.shape[1] * scale))
-        small = cv2.resize(img, (sw, height), interpolation=cv2.INTER_AREA)
-        m = None if mask is None else cv2.resize(mask.astype(np.uint8), (sw, height),
-                                                 interpolation=cv2.INTER_NEAREST) > 0
-        y = 20 + k * (h - 80) // 3
-        x0, speed = (-sw, 3 + k) if k % 2 == 0 else (w, -(3 + k))
-        start = 8 + 10 * k  # after a few empty frames, as a fixed camera sees the scene first
-        sprites.append((name, small, m, x0, y, speed, start))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    truth = []
-    try:
-        for i in range(n_frames):
-            frame = np.clip(ground.astype(np.int16) + rng.integers(-4, 5, ground.shape), 0, 255).astype(np.uint8)
-            boxes = []
-            for name, small, m, x0, y, speed, start in sprites:
-                if i < start:
-                    continue
-                x = x0 + speed * (i - start)
-                sh, sw = small.shape[:2]
-                xa, xb = max(0, x), min(w, x + sw)
-                if xb <= xa:
-                    continue
-                region = frame[y:y + sh, xa:xb]
-                patch = small[:, xa - x:xb - x]
-                if m is None:
-                    region[:] = patch
-                else:
-                    region[m[:, xa - x:xb - x]] = patch[m[:, xa - x:xb - x]]
-                boxes.append((name, (xa, y, xb - xa, sh)))
-            writer.write(frame)
-            truth.append(boxes)
-    finally:
-        writer.release()
-    return truth
+def still_lines(crops: list[DemoCrop], labels: dict) -> list[str]:
+    """What `lowres demo` prints about the still crops: a line per track (or clip's background windows)
+    with each view's mark at each size, then the tallies per size."""
+    groups = defaultdict(list)
+    for i, c in enumerate(crops):
+        groups[c.category, c.group].append(i)
+    lines = []
+    for (category, group), idx in groups.items():
+        h, w = crops[idx[0]].image.shape[:2]
+        marks = "   ".join(f"{'stored' if s is None else f'{s} px'}: " + " ".join(_mark(category, labels[s][i])
+                                                                              for i in idx) for s in labels)
+        lines.append(f"   {category:<10} {group:<13} {len(idx)} x ~{w}x{h} px   {marks}")
+    for size, said in labels.items():
+        t = tally(crops, said)
+        per = ", ".join(f"{c} {t[c, 'right']}/{sum(t[c, v] for v in ('right', 'unknown', 'wrong'))}"
+                        for c in ("person", "vehicle", "background"))
+        share = 100 * t["right"] / len(crops)
+        lines.append(f"   {_size_name(size)}: {t['right']} of {len(crops)} right ({share:.0f} %), "
+                     f"{t['unknown']} unknown, {t['wrong']} wrong   (right: {per})")
+    return lines
+
+
+def clip_lines(followed: list[Followed]) -> list[str]:
+    """What `lowres demo` prints about the clip's annotated people and vehicles."""
+    lines = []
+    for category, plural, named in (("person", "people", "person"), ("vehicle", "vehicles", "car or truck")):
+        objs = [f for f in followed if f.category == category]
+        found = [f for f in objs if f.track is not None]
+        right = [f for f in found if f.label in right_labels(category)]
+        each = ", ".join(f"#{f.id} {f.label or 'not followed'}" for f in objs)
+        lines.append(f"   {plural} in the clip (annotated): {len(objs)}; followed by a track: {len(found)}; "
+                     f"named {named}: {len(right)}   ({each})")
+    return lines
