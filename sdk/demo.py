@@ -181,13 +181,15 @@ def still_lines(crops: list[DemoCrop], labels: dict) -> list[str]:
 
 
 def clip_lines(followed: list[Followed]) -> list[str]:
-    """What `lowres demo` prints about the clip's annotated people and vehicles."""
+    """What `lowres demo` prints about the clip's annotated people and vehicles: how many a reported track
+    followed, and how many that track named right (each with the frames it overlapped the object on)."""
     lines = []
     for category, plural, named in (("person", "people", "person"), ("vehicle", "vehicles", "car or truck")):
         objs = [f for f in followed if f.category == category]
         found = [f for f in objs if f.track is not None]
         right = [f for f in found if f.label in right_labels(category)]
-        each = ", ".join(f"#{f.id} {f.label or 'not followed'}" for f in objs)
+        each = ", ".join(f"#{f.id} {f.label} on {f.overlap}/{f.frames} frames" if f.track is not None
+                         else f"#{f.id} not followed" for f in objs)
         lines.append(f"   {plural} in the clip (annotated): {len(objs)}; followed by a track: {len(found)}; "
                      f"named {named}: {len(right)}   ({each})")
     return lines
