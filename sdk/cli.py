@@ -314,12 +314,14 @@ def bench_command(bundle, batch_sizes, size, seconds, precision, threads):
               help="With --ray: classifier actors in the pool.")
 @click.option("--bundle", default=None, type=click.Path(),
               help="Bundle directory (default: the shipped default model).")
-@click.option("--crops", "crops_spec", default="detector", show_default=True,
-              help="Where the objects are: detector[:MODEL.onnx] (the shipped people + vehicle detector over frame "
-                   "and motion: whole objects, parked cars too; min-hits 2 unless given), motion (MOG2 background "
-                   "subtraction alone: 3-5x faster, fragments and pairs on a new camera), face (OpenCV Haar "
-                   "cascade), full (whole frame), or boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your own "
-                   "detector).")
+@click.option("--crops", "crops_spec", default="street", show_default=True,
+              help="Where the objects are: street[:DETECTOR.onnx] (people and vehicles from a COCO-trained detector, "
+                   "YOLOX-Nano, plus vehicles seen from high above from the shipped detector: whole objects on a "
+                   "camera nothing was tuned on, parked cars too), coco[:MODEL.onnx] (the COCO part alone: about "
+                   "twice as fast, no top-down cars), detector[:MODEL.onnx] (the shipped low-res detector over frame "
+                   "and motion alone), motion (MOG2 background subtraction alone: 3-5x faster than detector, "
+                   "fragments and pairs on a new camera), face (OpenCV Haar cascade), full (whole frame), or "
+                   "boxes:FILE (MOT-style 'frame,id,x,y,w,h,...' from your own detector).")
 @click.option("--out", default="lowres-video-out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for annotated.mkv, detections.jsonl and summary.json.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True,

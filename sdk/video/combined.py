@@ -1,10 +1,11 @@
-"""Two region stages as one: each contributes the categories it is trusted with, and boxes of one
-category that two stages both found are kept once (NMS). The product's street default joins the
-COCO detector's people and vehicles with the project's own detector's vehicles (cars seen from a
-mast high above, which COCO never showed it)."""
+"""Two region stages as one: each contributes the categories it is trusted with, in order of trust,
+and a later stage's box that overlaps one an earlier stage gave is dropped (one object, one box). The
+product's street default joins the COCO detector's people and vehicles with the project's own
+detector's vehicles (cars seen from a mast high above, which COCO never showed it)."""
 from __future__ import annotations
 
-import cv2
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..errors import InputError
@@ -13,31 +14,49 @@ from ..errors import InputError
 class CombinedRegions:
     """``stages``: (provider, categories it contributes) pairs; every provider has the same ``categories``."""
 
-    def __init__(self, stages: list[tuple[object, tuple[str, ...]]], nms_iou: float = 0.5):
+    def __init__(self, stages: list[tuple[object, tuple[str, ...]]], overlap: float = 0.5):
         self.categories = tuple(stages[0][0].categories)
         if any(tuple(p.categories) != self.categories for p, _ in stages):
             raise InputError(f"region stages to combine must share their categories, got "
                              f"{[tuple(p.categories) for p, _ in stages]}")
         self.stages = [(p, [self.categories.index(c) for c in cats]) for p, cats in stages]
-        self.nms_iou = nms_iou
-        defaults = [getattr(p, "tracker_defaults", {}) for p, _ in stages]
-        self.tracker_defaults = defaults[0]
+        self.overlap = overlap
+        self.tracker_defaults = getattr(stages[0][0], "tracker_defaults", {})
         self.last_categories = np.zeros((0, len(self.categories)), np.float32)
+        self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        boxes, scores = [], []
-        for provider, wanted in self.stages:
-            b = np.asarray(provider(frame, index), np.float64).reshape(-1, 4)
-            s = np.asarray(provider.last_categories, np.float32).reshape(-1, len(self.categories))
-            mine = np.isin(s.argmax(1), wanted) if len(s) else np.zeros(0, bool)
-            boxes.append(b[mine])
-            scores.append(s[mine])
-        boxes, scores = np.concatenate(boxes), np.concatenate(scores)
-        order = np.asarray(cv2.dnn.NMSBoxesBatched(boxes.tolist(), scores.max(1).tolist(), scores.argmax(1).tolist(),
-                                                   0.0, self.nms_iou) if len(boxes) else [],
-                           dtype=np.int64).reshape(-1)
-        self.last_categories = scores[order]
-        return boxes[order].astype(np.int64).reshape(-1, 4)
+        if self._pool is None:  # the stages run side by side: onnxruntime and OpenCV release the GIL
+            self._pool = ThreadPoolExecutor(len(self.stages), thread_name_prefix="regions")
+        found = [self._pool.submit(_found, provider, frame, index, len(self.categories)) for provider, _ in self.stages]
+        boxes = np.zeros((0, 4))
+        scores = np.zeros((0, len(self.categories)), np.float32)
+        for future, (_, wanted) in zip(found, self.stages):
+            b, s = future.result()
+            new = np.isin(s.argmax(1), wanted) & ~(_overlap(b, boxes) >= self.overlap).any(1)
+            trusted = np.zeros_like(s)  # only the categories it was trusted with: a vehicle box stays one
+            trusted[:, wanted] = s[:, wanted]
+            boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, trusted[new]])
+        self.last_categories = scores
+        return boxes.astype(np.int64).reshape(-1, 4)
+
+
+def _found(provider, frame: np.ndarray, index: int, categories: int) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.asarray(provider(frame, index), np.float64).reshape(-1, 4)
+    return boxes, np.asarray(provider.last_categories, np.float32).reshape(-1, categories)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area, for every pair of x, y, w, h boxes: 1 when one lies
+    inside the other (a car box around two people walking side by side overlaps each of them fully)."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    a1, a2 = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
+    b1, b2 = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
+    iw, ih = np.moveaxis(np.minimum(a2, b2) - np.maximum(a1, b1), 2, 0)
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    smaller = np.minimum((a[:, 2] * a[:, 3])[:, None], (b[:, 2] * b[:, 3])[None])
+    return inter / np.maximum(smaller, 1e-9)
 
 
 def street_regions(detector=None, coco=None, min_size: int = 8) -> CombinedRegions:

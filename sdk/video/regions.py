@@ -209,6 +209,18 @@ def clip_keep(boxes: np.ndarray, width: int, height: int, min_side: int = 2) -> 
     return out[keep].astype(np.int64), keep
 
 
+CROPS_KINDS = ("street", "detector", "coco", "motion", "face", "full")  # and boxes:FILE
+CROPS_HELP = "street[:DETECTOR.onnx], detector[:MODEL.onnx], coco[:MODEL.onnx], motion, face, full or boxes:FILE"
+
+
+def check_crops(spec: str) -> str:
+    """``spec`` if it names a region stage (`parse_crops` builds it), else a typed error naming the choices."""
+    kind, _, arg = spec.partition(":")
+    if kind in CROPS_KINDS and not (arg and kind in ("motion", "face", "full")) or (kind == "boxes" and arg):
+        return spec
+    raise InputError(f"--crops must be {CROPS_HELP}, got {spec!r}")
+
+
 def parse_crops(spec: str, min_size: int = 12):
     """The CLI's ``--crops`` value -> a provider: street[:DETECTOR.onnx] | detector[:MODEL.onnx] | coco[:MODEL.onnx]
     | motion | face | full | boxes:FILE.
@@ -233,5 +245,4 @@ def parse_crops(spec: str, min_size: int = 12):
         return FullFrame()
     if spec.startswith("boxes:"):
         return BoxesFile(spec[len("boxes:"):])
-    raise InputError(f"--crops must be street[:DETECTOR.onnx], detector[:MODEL.onnx], coco[:MODEL.onnx], motion, "
-                     f"face, full or boxes:FILE, got {spec!r}")
+    raise InputError(f"--crops must be {CROPS_HELP}, got {spec!r}")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from .frames import STREAM_PREFIXES
+from .regions import check_crops
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class StreamSpec:
     name: str                       # its output folder under the run's
     fps: float | None = None        # frames a second processed (in the source's time); None: every frame
     max_frames: int | None = None   # processed frames, then the stream stops
-    crops: str = "motion"           # motion | detector[:MODEL.onnx] | face | full | boxes:FILE (regions.parse_crops)
+    crops: str = "motion"           # a region stage (regions.CROPS_HELP; regions.parse_crops builds it)
     min_size: int = 12              # smallest object side worth classifying (px)
     realtime: bool = False          # a file played at its own speed, as a camera would be (drops when behind)
     loop: bool = False              # a realtime file starts again at its end (benchmarks: runs longer than the clip)
@@ -110,8 +111,10 @@ def parse_line(line: str, base: Path | None = None) -> StreamSpec:
         except ValueError as e:
             raise ValueError(f"bad value in {word!r}: {e}") from None
     crops = options.get("crops", "motion")
-    if crops not in ("motion", "detector", "face", "full") and not crops.startswith(("boxes:", "detector:")):
-        raise ValueError(f"crops must be motion, detector[:MODEL.onnx], face, full or boxes:FILE, got {crops!r}")
+    try:
+        check_crops(crops)
+    except InputError as e:
+        raise ValueError(str(e).replace("--crops", "crops")) from None
     source = check_source(source, base)
     name = name or default_name(source)
     if not name or name.startswith(".") or os.sep in name or "/" in name:
