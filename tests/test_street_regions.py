@@ -76,7 +76,7 @@ def test_combined_takes_each_stage_categories_and_keeps_a_box_found_twice_once()
     found = {tuple(b): int(c) for b, c in zip(boxes.tolist(), combined.last_categories.argmax(1))}
     # the second stage's person box is not its to give; its copy of the first car is one car
     assert found == {(0, 0, 10, 30): 0, (50, 50, 40, 20): 1, (100, 0, 30, 15): 1}
-    assert combined.tracker_defaults == {"min_hits": 2}
+    assert combined.tracker_defaults == {"min_hits": 2, "by_category": True}
     car = [tuple(b) for b in boxes.tolist()].index((100, 0, 30, 15))
     assert combined.last_categories[car].tolist() == pytest.approx([0.0, 0.7])  # naming cannot make it a person
 

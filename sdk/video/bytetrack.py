@@ -22,7 +22,7 @@ class ByteTracker(IoUTracker):
                                       minimum_consecutive_frames=1, track_activation_threshold=0.3)
         self._ours: dict[int, Track] = {}  # ByteTrack id -> our track
 
-    def _associate(self, boxes: np.ndarray, scores, step: int) -> dict[int, Track]:
+    def _associate(self, boxes: np.ndarray, scores, step: int, categories=None) -> dict[int, Track]:
         xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1).reshape(-1, 4)
         conf = np.ones(len(boxes)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
         det = self._sv.Detections(xyxy=xyxy, confidence=conf, data={"row": np.arange(len(boxes))})

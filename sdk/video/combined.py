@@ -21,7 +21,7 @@ class CombinedRegions:
                              f"{[tuple(p.categories) for p, _ in stages]}")
         self.stages = [(p, [self.categories.index(c) for c in cats]) for p, cats in stages]
         self.overlap = overlap
-        self.tracker_defaults = getattr(stages[0][0], "tracker_defaults", {})
+        self.tracker_defaults = {**getattr(stages[0][0], "tracker_defaults", {}), "by_category": True}
         self.last_categories = np.zeros((0, len(self.categories)), np.float32)
         self._pool: ThreadPoolExecutor | None = None
 
@@ -33,7 +33,7 @@ class CombinedRegions:
         scores = np.zeros((0, len(self.categories)), np.float32)
         for future, (_, wanted) in zip(found, self.stages):
             b, s = future.result()
-            new = np.isin(s.argmax(1), wanted) & ~(_overlap(b, boxes) >= self.overlap).any(1)
+            new = np.isin(s.argmax(1), wanted) & (_covered(b, boxes) < self.overlap)
             trusted = np.zeros_like(s)  # only the categories it was trusted with: a vehicle box stays one
             trusted[:, wanted] = s[:, wanted]
             boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, trusted[new]])
@@ -46,17 +46,19 @@ def _found(provider, frame: np.ndarray, index: int, categories: int) -> tuple[np
     return boxes, np.asarray(provider.last_categories, np.float32).reshape(-1, categories)
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller box's area, for every pair of x, y, w, h boxes: 1 when one lies
-    inside the other (a car box around two people walking side by side overlaps each of them fully)."""
+def _covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How much of each box of ``a`` the boxes of ``b`` cover (their intersections' sum over its area, at
+    most 1), or of the largest ``b`` box it contains: a car box around two people walking side by side,
+    or over one person's legs, is mostly people."""
     if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
+        return np.zeros(len(a))
     a1, a2 = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
     b1, b2 = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
-    iw, ih = np.moveaxis(np.minimum(a2, b2) - np.maximum(a1, b1), 2, 0)
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    smaller = np.minimum((a[:, 2] * a[:, 3])[:, None], (b[:, 2] * b[:, 3])[None])
-    return inter / np.maximum(smaller, 1e-9)
+    iw, ih = np.moveaxis(np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None), 2, 0)
+    inter = iw * ih
+    of_a = inter.sum(1) / np.maximum(a[:, 2] * a[:, 3], 1e-9)
+    of_b = (inter / np.maximum(b[None, :, 2] * b[None, :, 3], 1e-9)).max(1)
+    return np.minimum(np.maximum(of_a, of_b), 1.0)
 
 
 def street_regions(detector=None, coco=None, min_size: int = 8) -> CombinedRegions:

@@ -141,7 +141,7 @@ class VideoRun:
             t0 = time.perf_counter()
             boxes, hints = self._regions(frame)
             t1 = time.perf_counter()
-            tracks = self.tracker.update(boxes, None if hints is None else hints.max(1))
+            tracks = self.tracker.update(boxes, *((None, None) if hints is None else (hints.max(1), hints.argmax(1))))
             if hints is not None:
                 for (tr, _), hint in zip(tracks, hints):
                     IoUTracker.observe_category(tr, hint)

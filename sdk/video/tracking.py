@@ -61,6 +61,8 @@ class TrackerConfig:
                               # where its velocity puts it (similar size): at 3 fps a car moves past its own length
                               # between frames, and IoU alone starts a new track each frame; 0: off
 
+    by_category: bool = False  # a box continues only a track of its own detector category (two detectors
+                               # joined: one's car box must not carry on another's person track)
     method: str = "iou"       # iou (this module's) | bytetrack (Roboflow's trackers package: `ByteTracker`)
     static_categories: tuple[int, ...] = ()  # detector categories that need no travel (a parked car is an object)
 
@@ -78,14 +80,16 @@ class IoUTracker:
         self._next = 1
         self.step = -1  # processed frames so far - 1
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> list[tuple[Track, bool]]:
+    def update(self, boxes: np.ndarray, scores: np.ndarray | None = None,
+               categories: np.ndarray | None = None) -> list[tuple[Track, bool]]:
         """Assign ``boxes`` ([N, 4] x, y, w, h) of the next processed frame to tracks; returns, per box
         in order, its track and whether it needs classifying on this frame. ``scores``: the boxes'
-        detection confidences, for trackers that use them."""
+        detection confidences, for trackers that use them; ``categories``: their detector categories
+        (used with ``by_category``)."""
         self.step += 1
         step = self.step
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        assigned = self._associate(boxes, scores, step)
+        assigned = self._associate(boxes, scores, step, categories)
         out = []
         for i, box in enumerate(boxes):
             track = assigned.get(i)
@@ -110,15 +114,25 @@ class IoUTracker:
             out.append((track, due))
         return out
 
-    def _associate(self, boxes: np.ndarray, scores, step: int) -> dict[int, Track]:
+    def _associate(self, boxes: np.ndarray, scores, step: int, categories=None) -> dict[int, Track]:
         """Box row -> the live track it continues (greedy by IoU, then by distance within the gate)."""
         live = [t for t in self.tracks.values() if step - t.last_seen - 1 <= self.config.max_age]
         self.tracks = {t.id: t for t in live}
         predicted = np.array([self._predict(t, step) for t in live]).reshape(-1, 4)
-        assigned = _greedy(iou_matrix(boxes, predicted), self.config.iou, {})
+        allowed = self._same_category(categories, live, len(boxes))
+        assigned = _greedy(iou_matrix(boxes, predicted) * allowed, self.config.iou, {})
         if self.config.gate > 0:
-            assigned = _greedy(_closeness(boxes, predicted, self.config.gate), 0.0, assigned)
+            assigned = _greedy(_closeness(boxes, predicted, self.config.gate) * allowed, 0.0, assigned)
         return {i: live[j] for i, j in assigned.items()}
+
+    def _same_category(self, categories, live: list[Track], n: int) -> np.ndarray | float:
+        """1 where box i may continue track j: always, unless ``by_category`` and both have a category
+        that differs."""
+        if not self.config.by_category or categories is None:
+            return 1.0
+        tracks = np.array([-1 if t.category is None else int(np.argmax(t.category)) for t in live]).reshape(1, -1)
+        boxes = np.asarray(categories).reshape(-1, 1)
+        return ((boxes == tracks) | (tracks < 0)).astype(np.float64).reshape(n, len(live))
 
     @staticmethod
     def _predict(track: Track, step: int) -> np.ndarray:
