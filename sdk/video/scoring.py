@@ -119,6 +119,8 @@ class _Tally:
     def _identities(self, care, care_xywh, pred, pred_xywh, iou) -> None:
         import motmetrics as mm
 
+        if care and all(g.id < 0 for g in care):  # no identities (vehicle sequences: id -1): py-motmetrics
+            return                                # fails on a repeated id, and IDF1 is not computed for them
         dist = mm.distances.iou_matrix(care_xywh, pred_xywh, max_iou=1 - iou)
         self.acc.update([g.id for g in care], [p.get("track", -1) for p in pred], dist)
 
