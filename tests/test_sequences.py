@@ -154,6 +154,28 @@ def test_detector_regions_gives_boxes_in_the_frame_with_category_scores(detector
         DetectorRegions(junk)
 
 
+def test_thresholds_per_category_come_from_the_model_metadata_or_the_caller(detector, tmp_path):
+    import shutil
+
+    from lowres_sdk.video.detector import DetectorRegions
+    from training.detector_tune import write_meta
+
+    _, out = detector
+    tuned = tmp_path / "tuned.onnx"
+    shutil.copy(out, tuned)
+    write_meta(tuned, {"thresholds": {"person": 0.2, "vehicle": 0.6}, "thresholds_chosen_on": ["walk"]})
+    regions = DetectorRegions(tuned)
+    assert regions.by_category.tolist() == pytest.approx([0.2, 0.6]) and regions.threshold == pytest.approx(0.2)
+    boxes = np.array([[0, 0, 20, 40], [50, 0, 20, 40], [100, 0, 40, 20]], np.float64)
+    scores = np.array([[0.25, 0.1], [0.1, 0.5], [0.1, 0.65]], np.float32)  # a person, a weak and a sure vehicle
+    assert sorted(regions.select(boxes, scores).tolist()) == [[0, 0, 20, 40], [100, 0, 40, 20]]
+    assert regions.last_categories.shape == (2, 2)
+    assert DetectorRegions(tuned, threshold=0.3).by_category.tolist() == pytest.approx([0.3, 0.3])
+    assert DetectorRegions(out).by_category.tolist() == pytest.approx([0.3, 0.3])  # no thresholds stored: 0.3
+    with pytest.raises(InputError, match="vehicle"):
+        DetectorRegions(tuned, threshold={"person": 0.3})
+
+
 class _Provider:
     """Two fixed boxes, the first found as a person, the second as a vehicle."""
     categories = ("person", "vehicle")
