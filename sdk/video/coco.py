@@ -14,12 +14,15 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .detector import TRACKER_DEFAULTS, _session
+from .detector import _session
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "coco" / "yolox_nano.onnx"
 CATEGORIES = ("person", "vehicle")
 # COCO class index -> category (bicycle and motorcycle carry a rider: the person box is the one counted)
 COCO_CATEGORY = {0: 0, 2: 1, 5: 1, 7: 1}  # person; car, bus, truck
+# Two sightings make an object (one box on one frame is too often a shadow or a flicker), vehicles may
+# stand still, and tracks join by distance too (a car at 3 fps moves past its own length between frames).
+TRACKER_DEFAULTS = {"min_hits": 2, "min_travel": 0.1, "gate": 2.0, "static_categories": (1,)}
 STRIDES = (8, 16, 32)
 PAD = 114  # YOLOX's letterbox grey
 
@@ -42,7 +45,7 @@ class CocoRegions:
         self.input_name, self.size = self.session.get_inputs()[0].name, (int(shape[2]), int(shape[3]))
         self.threshold, self.nms_iou, self.min_size = threshold, nms_iou, min_size
         self.grid, self.stride = _grid(*self.size)
-        self.tracker_defaults = {**TRACKER_DEFAULTS, "static_categories": (1,)}
+        self.tracker_defaults = dict(TRACKER_DEFAULTS)
         self.last_categories = np.zeros((0, len(CATEGORIES)), np.float32)
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
