@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--route-at", type=int, default=None, help="fix the route (default: measured, as the default's)")
     ap.add_argument("--repeat", type=int, default=2, help="of each MOT person crop")
     ap.add_argument("--bg-repeat", type=int, default=1, help="of each MOT background crop")
+    ap.add_argument("--no-windows-from", default="", help="comma-separated sequences whose windows are left out")
     ap.add_argument("--no-parts", action="store_true", help="leave parts of people out of the background")
     ap.add_argument("--cifar-fraction", type=float, default=0.4)
     ap.add_argument("--score-only", action="store_true")
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
     import sources as scorecard
 
     plan = people.PeopleData(person_repeat=args.repeat, background_repeat=args.bg_repeat, parts=not args.no_parts,
-                             cifar_fraction=args.cifar_fraction)
+                             cifar_fraction=args.cifar_fraction,
+                             no_windows_from=tuple(filter(None, args.no_windows_from.split(","))))
     run_root = Path("benchmarks/runs") / args.name
     stage = default_model.Stage(f"{args.name}_w0.5_hr8", recipe(args), "fixedcam+clipbg+mot-people")
     ckpts = run_root / "checkpoints"   # the default's layout: default_<stage>/

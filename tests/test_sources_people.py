@@ -75,6 +75,8 @@ def test_a_held_out_sequence_leaves_training_whole(tmp_path, monkeypatch):
     assert info[people.SOURCES[1]] == {"person": 1, "background": 2}
     got, _ = people.mot_set(cache, people.PeopleData(held_out=("mot17-11",), person_repeat=1, parts=False))
     assert [fixedcam.FINE[i] for i in got.labels].count("background") == 1
+    got, _ = people.mot_set(cache, people.PeopleData(held_out=(), no_windows_from=("mot17-02",), background_repeat=2))
+    assert [fixedcam.FINE[i] for i in got.labels].count("background") == 2 * 3  # 11's window and parts, 02's part
     with pytest.raises(DataError, match="not built"):
         people.mot_set(tmp_path / "empty", people.PeopleData())
 
