@@ -115,7 +115,8 @@ def stream_counts(limit: int):
 
 def capacity(mode: str, clip: Path, args) -> list[dict]:
     rows = []
-    for n in stream_counts(args.max_streams):
+    counts = [int(n) for n in args.counts.split(",")] if args.counts else stream_counts(args.max_streams)
+    for n in counts:
         with tempfile.TemporaryDirectory() as tmp:
             row = trial(mode, clip, n, args.fps, args.seconds, Path(tmp), args.crops)
         print(json.dumps({k: row[k] for k in ("mode", "streams", "min_fps", "max_p95_ms", "cpu_share", "rss_mb",
@@ -222,6 +223,8 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=30.0, help="each run's length (the clips loop)")
     p.add_argument("--max-streams", type=int, default=32)
+    p.add_argument("--counts", default=None, help="the stream counts to try, e.g. 1,2,3,4 (default: 1, 2, 4, 8, 12, "
+                   "16, ... up to --max-streams); a run stops at the first that falls behind")
     p.add_argument("--modes", default="one,procs,ray")
     p.add_argument("--clips", default="720p,480p")
     p.add_argument("--ray-check-streams", type=int, default=8, help="0: skip the Ray-equals-one-process check")
@@ -230,7 +233,7 @@ def main() -> None:
     p.add_argument("--replot", action="store_true", help="only redraw the PNG and the docs table from the JSON")
     args = p.parse_args()
     if args.replot:
-        publish(json.loads(RESULTS.read_text()))
+        publish(json.loads(results_path(args.crops).read_text()))
         return
     modes = args.modes.split(",")
     report = {"date": time.strftime("%Y-%m-%d"), "machine": args.machine, "cores": os.cpu_count(), "fps": args.fps,
@@ -242,13 +245,19 @@ def main() -> None:
         report["clips"][clip] = [row for mode in modes for row in capacity(mode, CLIPS[clip], args)]
     if "ray" in modes and args.ray_check_streams:
         report["ray_check"] = ray_matches_one_process(CLIPS["720p"], args.ray_check_streams, args.fps)
-    write_json(RESULTS, report)
+    write_json(results_path(args.crops), report)
     publish(report)
 
 
+def results_path(crops: str) -> Path:
+    """streams.json for motion regions (the capacity table), streams_CROPS.json for another stage."""
+    return RESULTS if crops == "motion" else RESULTS.with_name(f"streams_{crops.split(':')[0]}.json")
+
+
 def publish(report: dict) -> None:
-    plot(report, RESULTS.with_suffix(".png"))
-    write_block("streams", table(report), doc=DOC)
+    crops = report.get("crops", "motion")
+    plot(report, results_path(crops).with_suffix(".png"))
+    write_block("streams" if crops == "motion" else f"streams-{crops.split(':')[0]}", table(report), doc=DOC)
     print("\n".join(table(report)))
 
 
