@@ -46,6 +46,10 @@ def test_coco_refuses_a_missing_model_a_bad_file_and_a_bad_threshold(tmp_path):
         CocoRegions(bad)
     with pytest.raises(InputError, match="threshold"):
         CocoRegions(threshold=1.5)
+    from lowres_sdk.video.detector import DEFAULT_MODEL as OWN
+
+    with pytest.raises(BundleError, match="not a YOLOX COCO detector"):
+        CocoRegions(OWN)  # an ONNX model, but another contract
 
 
 def test_the_shipped_model_keeps_half_precision_weights():

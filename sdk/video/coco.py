@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import BundleError, InputError
 from .detector import _session
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "coco" / "yolox_nano.onnx"
@@ -41,8 +41,7 @@ class CocoRegions:
         if not 0 < threshold < 1:
             raise InputError(f"threshold must be in (0, 1), got {threshold}")
         self.session = _session(path, threads)
-        shape = self.session.get_inputs()[0].shape
-        self.input_name, self.size = self.session.get_inputs()[0].name, (int(shape[2]), int(shape[3]))
+        self.input_name, self.size = _contract(self.session, path)
         self.threshold, self.nms_iou, self.min_size = threshold, nms_iou, min_size
         self.grid, self.stride = _grid(*self.size)
         self.tracker_defaults = dict(TRACKER_DEFAULTS)
@@ -78,6 +77,18 @@ class CocoRegions:
         raw, scores, grid, stride = raw[keep], scores[keep], self.grid[keep], self.stride[keep]
         centre, size = (raw[:, :2] + grid) * stride, np.exp(np.clip(raw[:, 2:4], -8, 8)) * stride
         return np.concatenate([centre - size / 2, size], 1).astype(np.float64) / r, scores
+
+
+def _contract(session, path: Path) -> tuple[str, tuple[int, int]]:
+    """The input's name and size of a YOLOX export (1x3xHxW in, 1xNx85 out, N its anchor points), else a
+    typed error: another ONNX model (the project's own detector, a classifier) is refused here."""
+    (inp,), outs = session.get_inputs(), session.get_outputs()
+    shape, out = inp.shape, outs[0].shape if len(outs) == 1 else None
+    if not (len(shape) == 4 and shape[1] == 3 and all(isinstance(d, int) for d in shape[2:])
+            and out is not None and len(out) == 3 and out[2] == 85):
+        raise BundleError(f"{path} is not a YOLOX COCO detector (input 1x3xHxW, output 1xNx85); "
+                          f"its input is {shape} and its outputs {[o.shape for o in outs]}")
+    return inp.name, (shape[2], shape[3])
 
 
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
