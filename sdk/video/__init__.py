@@ -2,7 +2,8 @@
 
 ``frames`` reads a file, camera or stream; a region provider (``parse_crops("street")``, or one from
 ``regions``, ``coco``, ``detector``, ``combined``) says where the objects are; ``tracking`` follows
-them; ``pipeline.run`` / ``pipeline.process`` classify and write outputs; ``many.process_many`` runs many streams at once (``sources``).
+them; ``pipeline.run`` / ``pipeline.process`` classify and write outputs; ``many.process_many`` runs
+many streams at once (``sources``).
 """
 from .frames import STREAM_PREFIXES, Frame, FrameReader, SourceStats, frames
 from .outputs import AnnotatedVideo, JsonlSink, annotate
