@@ -75,7 +75,7 @@ class _Stage:
 def test_combined_takes_each_stage_categories_and_keeps_a_box_found_twice_once():
     people_and_cars = _Stage([[0, 0, 10, 30], [50, 50, 40, 20]], [[0.9, 0.1], [0.1, 0.8]], {"min_hits": 2})
     cars = _Stage([[52, 51, 40, 20], [100, 0, 30, 15], [0, 0, 10, 30]], [[0.1, 0.6], [0.2, 0.7], [0.5, 0.4]])
-    combined = CombinedRegions([(people_and_cars, ("person", "vehicle")), (cars, ("vehicle",))])
+    combined = CombinedRegions([(people_and_cars, {"person": None, "vehicle": None}), (cars, {"vehicle": None})])
     boxes = combined(np.zeros((200, 200, 3), np.uint8), 0)
     found = {tuple(b): int(c) for b, c in zip(boxes.tolist(), combined.last_categories.argmax(1))}
     # the second stage's person box is not its to give; its copy of the first car is one car
@@ -85,11 +85,19 @@ def test_combined_takes_each_stage_categories_and_keeps_a_box_found_twice_once()
     assert combined.last_categories[car].tolist() == pytest.approx([0.0, 0.7])  # naming cannot make it a person
 
 
+def test_combined_takes_a_category_from_a_stage_only_below_its_height():
+    big = _Stage([[0, 0, 20, 90]], [[0.9, 0.1]])
+    small_people = _Stage([[100, 0, 10, 30], [150, 0, 20, 60], [5, 5, 15, 80]], [[0.8, 0.1], [0.7, 0.2], [0.6, 0.1]])
+    combined = CombinedRegions([(big, {"person": None, "vehicle": None}), (small_people, {"person": 0.2})])
+    boxes = combined(np.zeros((100, 200, 3), np.uint8), 0)  # 0.2 of the longer side: under 40 px tall
+    assert boxes.tolist() == [[0, 0, 20, 90], [100, 0, 10, 30]]  # 60 px too tall; the 80 px one overlaps too
+
+
 def test_combined_refuses_stages_with_other_categories():
     other = _Stage([], [])
     other.categories = ("face",)
     with pytest.raises(InputError, match="share their categories"):
-        CombinedRegions([(_Stage([], []), ("person",)), (other, ("face",))])
+        CombinedRegions([(_Stage([], []), {"person": None}), (other, {"face": None})])
 
 
 def test_parse_crops_builds_the_street_and_coco_stages(tmp_path):

@@ -12,14 +12,17 @@ from ..errors import InputError
 
 
 class CombinedRegions:
-    """``stages``: (provider, categories it contributes) pairs; every provider has the same ``categories``."""
+    """``stages``: (provider, {category: the tallest box it contributes of it, as a fraction of the
+    frame's longer side; None: any}) pairs; every provider has the same ``categories``."""
 
-    def __init__(self, stages: list[tuple[object, tuple[str, ...]]], overlap: float = 0.5):
+    def __init__(self, stages: list[tuple[object, dict[str, float | None]]], overlap: float = 0.5):
         self.categories = tuple(stages[0][0].categories)
         if any(tuple(p.categories) != self.categories for p, _ in stages):
             raise InputError(f"region stages to combine must share their categories, got "
                              f"{[tuple(p.categories) for p, _ in stages]}")
-        self.stages = [(p, [self.categories.index(c) for c in cats]) for p, cats in stages]
+        # per stage: the tallest box contributed per category (inf: any; 0: none), as a frame fraction
+        self.stages = [(p, np.array([np.inf if cats.get(c, 0) is None else cats.get(c, 0) for c in self.categories]))
+                       for p, cats in stages]
         self.overlap = overlap
         self.tracker_defaults = {**getattr(stages[0][0], "tracker_defaults", {}), "by_category": True}
         self.last_categories = np.zeros((0, len(self.categories)), np.float32)
@@ -31,12 +34,13 @@ class CombinedRegions:
         found = [self._pool.submit(_found, provider, frame, index, len(self.categories)) for provider, _ in self.stages]
         boxes = np.zeros((0, 4))
         scores = np.zeros((0, len(self.categories)), np.float32)
-        for future, (_, wanted) in zip(found, self.stages):
+        for future, (_, tallest) in zip(found, self.stages):
             b, s = future.result()
-            new = np.isin(s.argmax(1), wanted) & (_covered(b, boxes) < self.overlap)
-            trusted = np.zeros_like(s)  # only the categories it was trusted with: a vehicle box stays one
-            trusted[:, wanted] = s[:, wanted]
-            boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, trusted[new]])
+            category = s.argmax(1)
+            new = (b[:, 3] < tallest[category] * max(frame.shape[:2])) & (_covered(b, boxes) < self.overlap)
+            only = np.zeros_like(s)  # its own category alone: the naming cannot turn a car box into a person
+            only[np.arange(len(s)), category] = s[np.arange(len(s)), category]
+            boxes, scores = np.concatenate([boxes, b[new]]), np.concatenate([scores, only[new]])
         self.last_categories = scores
         return boxes.astype(np.int64).reshape(-1, 4)
 
@@ -61,11 +65,17 @@ def _covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(of_a, of_b), 1.0)
 
 
+# The smallest person YOLOX-Nano finds well is about 32 px tall at its 416 px input (4 cells of its finest
+# stride): below that, on the frame's scale, the project's low-res detector contributes the people.
+SMALL_PERSON = 32 / 416
+
+
 def street_regions(detector=None, coco=None, min_size: int = 8) -> CombinedRegions:
-    """The street default: COCO's people and vehicles (YOLOX-Nano), and the own detector's vehicles
-    (``detector``: its ONNX, default the shipped one), so cars seen from high above are found too."""
+    """The street default: COCO's people and vehicles (YOLOX-Nano), and from the own detector
+    (``detector``: its ONNX, default the shipped one) the vehicles COCO never saw (cars from high above)
+    and the people too small for COCO's input."""
     from .coco import CocoRegions
     from .detector import DetectorRegions
 
-    return CombinedRegions([(CocoRegions(coco, min_size=min_size), ("person", "vehicle")),
-                            (DetectorRegions(detector, min_size=min_size), ("vehicle",))])
+    return CombinedRegions([(CocoRegions(coco, min_size=min_size), {"person": None, "vehicle": None}),
+                            (DetectorRegions(detector, min_size=min_size), {"vehicle": None, "person": SMALL_PERSON})])
