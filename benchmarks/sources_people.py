@@ -4,7 +4,14 @@ parts of people cut from public MOT sequences (training/sources/people.py; MOT17
 built like the default (its 16 px net unchanged, route, calibration, export) and scored on every source by
 benchmarks/sources.py. Penn-Fudan and TUD-Campus stay unseen. Resumable: rerun to continue.
 
-    python benchmarks/sources_people.py --cache ~/.cache/lowres_sdk/train_sources   # from the repository root
+From the repository root, C being where the MOT sources are built (not the scorecard's cache), the candidates
+A, B (shipped), C and D of docs/sources.md:
+
+    python benchmarks/sources_people.py --cache C --name sources_people32 --cifar-fraction 0.4
+    python benchmarks/sources_people.py --cache C --name sources_people32kd --kd-alpha 0.5
+    python benchmarks/sources_people.py --cache C --name sources_people32kd3 --kd-alpha 0.3 --repeat 3 --bg-repeat 2
+    python benchmarks/sources_people.py --cache C --name sources_people32kd5r3 --kd-alpha 0.5 --repeat 3 \
+        --bg-repeat 2 --cifar-fraction 1 --no-windows-from adl-rundle-6
 """
 from __future__ import annotations
 
@@ -59,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bg-repeat", type=int, default=1, help="of each MOT background crop")
     ap.add_argument("--no-windows-from", default="", help="comma-separated sequences whose windows are left out")
     ap.add_argument("--no-parts", action="store_true", help="leave parts of people out of the background")
-    ap.add_argument("--cifar-fraction", type=float, default=0.4)
+    ap.add_argument("--cifar-fraction", type=float, default=0.6)
     ap.add_argument("--score-only", action="store_true")
     args = ap.parse_args(argv)
 

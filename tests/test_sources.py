@@ -159,6 +159,7 @@ def test_cli_refuses_unknown_sources_and_bad_snapshots(tmp_path):
 SEEN_BY_DATA = {  # what each part of a recipe's `data` string trains on (training/fixedcam.py)
     "fixedcam": {"cifar10", "person-reid", "pedestrians-mit", "street-background"},
     "clipbg": {"clip:pedestrians-480x360.avi", "clip:highway-cars-1280x720.mp4", "pets09-s2l1"},
+    "mot-people": {"adl-rundle-6-people", "mot17-mini-people"},  # training/sources/people.py
 }
 
 
@@ -178,7 +179,8 @@ SEEN_BY_FILE = {"cifar10-jpg.tar.gz": {"cifar10"}, "person-reid-48x128.tar.gz": 
                 "pedestrians-mit-64x128.tar.gz": {"pedestrians-mit"},
                 "street-background-64x128.tar.gz": {"street-background"},
                 "video/pedestrians-480x360.avi": {"clip:pedestrians-480x360.avi", "pets09-s2l1"},
-                "video/highway-cars-1280x720.mp4": {"clip:highway-cars-1280x720.mp4"}}
+                "video/highway-cars-1280x720.mp4": {"clip:highway-cars-1280x720.mp4"},
+                "adl-rundle-6-people": {"adl-rundle-6-people"}, "mot17-mini-people": {"mot17-mini-people"}}
 
 
 def test_the_manifest_agrees_with_the_shipped_model_card():

@@ -21,7 +21,8 @@ from .calibration import Head, calibrate, choose_route
 @dataclass(frozen=True)
 class Stage:
     """One training run: ``recipe`` holds its fields, where "stage:NAME" names the committed checkpoint of
-    another stage; ``source`` is the fixed-camera data it trains on (with the clips' background or not)."""
+    another stage; ``source`` is the fixed-camera data it trains on (with the clips' background or not, with
+    the MOT sequences' people and hard negatives or not: `Data.sets`)."""
     name: str
     recipe: dict
     source: str = "fixedcam+clipbg"
@@ -32,6 +33,7 @@ CAMERA = dict(method="lr", arch="airnet", resolution=16, input_mode="native", fi
               label_smoothing=0.1, ema_decay=0.999)
 HR = dict(method="hr", arch="airnet", batch_size=128, lr=0.1, warmup_epochs=1, seed=0, label_smoothing=0.1)
 UPPER = dict(CAMERA, width=0.5, resolution=32)  # the 32 px net of the larger crops' route
+KD_ALPHA = 0.5  # the people stage's weight on its own earlier soft labels (0.3 / 0.5 tried: docs/sources.md)
 # The shipped nets' chains: an HR start on the clean 32x32 objects (paper 001's staged fine-tuning), then
 # cosine cycles through random cameras; the 32 px net's last stage is a pool-first copy distilled from it
 # (40 instead of 54 MFLOPs), teacher and student on the same camera crop.
@@ -50,6 +52,12 @@ STAGES = (
     Stage("airnet32pp1_kd_w0.5_hr8", dict(UPPER, method="kd", arch="airnet-prepool1", epochs=16, camera_min=12,
                                           lr=0.05, kd_same_view=True, init="stage:airnet32_cont3_w0.5_hr8",
                                           teacher="stage:airnet32_cont3_w0.5_hr8")),
+    # street-level people from MOT sequences (training/sources/people.py): +7-14 points of person recall on
+    # two pedestrian sources it never saw; distilled from itself so the other classes stay (docs/sources.md)
+    Stage("airnet32pp1_people_w0.5_hr8", dict(UPPER, method="kd", arch="airnet-prepool1", epochs=4, camera_min=12,
+                                              lr=0.02, warmup_epochs=0, ema_decay=0.998, kd_same_view=True,
+                                              kd_alpha=KD_ALPHA, kd_tau=4.0, init="stage:airnet32pp1_kd_w0.5_hr8",
+                                              teacher="stage:airnet32pp1_kd_w0.5_hr8"), "fixedcam+clipbg+mot-people"),
 )
 
 
@@ -58,7 +66,7 @@ class Plan:
     """What the default model is: its stages, the stage of each route (smallest crops first), where the
     second route starts (None: measured by `choose_route`), its head and how it is exported."""
     stages: tuple[Stage, ...] = STAGES
-    routes: tuple[str, ...] = ("airnet16_cont_bg_w0.625_hr8", "airnet32pp1_kd_w0.5_hr8")
+    routes: tuple[str, ...] = ("airnet16_cont_bg_w0.625_hr8", "airnet32pp1_people_w0.5_hr8")
     route_at: int | None = None
     merge: dict = field(default_factory=lambda: dict(fixedcam.COARSE))
     dropped: tuple[str, ...] = fixedcam.DROPPED
@@ -104,6 +112,17 @@ def data_manifest(data: Path) -> dict:
     return out
 
 
+def sources_manifest(plan: Plan) -> dict:
+    """The pinned public sources (not in the shared data folder) a stage of ``plan`` trained on, by name."""
+    from lowres_sdk.training.sources import people
+    from lowres_sdk.training.sources.registry import SOURCES
+
+    if not any(s.source.endswith("+mot-people") for s in plan.stages):
+        return {}
+    return {n: {"origin": SOURCES[n].origin, "commit": SOURCES[n].commit, "pins_sha256": SOURCES[n].pins_digest}
+            for n in people.SOURCES}
+
+
 class Data:
     """The fixed-camera data, loaded once per source (the route stages' test split and INT8 calibration
     images come from the plain source); ``given``: (train, test) sets used for every source instead."""
@@ -114,6 +133,11 @@ class Data:
     def sets(self, source: str = "fixedcam"):
         if self.given is not None:
             return self.given
+        if source not in self._sets and source.endswith("+mot-people"):
+            from lowres_sdk.training.sources import people
+            from lowres_sdk.training.sources.base import cache_root
+
+            self._sets[source] = people.load(self.root, cache_root())[:2]
         if source not in self._sets:
             train, test, _ = fixedcam.load(self.root, clip_background=source == "fixedcam+clipbg")
             self._sets[source] = (train, test)
@@ -245,7 +269,7 @@ def build(out: str | os.PathLike, data: str | os.PathLike, checkpoints: str | os
             f"{cal['ece_after']}, unknown below {cal['unknown_below']}")
         export_shipped(plan, pairs, (test, calib), cal, tmp / "shipped", log)
         stages = stage_provenance(plan, str(data), checkpoints)
-        manifest = data_manifest(Path(data)) if sets is None else None
+        manifest = {**data_manifest(Path(data)), **sources_manifest(plan)} if sets is None else None
         card = model_card(plan, tmp / "shipped", stages=stages, manifest=manifest, route=choice, scorecard=scorecard)
         attach_card(tmp / "shipped", card, out, overwrite)
     return {"calibration": cal, "reliability": reliability, "route": choice, "model_card": card}

@@ -29,7 +29,7 @@ class PeopleData:
     background_repeat: int = 1
     parts: bool = True
     no_windows_from: tuple[str, ...] = ()  # sequences whose gt misses people (ADL-Rundle-6: behind the shop glass)
-    cifar_fraction: float = 0.4
+    cifar_fraction: float = 0.6
     seed: int = 0
 
 
