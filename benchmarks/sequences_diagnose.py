@@ -119,7 +119,7 @@ def diagnose(sequence: str, data: Path, jsonl: Path, model: Path) -> dict:
             iou = iou_matrix(care[r][None], rb)[0] if len(rb) else np.zeros(1)
             ok = iou >= 0.5
             if not ok.any():
-                misses["raw: no box (IoU < 0.5)" if iou.max() < 0.3 else "raw: loose box (IoU 0.3-0.5)"] += 1
+                misses["raw: no box (IoU < 0.3)" if iou.max() < 0.3 else "raw: loose box (IoU 0.3-0.5)"] += 1
             elif ((rs[ok, cat_index] >= threshold) & (rs[ok].argmax(1) == cat_index)).any():
                 misses["raw: box at the threshold, lost by tracker or naming"] += 1
             else:

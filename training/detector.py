@@ -76,7 +76,7 @@ def batch_of(seqs: list[Sequence], rng: np.random.Generator, size: int, n: int,
     return out
 
 
-def train(seqs: list[Sequence], out_dir: str | Path, *, steps: int = 1500, batch: int = 24, size: int = 160,
+def train(seqs: list[Sequence], out_dir: str | Path, *, steps: int = 2500, batch: int = 24, size: int = 160,
           lr: float = 2e-3, width: int = 32, seed: int = 0, people: PersonBank | None = None, log=print) -> CenterNet:
     """Train (resuming from ``out_dir``/detector.pt if present) with AdamW and a cosine schedule;
     ``out_dir`` gets the checkpoint every 100 steps and ``history.json``."""

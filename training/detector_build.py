@@ -40,7 +40,7 @@ def person_bank(archives: str | Path | None):
     return PersonBank.from_folders(folders) if folders else None
 
 
-def build(sequences: list[Path], out: str | Path, *, steps: int = 1500, work: str | Path | None = None,
+def build(sequences: list[Path], out: str | Path, *, steps: int = 2500, work: str | Path | None = None,
           archives: str | Path | None = None, seed: int = 0, log=print) -> Path:
     """Train on ``sequences`` (resuming in ``work``) and export ``out``; returns its path."""
     from .detector import export_onnx, train
@@ -65,7 +65,7 @@ def build(sequences: list[Path], out: str | Path, *, steps: int = 1500, work: st
 @click.argument("sequences", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The detector ONNX to write.")
 @click.option("--exclude", multiple=True, help="A sequence (file stem) to leave out; repeat for more.")
-@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Training steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=2500, show_default=True, help="Training steps.")
 @click.option("--people", "archives", type=click.Path(file_okay=False), default=None,
               help="A data folder holding pedestrian crop archives to paste into frames (e.g. ../shared/data).")
 @click.option("--work", type=click.Path(file_okay=False), default=None,
