@@ -36,11 +36,12 @@ SEQUENCES = ("pets09-s2l1-768x576", "tud-campus-640x480", "ngsim-us101-cam1-640x
 
 
 def fold_model(sequence: str) -> tuple[Path, dict]:
-    """The first fold detector whose training did not include ``sequence``."""
-    for path in sorted(FOLDS.glob("fold_*.onnx")):
-        meta = read_meta(path)
-        if sequence not in meta["trained_on"]:
-            return path, meta
+    """Of the fold detectors whose training did not include ``sequence``, the one that trained on the most
+    sequences (the first by name among equals)."""
+    folds = [(path, read_meta(path)) for path in sorted(FOLDS.glob("fold_*.onnx"))]
+    left_out = [(path, meta) for path, meta in folds if sequence not in meta["trained_on"]]
+    if left_out:
+        return max(left_out, key=lambda fold: len(fold[1]["trained_on"]))
     raise SystemExit(f"no fold detector under {FOLDS} left {sequence} out: train one "
                      f"(lowres train-detector SEQUENCES --exclude {sequence} --out {FOLDS}/fold_NAME.onnx)")
 
