@@ -12,6 +12,15 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
 
 
+def write_flat_clip(path: Path, frames: int, size: tuple[int, int], fps: float = 5) -> Path:
+    """An MJPG clip of ``frames`` flat grey frames (``size``: width, height): nothing moves in it."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for _ in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 90, np.uint8))
+    writer.release()
+    return path
+
+
 def make_image_folder(root: Path, per_class: int, size: int = 16, seed: int = 0) -> Path:
     """Three learnable classes: red blobs, horizontal stripes, vertical stripes, on noise."""
     rng = np.random.default_rng(seed)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import write_flat_clip
 from lowres_sdk import BundleError, InputError
 from lowres_sdk.video.scoring import score
 from lowres_sdk.video.tracking import IoUTracker, TrackerConfig
@@ -197,11 +198,7 @@ class _Birdy:
 def test_a_detector_category_names_the_track_and_the_classifier_the_vehicle_type(tmp_path):
     from lowres_sdk.video import run
 
-    path = tmp_path / "blank.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (120, 80))
-    for _ in range(4):
-        writer.write(np.full((80, 120, 3), 90, np.uint8))
-    writer.release()
+    path = write_flat_clip(tmp_path / "blank.avi", 4, (120, 80))
     with run(path, _Birdy(), _Provider(), tracker=TrackerConfig(min_hits=1, min_travel=0), threads=False) as results:
         last = list(results)[-1]
     labels = {d.box: (d.label, round(d.score, 2)) for d in last.objects}

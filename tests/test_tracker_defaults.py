@@ -1,9 +1,9 @@
 """The tracker settings come from the region stage wherever it runs: `run` / `process` in Python, one
 stream, and each stream of a many-stream run (whose own ``crops=`` may differ from the command line's);
 settings a user gives override only themselves."""
-import cv2
 import numpy as np
 import pytest
+from conftest import write_flat_clip
 
 from lowres_sdk.video.detector import TRACKER_DEFAULTS, DetectorRegions
 from lowres_sdk.video.many import ManyOptions, StreamRunner
@@ -35,11 +35,7 @@ def test_tracker_for_takes_the_stage_settings_then_the_overrides():
 def test_run_without_a_tracker_uses_the_stage_settings(tmp_path):
     from lowres_sdk.video import run
 
-    path = tmp_path / "blank.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
-    for _ in range(2):
-        writer.write(np.full((48, 64, 3), 90, np.uint8))
-    writer.release()
+    path = write_flat_clip(tmp_path / "blank.avi", 2, (64, 48))
     with run(path, _Nobody(), _Stage(), threads=False) as results:
         assert (results.config.min_hits, results.config.gate) == (2, 2.0)
     with run(path, _Nobody(), _Stage(), tracker=TrackerConfig(min_hits=4), threads=False) as results:

@@ -17,6 +17,7 @@ from lowres_sdk.results import RECORD_KEYS
 from lowres_sdk.video.outputs import annotate, label_style
 from lowres_sdk.video.pipeline import Detection
 
+from conftest import write_flat_clip
 from test_video import make_clip
 from tiny_bundles import make_bundle
 
@@ -30,10 +31,7 @@ def _cli(*args):
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("video_out")
     make_clip(root / "squares.avi", n=45)
-    still = cv2.VideoWriter(str(root / "still.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for _ in range(15):
-        still.write(np.full((48, 64, 3), 90, np.uint8))
-    still.release()
+    write_flat_clip(root / "still.avi", 15, (64, 48), fps=10)
     return root, make_bundle(root / "bundle")
 
 
